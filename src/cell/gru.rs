@@ -1,0 +1,290 @@
+//! The gated recurrent unit (Cho et al., 2014) in PyTorch's variant, as `nn.GRUCell`.
+
+use core::fmt;
+
+use rand::Rng;
+
+use super::{
+    fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell, CellParams, StatePart,
+};
+use crate::error::Result;
+use crate::float::Float;
+use crate::tensor::MatMut;
+
+/// Gates of a GRU, in PyTorch's packed order `r, z, n`.
+const GATES: usize = 3;
+
+/// Configuration of a [`GruCell`]: `GruConfig::new(input_size, hidden_size)`, then `with_*`
+/// options, then [`init`](GruConfig::init).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GruConfig {
+    input_size: usize,
+    hidden_size: usize,
+    bias: bool,
+}
+
+impl GruConfig {
+    /// A GRU cell reading `input_size` features into `hidden_size` units.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        GruConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+        }
+    }
+
+    /// Whether the cell has the biases `bias_ih` and `bias_hh`. Defaults to `true`.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_bias(self, bias: bool) -> Self {
+        GruConfig { bias, ..self }
+    }
+
+    /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
+    pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> GruCell<T> {
+        let params = CellParams::init(
+            GATES * self.hidden_size,
+            self.input_size,
+            self.hidden_size,
+            self.bias,
+            rng,
+        );
+        GruCell {
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            params,
+        }
+    }
+}
+
+/// A GRU cell with PyTorch's parameterisation.
+///
+/// ```text
+/// r  = σ(W_ir x + b_ir + W_hr h + b_hr)
+/// z  = σ(W_iz x + b_iz + W_hz h + b_hz)
+/// n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+/// h' = (1 − z) ⊙ n + z ⊙ h
+/// ```
+///
+/// The reset gate multiplies the hidden projection *including its bias*: this is PyTorch's
+/// form (the "reset after" variant of [arXiv:1406.1078v3](https://arxiv.org/abs/1406.1078v3)),
+/// not the original one of v1. The gates are packed in the order `r, z, n` into
+/// `weight_ih (3H, I)`, `weight_hh (3H, H)`, `bias_ih (3H)` and `bias_hh (3H)`, as in
+/// [`torch.nn.GRU`](https://pytorch.org/docs/stable/generated/torch.nn.GRU.html).
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{Cell, GruCell, GruConfig, Tensor};
+///
+/// let cell: GruCell<f32> = GruConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0));
+/// let (next, _trace) = cell.forward(&Tensor::zeros(&[2, 3]), None)?;
+/// assert_eq!(next.h().shape(), &[2, 5]);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct GruCell<T> {
+    input_size: usize,
+    hidden_size: usize,
+    params: CellParams<T>,
+}
+
+impl<T: Float> GruCell<T> {
+    /// A cell with the given parameters (for example loaded from PyTorch).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::ShapeMismatch`] naming the first parameter whose shape is not
+    /// `weight_ih (3H, I)`, `weight_hh (3H, H)`, `bias_* (3H)`.
+    pub fn from_params(
+        input_size: usize,
+        hidden_size: usize,
+        params: CellParams<T>,
+    ) -> Result<Self> {
+        params.validate(GATES * hidden_size, input_size, hidden_size)?;
+        Ok(GruCell {
+            input_size,
+            hidden_size,
+            params,
+        })
+    }
+}
+
+impl<T: Float> Cell<T> for GruCell<T> {
+    fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn gate_width(&self) -> usize {
+        GATES * self.hidden_size
+    }
+
+    fn state_parts(&self) -> Vec<StatePart> {
+        vec![StatePart {
+            name: "h",
+            size: self.hidden_size,
+        }]
+    }
+
+    /// Saved per sample: the gates `r, z, n` and the hidden projection `W_hn h + b_hn`.
+    fn saved_width(&self) -> usize {
+        (GATES + 1) * self.hidden_size
+    }
+
+    fn separate_hidden_grad(&self) -> bool {
+        true
+    }
+
+    fn params(&self) -> &CellParams<T> {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut CellParams<T> {
+        &mut self.params
+    }
+
+    fn step(&self, batch: usize, p: &[T], prev: &[T], next: &mut [T], saved: &mut [T]) {
+        let h = self.hidden_size;
+        let (gw, sw) = (GATES * h, (GATES + 1) * h);
+        debug_assert_eq!(p.len(), batch * gw);
+        debug_assert_eq!(prev.len(), batch * h);
+        debug_assert_eq!(saved.len(), batch * sw);
+        // hidden projection ← b_hh + h·W_hhᵀ, written straight into the saved rows
+        fill_rows_with_bias(self.params.bias_hh.as_ref(), batch, gw, saved, sw);
+        recurrent_product(
+            &self.params,
+            batch,
+            prev,
+            h,
+            T::one(),
+            MatMut::strided(saved, batch, gw, sw, 1),
+        );
+        let one = T::one();
+        for b in 0..batch {
+            let p = &p[b * gw..][..gw];
+            let s = &mut saved[b * sw..][..sw];
+            let h_prev = &prev[b * h..][..h];
+            let h_next = &mut next[b * h..][..h];
+            for j in 0..h {
+                let hn = s[2 * h + j];
+                let r = (p[j] + s[j]).sigmoid();
+                let z = (p[h + j] + s[h + j]).sigmoid();
+                let n = (p[2 * h + j] + r * hn).tanh();
+                (s[j], s[h + j], s[2 * h + j], s[3 * h + j]) = (r, z, n, hn);
+                h_next[j] = (one - z) * n + z * h_prev[j];
+            }
+        }
+    }
+
+    fn step_backward(
+        &self,
+        batch: usize,
+        saved: &[T],
+        prev: &[T],
+        _next: &[T],
+        d_next: &[T],
+        d_p: &mut [T],
+        d_hp: &mut [T],
+        d_prev: &mut [T],
+    ) {
+        let h = self.hidden_size;
+        let (gw, sw) = (GATES * h, (GATES + 1) * h);
+        let one = T::one();
+        for b in 0..batch {
+            let s = &saved[b * sw..][..sw];
+            let h_prev = &prev[b * h..][..h];
+            let dh = &d_next[b * h..][..h];
+            let (dgi, dgh) = (&mut d_p[b * gw..][..gw], &mut d_hp[b * gw..][..gw]);
+            let dh_prev = &mut d_prev[b * h..][..h];
+            for j in 0..h {
+                let (r, z, n, hn) = (s[j], s[h + j], s[2 * h + j], s[3 * h + j]);
+                // h' = (1 − z)·n + z·h; dtanh/dx = 1 − tanh²
+                let dn = dh[j] * (one - z) * (one - n * n);
+                // dσ/dx = σ(1 − σ)
+                let dz = dh[j] * (h_prev[j] - n) * z * (one - z);
+                // n = tanh(x_n + r·hn): dr = dn·hn
+                let dr = dn * hn * r * (one - r);
+                (dgi[j], dgi[h + j], dgi[2 * h + j]) = (dr, dz, dn);
+                (dgh[j], dgh[h + j], dgh[2 * h + j]) = (dr, dz, dn * r);
+                dh_prev[j] = dh[j] * z;
+            }
+        }
+        // dh_prev += d_hidden_projection·W_hh
+        recurrent_product_backward(&self.params, batch, d_hp, T::one(), d_prev, h);
+    }
+}
+
+impl<T: Float> fmt::Display for GruCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "GruCell {{ input_size: {}, hidden_size: {}, bias: {}, params: {} }}",
+            self.input_size,
+            self.hidden_size,
+            self.params.bias_ih.is_some(),
+            self.params.count()
+        )
+    }
+}
+
+impl<T: Float> fmt::Debug for GruCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GruCell")
+            .field("input_size", &self.input_size)
+            .field("hidden_size", &self.hidden_size)
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::State;
+    use crate::tensor::Tensor;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
+        Tensor::from_vec(data.to_vec(), dims).unwrap()
+    }
+
+    /// One step with I = H = 1, `W_ih = [0.1, 0.2, 0.3]`, `W_hh = [0.5, −0.5, 0.25]`, every
+    /// bias 0.05, x = 0.5, h = 0.2:
+    ///
+    /// ```text
+    /// r  = σ(0.05 + 0.05 + 0.1 + 0.05)   = σ(0.25) = 0.562177
+    /// z  = σ(0.1 + 0.05 − 0.1 + 0.05)    = σ(0.10) = 0.524979
+    /// n  = tanh(0.15 + 0.05 + r·(0.05 + 0.05)) = tanh(0.256218) = 0.250754
+    /// h' = (1 − z)·n + z·h = 0.119114 + 0.104996 = 0.224109
+    /// ```
+    #[test]
+    fn one_step_by_hand() {
+        let params = CellParams {
+            weight_ih: t(&[0.1, 0.2, 0.3], &[3, 1]),
+            weight_hh: t(&[0.5, -0.5, 0.25], &[3, 1]),
+            bias_ih: Some(t(&[0.05; 3], &[3])),
+            bias_hh: Some(t(&[0.05; 3], &[3])),
+        };
+        let cell = GruCell::from_params(1, 1, params).unwrap();
+        let state = State::from_h(t(&[0.2], &[1, 1]));
+        let (next, _) = cell.forward(&t(&[0.5], &[1, 1]), Some(&state)).unwrap();
+        approx::assert_relative_eq!(
+            next.h().as_slice()[0],
+            0.22410938866284716,
+            max_relative = 1e-14
+        );
+    }
+
+    #[test]
+    fn display_is_one_line() {
+        let cell: GruCell<f32> = GruConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
+        assert_eq!(
+            cell.to_string(),
+            "GruCell { input_size: 2, hidden_size: 3, bias: true, params: 63 }"
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! The long short-term memory cell (Hochreiter & Schmidhuber, 1997), as PyTorch's `nn.LSTMCell`.
+
+use core::fmt;
+
+use rand::Rng;
+
+use super::{
+    fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell, CellParams, StatePart,
+};
+use crate::error::Result;
+use crate::float::Float;
+use crate::tensor::MatMut;
+
+/// Gates of an LSTM, in PyTorch's packed order `i, f, g, o`.
+const GATES: usize = 4;
+
+/// Configuration of an [`LstmCell`]: `LstmConfig::new(input_size, hidden_size)`, then `with_*`
+/// options, then [`init`](LstmConfig::init).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LstmConfig {
+    input_size: usize,
+    hidden_size: usize,
+    bias: bool,
+}
+
+impl LstmConfig {
+    /// An LSTM cell reading `input_size` features into `hidden_size` units.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        LstmConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+        }
+    }
+
+    /// Whether the cell has the biases `bias_ih` and `bias_hh`. Defaults to `true`.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_bias(self, bias: bool) -> Self {
+        LstmConfig { bias, ..self }
+    }
+
+    /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
+    pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> LstmCell<T> {
+        let params = CellParams::init(
+            GATES * self.hidden_size,
+            self.input_size,
+            self.hidden_size,
+            self.bias,
+            rng,
+        );
+        LstmCell {
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            params,
+        }
+    }
+}
+
+/// An LSTM cell with PyTorch's parameterisation.
+///
+/// ```text
+/// i  = σ(W_ii x + b_ii + W_hi h + b_hi)
+/// f  = σ(W_if x + b_if + W_hf h + b_hf)
+/// g  = tanh(W_ig x + b_ig + W_hg h + b_hg)
+/// o  = σ(W_io x + b_io + W_ho h + b_ho)
+/// c' = f ⊙ c + i ⊙ g
+/// h' = o ⊙ tanh(c')
+/// ```
+///
+/// The gates are packed in the order `i, f, g, o` into `weight_ih (4H, I)`,
+/// `weight_hh (4H, H)`, `bias_ih (4H)` and `bias_hh (4H)`, as in
+/// [`torch.nn.LSTM`](https://pytorch.org/docs/stable/generated/torch.nn.LSTM.html).
+/// The state is `(h, c)`.
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{Cell, LstmCell, LstmConfig, Tensor};
+///
+/// let cell: LstmCell<f64> = LstmConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0));
+/// let x = Tensor::zeros(&[2, 3]);
+/// let (next, _trace) = cell.forward(&x, None)?;
+/// assert_eq!(next.h().shape(), &[2, 5]);
+/// assert_eq!(next.c().unwrap().shape(), &[2, 5]);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct LstmCell<T> {
+    input_size: usize,
+    hidden_size: usize,
+    params: CellParams<T>,
+}
+
+impl<T: Float> LstmCell<T> {
+    /// A cell with the given parameters (for example loaded from PyTorch).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::ShapeMismatch`] naming the first parameter whose shape is not
+    /// `weight_ih (4H, I)`, `weight_hh (4H, H)`, `bias_* (4H)`.
+    pub fn from_params(
+        input_size: usize,
+        hidden_size: usize,
+        params: CellParams<T>,
+    ) -> Result<Self> {
+        params.validate(GATES * hidden_size, input_size, hidden_size)?;
+        Ok(LstmCell {
+            input_size,
+            hidden_size,
+            params,
+        })
+    }
+}
+
+impl<T: Float> Cell<T> for LstmCell<T> {
+    fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn gate_width(&self) -> usize {
+        GATES * self.hidden_size
+    }
+
+    fn state_parts(&self) -> Vec<StatePart> {
+        vec![
+            StatePart {
+                name: "h",
+                size: self.hidden_size,
+            },
+            StatePart {
+                name: "c",
+                size: self.hidden_size,
+            },
+        ]
+    }
+
+    /// Saved per sample: the activated gates `i, f, g, o` and `tanh(c')`.
+    fn saved_width(&self) -> usize {
+        (GATES + 1) * self.hidden_size
+    }
+
+    fn params(&self) -> &CellParams<T> {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut CellParams<T> {
+        &mut self.params
+    }
+
+    fn step(&self, batch: usize, p: &[T], prev: &[T], next: &mut [T], saved: &mut [T]) {
+        let h = self.hidden_size;
+        let (gw, sw, width) = (GATES * h, (GATES + 1) * h, 2 * h);
+        debug_assert_eq!(p.len(), batch * gw);
+        debug_assert_eq!(prev.len(), batch * width);
+        debug_assert_eq!(saved.len(), batch * sw);
+        // gates ← b_hh + h·W_hhᵀ, written straight into the saved rows
+        fill_rows_with_bias(self.params.bias_hh.as_ref(), batch, gw, saved, sw);
+        recurrent_product(
+            &self.params,
+            batch,
+            prev,
+            width,
+            T::one(),
+            MatMut::strided(saved, batch, gw, sw, 1),
+        );
+        for b in 0..batch {
+            let p = &p[b * gw..][..gw];
+            let s = &mut saved[b * sw..][..sw];
+            let c_prev = &prev[b * width + h..][..h];
+            let (h_next, c_next) = next[b * width..][..width].split_at_mut(h);
+            for j in 0..h {
+                let i = (s[j] + p[j]).sigmoid();
+                let f = (s[h + j] + p[h + j]).sigmoid();
+                let g = (s[2 * h + j] + p[2 * h + j]).tanh();
+                let o = (s[3 * h + j] + p[3 * h + j]).sigmoid();
+                let c = f * c_prev[j] + i * g;
+                let tc = c.tanh();
+                (s[j], s[h + j], s[2 * h + j], s[3 * h + j], s[4 * h + j]) = (i, f, g, o, tc);
+                c_next[j] = c;
+                h_next[j] = o * tc;
+            }
+        }
+    }
+
+    fn step_backward(
+        &self,
+        batch: usize,
+        saved: &[T],
+        prev: &[T],
+        _next: &[T],
+        d_next: &[T],
+        d_p: &mut [T],
+        _d_hp: &mut [T],
+        d_prev: &mut [T],
+    ) {
+        let h = self.hidden_size;
+        let (gw, sw, width) = (GATES * h, (GATES + 1) * h, 2 * h);
+        let one = T::one();
+        for b in 0..batch {
+            let s = &saved[b * sw..][..sw];
+            let c_prev = &prev[b * width + h..][..h];
+            let (dh, dc_next) = d_next[b * width..][..width].split_at(h);
+            let dg = &mut d_p[b * gw..][..gw];
+            let dc_prev = &mut d_prev[b * width + h..][..h];
+            for j in 0..h {
+                let (i, f, g, o, tc) = (s[j], s[h + j], s[2 * h + j], s[3 * h + j], s[4 * h + j]);
+                // h' = o·tanh(c'): dc' gets dh·o·(1 − tanh²c') on top of the incoming dc'
+                let dc = dc_next[j] + dh[j] * o * (one - tc * tc);
+                // dσ/dx = σ(1 − σ), dtanh/dx = 1 − tanh²
+                dg[j] = dc * g * i * (one - i);
+                dg[h + j] = dc * c_prev[j] * f * (one - f);
+                dg[2 * h + j] = dc * i * (one - g * g);
+                dg[3 * h + j] = dh[j] * tc * o * (one - o);
+                // c' = f·c + i·g: dc = dc'·f
+                dc_prev[j] = dc * f;
+            }
+        }
+        // dh_prev = d_gates·W_hh
+        recurrent_product_backward(&self.params, batch, d_p, T::zero(), d_prev, width);
+    }
+}
+
+impl<T: Float> fmt::Display for LstmCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "LstmCell {{ input_size: {}, hidden_size: {}, bias: {}, params: {} }}",
+            self.input_size,
+            self.hidden_size,
+            self.params.bias_ih.is_some(),
+            self.params.count()
+        )
+    }
+}
+
+impl<T: Float> fmt::Debug for LstmCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LstmCell")
+            .field("input_size", &self.input_size)
+            .field("hidden_size", &self.hidden_size)
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::State;
+    use crate::tensor::Tensor;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
+        Tensor::from_vec(data.to_vec(), dims).unwrap()
+    }
+
+    /// One step with I = H = 1, `W_ih = [0.1, 0.2, 0.3, 0.4]`, `W_hh = [0.5, −0.5, 0.25, −0.25]`,
+    /// every bias 0.05, x = 0.5, h = 0.2, c = 0.3:
+    ///
+    /// ```text
+    /// i = σ(0.05 + 0.1 + 0.1)  = σ(0.25) = 0.562177
+    /// f = σ(0.1 − 0.1 + 0.1)   = σ(0.10) = 0.524979
+    /// g = tanh(0.15 + 0.05 + 0.1) = tanh(0.30) = 0.291313
+    /// o = σ(0.2 − 0.05 + 0.1)  = σ(0.25) = 0.562177
+    /// c' = f·c + i·g = 0.157494 + 0.163769 = 0.321263
+    /// h' = o·tanh(c') = 0.562177 · 0.310652 = 0.174639
+    /// ```
+    #[test]
+    fn one_step_by_hand() {
+        let params = CellParams {
+            weight_ih: t(&[0.1, 0.2, 0.3, 0.4], &[4, 1]),
+            weight_hh: t(&[0.5, -0.5, 0.25, -0.25], &[4, 1]),
+            bias_ih: Some(t(&[0.05; 4], &[4])),
+            bias_hh: Some(t(&[0.05; 4], &[4])),
+        };
+        let cell = LstmCell::from_params(1, 1, params).unwrap();
+        let state = State::from_hc(t(&[0.2], &[1, 1]), t(&[0.3], &[1, 1]));
+        let (next, _) = cell.forward(&t(&[0.5], &[1, 1]), Some(&state)).unwrap();
+        approx::assert_relative_eq!(
+            next.c().unwrap().as_slice()[0],
+            0.32126286137561794,
+            max_relative = 1e-14
+        );
+        approx::assert_relative_eq!(
+            next.h().as_slice()[0],
+            0.17463920837710778,
+            max_relative = 1e-14
+        );
+    }
+
+    #[test]
+    fn display_is_one_line() {
+        let cell: LstmCell<f32> = LstmConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
+        assert_eq!(
+            cell.to_string(),
+            "LstmCell { input_size: 2, hidden_size: 3, bias: true, params: 84 }"
+        );
+        let cell: LstmCell<f32> = LstmConfig::new(2, 3)
+            .with_bias(false)
+            .init(&mut StdRng::seed_from_u64(1));
+        assert_eq!(
+            cell.to_string(),
+            "LstmCell { input_size: 2, hidden_size: 3, bias: false, params: 60 }"
+        );
+    }
+
+    #[test]
+    fn init_is_within_pytorch_bounds() {
+        let cell: LstmCell<f64> = LstmConfig::new(7, 16).init(&mut StdRng::seed_from_u64(2));
+        cell.params().visit(|name, t| {
+            assert!(
+                t.as_slice().iter().all(|v| v.abs() <= 0.25),
+                "{name} out of U(-1/4, 1/4)"
+            );
+        });
+    }
+
+    #[test]
+    fn from_params_names_the_wrong_tensor() {
+        let mut params = LstmConfig::new(2, 3)
+            .init::<f64, _>(&mut StdRng::seed_from_u64(3))
+            .params;
+        params.weight_hh = Tensor::zeros(&[12, 2]);
+        let e = LstmCell::from_params(2, 3, params).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shape mismatch in weight_hh: expected [12, 3], got [12, 2]"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The vanilla (Elman) recurrent cell, as PyTorch's `nn.RNNCell`.
+
+use core::fmt;
+
+use rand::Rng;
+
+use super::{
+    fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell, CellParams, StatePart,
+};
+use crate::error::Result;
+use crate::float::Float;
+use crate::tensor::MatMut;
+
+/// The non-linearity of an [`RnnCell`], PyTorch's `nonlinearity` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nonlinearity {
+    /// `tanh` (PyTorch's default).
+    #[default]
+    Tanh,
+    /// `max(0, x)`.
+    Relu,
+}
+
+/// Configuration of an [`RnnCell`]: `RnnConfig::new(input_size, hidden_size)`, then `with_*`
+/// options, then [`init`](RnnConfig::init).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RnnConfig {
+    input_size: usize,
+    hidden_size: usize,
+    bias: bool,
+    nonlinearity: Nonlinearity,
+}
+
+impl RnnConfig {
+    /// A vanilla RNN cell reading `input_size` features into `hidden_size` units.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        RnnConfig {
+            input_size,
+            hidden_size,
+            bias: true,
+            nonlinearity: Nonlinearity::Tanh,
+        }
+    }
+
+    /// Whether the cell has the biases `bias_ih` and `bias_hh`. Defaults to `true`.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_bias(self, bias: bool) -> Self {
+        RnnConfig { bias, ..self }
+    }
+
+    /// The non-linearity. Defaults to [`Nonlinearity::Tanh`].
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_nonlinearity(self, nonlinearity: Nonlinearity) -> Self {
+        RnnConfig {
+            nonlinearity,
+            ..self
+        }
+    }
+
+    /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
+    pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> RnnCell<T> {
+        let params = CellParams::init(
+            self.hidden_size,
+            self.input_size,
+            self.hidden_size,
+            self.bias,
+            rng,
+        );
+        RnnCell {
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            nonlinearity: self.nonlinearity,
+            params,
+        }
+    }
+}
+
+/// A vanilla RNN cell with PyTorch's parameterisation:
+///
+/// ```text
+/// h' = φ(W_ih x + b_ih + W_hh h + b_hh),   φ = tanh or relu
+/// ```
+///
+/// with `weight_ih (H, I)`, `weight_hh (H, H)`, `bias_ih (H)`, `bias_hh (H)`, as in
+/// [`torch.nn.RNN`](https://pytorch.org/docs/stable/generated/torch.nn.RNN.html).
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{Cell, Nonlinearity, RnnCell, RnnConfig, Tensor};
+///
+/// let cell: RnnCell<f64> = RnnConfig::new(3, 5)
+///     .with_nonlinearity(Nonlinearity::Relu)
+///     .init(&mut StdRng::seed_from_u64(0));
+/// let (next, _trace) = cell.forward(&Tensor::zeros(&[2, 3]), None)?;
+/// assert!(next.h().as_slice().iter().all(|&v| v >= 0.0));
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct RnnCell<T> {
+    input_size: usize,
+    hidden_size: usize,
+    nonlinearity: Nonlinearity,
+    params: CellParams<T>,
+}
+
+impl<T: Float> RnnCell<T> {
+    /// A cell with the given parameters (for example loaded from PyTorch).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::ShapeMismatch`] naming the first parameter whose shape is not
+    /// `weight_ih (H, I)`, `weight_hh (H, H)`, `bias_* (H)`.
+    pub fn from_params(
+        input_size: usize,
+        hidden_size: usize,
+        nonlinearity: Nonlinearity,
+        params: CellParams<T>,
+    ) -> Result<Self> {
+        params.validate(hidden_size, input_size, hidden_size)?;
+        Ok(RnnCell {
+            input_size,
+            hidden_size,
+            nonlinearity,
+            params,
+        })
+    }
+
+    /// The non-linearity.
+    pub fn nonlinearity(&self) -> Nonlinearity {
+        self.nonlinearity
+    }
+}
+
+impl<T: Float> Cell<T> for RnnCell<T> {
+    fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn gate_width(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn state_parts(&self) -> Vec<StatePart> {
+        vec![StatePart {
+            name: "h",
+            size: self.hidden_size,
+        }]
+    }
+
+    /// Nothing is saved: the derivative of φ is a function of `h'`, which the driver keeps.
+    fn saved_width(&self) -> usize {
+        0
+    }
+
+    fn params(&self) -> &CellParams<T> {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut CellParams<T> {
+        &mut self.params
+    }
+
+    fn step(&self, batch: usize, p: &[T], prev: &[T], next: &mut [T], _saved: &mut [T]) {
+        let h = self.hidden_size;
+        debug_assert_eq!(p.len(), batch * h);
+        fill_rows_with_bias(self.params.bias_hh.as_ref(), batch, h, next, h);
+        recurrent_product(
+            &self.params,
+            batch,
+            prev,
+            h,
+            T::one(),
+            MatMut::new(next, batch, h),
+        );
+        let next = &mut next[..batch * h];
+        match self.nonlinearity {
+            Nonlinearity::Tanh => next
+                .iter_mut()
+                .zip(p)
+                .for_each(|(v, &p)| *v = (*v + p).tanh()),
+            Nonlinearity::Relu => next
+                .iter_mut()
+                .zip(p)
+                .for_each(|(v, &p)| *v = (*v + p).max(T::zero())),
+        }
+    }
+
+    fn step_backward(
+        &self,
+        batch: usize,
+        _saved: &[T],
+        _prev: &[T],
+        next: &[T],
+        d_next: &[T],
+        d_p: &mut [T],
+        _d_hp: &mut [T],
+        d_prev: &mut [T],
+    ) {
+        let h = self.hidden_size;
+        let rows = batch * h;
+        let (next, d_next) = (&next[..rows], &d_next[..rows]);
+        match self.nonlinearity {
+            // dtanh/dx = 1 − tanh²
+            Nonlinearity::Tanh => d_p[..rows]
+                .iter_mut()
+                .zip(next.iter().zip(d_next))
+                .for_each(|(d, (&y, &dy))| *d = dy * (T::one() - y * y)),
+            // drelu/dx = 1 where the output is positive, else 0
+            Nonlinearity::Relu => d_p[..rows]
+                .iter_mut()
+                .zip(next.iter().zip(d_next))
+                .for_each(|(d, (&y, &dy))| *d = if y > T::zero() { dy } else { T::zero() }),
+        }
+        // dh_prev = d_pre·W_hh
+        recurrent_product_backward(&self.params, batch, d_p, T::zero(), d_prev, h);
+    }
+}
+
+impl<T: Float> fmt::Display for RnnCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RnnCell {{ input_size: {}, hidden_size: {}, nonlinearity: {:?}, bias: {}, params: {} }}",
+            self.input_size,
+            self.hidden_size,
+            self.nonlinearity,
+            self.params.bias_ih.is_some(),
+            self.params.count()
+        )
+    }
+}
+
+impl<T: Float> fmt::Debug for RnnCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RnnCell")
+            .field("input_size", &self.input_size)
+            .field("hidden_size", &self.hidden_size)
+            .field("nonlinearity", &self.nonlinearity)
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::State;
+    use crate::tensor::Tensor;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
+        Tensor::from_vec(data.to_vec(), dims).unwrap()
+    }
+
+    fn hand_cell(nonlinearity: Nonlinearity) -> RnnCell<f64> {
+        let params = CellParams {
+            weight_ih: t(&[0.5], &[1, 1]),
+            weight_hh: t(&[-0.4], &[1, 1]),
+            bias_ih: Some(t(&[0.05], &[1])),
+            bias_hh: Some(t(&[0.05], &[1])),
+        };
+        RnnCell::from_params(1, 1, nonlinearity, params).unwrap()
+    }
+
+    /// One step with `W_ih = 0.5`, `W_hh = −0.4`, both biases 0.05, x = 0.5, h = 0.2:
+    /// `h' = tanh(0.25 − 0.08 + 0.1) = tanh(0.27) = 0.263625`, and relu gives `0.27`.
+    #[test]
+    fn one_step_by_hand() {
+        let state = State::from_h(t(&[0.2], &[1, 1]));
+        let x = t(&[0.5], &[1, 1]);
+        let (next, _) = hand_cell(Nonlinearity::Tanh)
+            .forward(&x, Some(&state))
+            .unwrap();
+        approx::assert_relative_eq!(
+            next.h().as_slice()[0],
+            0.2636248354722033,
+            max_relative = 1e-14
+        );
+        let (next, _) = hand_cell(Nonlinearity::Relu)
+            .forward(&x, Some(&state))
+            .unwrap();
+        approx::assert_relative_eq!(next.h().as_slice()[0], 0.27, max_relative = 1e-14);
+    }
+
+    #[test]
+    fn relu_blocks_the_gradient_of_negative_units() {
+        let cell = hand_cell(Nonlinearity::Relu);
+        let x = t(&[-2.0], &[1, 1]);
+        let (next, trace) = cell.forward(&x, None).unwrap();
+        assert_eq!(next.h().as_slice(), &[0.0]);
+        let grads = cell
+            .backward(&trace, &State::from_h(t(&[1.0], &[1, 1])))
+            .unwrap();
+        assert_eq!(grads.input.as_slice(), &[0.0]);
+        assert_eq!(grads.params.weight_ih.as_slice(), &[0.0]);
+    }
+
+    #[test]
+    fn display_is_one_line() {
+        let cell: RnnCell<f32> = RnnConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
+        assert_eq!(
+            cell.to_string(),
+            "RnnCell { input_size: 2, hidden_size: 3, nonlinearity: Tanh, bias: true, params: 21 }"
+        );
+    }
+}

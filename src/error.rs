@@ -1,0 +1,208 @@
+//! The crate's one error type.
+
+use core::fmt;
+
+/// The shape of a tensor: up to three dimensions, printed as `[2, 3, 4]`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Shape {
+    dims: [usize; 3],
+    rank: u8,
+}
+
+impl Shape {
+    /// Builds a shape from its dimensions.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `dims` has more than three entries.
+    #[track_caller]
+    pub fn new(dims: &[usize]) -> Shape {
+        assert!(
+            dims.len() <= 3,
+            "a shape has at most 3 dimensions, got {}",
+            dims.len()
+        );
+        let mut all = [0; 3];
+        all[..dims.len()].copy_from_slice(dims);
+        Shape {
+            dims: all,
+            rank: dims.len() as u8,
+        }
+    }
+
+    /// The dimensions, outermost first.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims[..usize::from(self.rank)]
+    }
+
+    /// The number of dimensions.
+    pub fn rank(&self) -> usize {
+        usize::from(self.rank)
+    }
+
+    /// The number of elements (the product of the dimensions; 1 for rank 0).
+    pub fn len(&self) -> usize {
+        self.dims().iter().product()
+    }
+
+    /// Whether the shape holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(dims: &[usize]) -> Shape {
+        Shape::new(dims)
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(dims: [usize; N]) -> Shape {
+        Shape::new(&dims)
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.dims()).finish()
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Everything that can go wrong in this crate.
+///
+/// Messages are lowercase, without a trailing period, and name the values involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tensor had another shape than the operation needs.
+    ShapeMismatch {
+        /// What was being done, for example `"lstm input"`.
+        op: &'static str,
+        /// The shape the operation needs.
+        expected: Shape,
+        /// The shape it got.
+        actual: Shape,
+    },
+    /// A tensor had another rank than the operation needs.
+    RankMismatch {
+        /// What was being done, for example `"recurrent input"`.
+        op: &'static str,
+        /// The layout the operation needs, for example `"(T, B, I)"`.
+        expected: &'static str,
+        /// The shape it got.
+        actual: Shape,
+    },
+    /// A data buffer had another length than its shape implies.
+    DataLength {
+        /// The shape the data was given for.
+        shape: Shape,
+        /// The number of values in the buffer.
+        actual: usize,
+    },
+    /// A tensor of rank 0 or more than 3 was requested.
+    InvalidRank {
+        /// The requested rank.
+        rank: usize,
+    },
+    /// The per-sequence lengths of a batch are inconsistent with the input.
+    InvalidLengths {
+        /// What is wrong, for example `"length 0 at batch index 2"`.
+        reason: String,
+    },
+    /// A named parameter, state part or gradient does not exist.
+    UnknownName {
+        /// The name that was asked for.
+        name: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ShapeMismatch {
+                op,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "shape mismatch in {op}: expected {expected}, got {actual}"
+                )
+            }
+            Error::RankMismatch {
+                op,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "rank mismatch in {op}: expected a rank-{} tensor {expected}, got shape {actual}",
+                expected.matches(',').count() + 1
+            ),
+            Error::DataLength { shape, actual } => write!(
+                f,
+                "data length mismatch: shape {shape} needs {} values, got {actual}",
+                shape.len()
+            ),
+            Error::InvalidRank { rank } => {
+                write!(f, "invalid rank {rank}: tensors have rank 1 to 3")
+            }
+            Error::InvalidLengths { reason } => write!(f, "invalid sequence lengths: {reason}"),
+            Error::UnknownName { name } => write!(f, "unknown name `{name}`"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Returns a [`Error::ShapeMismatch`] unless `actual == expected`.
+pub(crate) fn check_shape(op: &'static str, expected: Shape, actual: Shape) -> Result<()> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            expected,
+            actual,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_mismatch_names_both_shapes() {
+        let e = Error::ShapeMismatch {
+            op: "lstm step input",
+            expected: Shape::new(&[4, 8]),
+            actual: Shape::new(&[4, 7]),
+        };
+        assert_eq!(
+            e.to_string(),
+            "shape mismatch in lstm step input: expected [4, 8], got [4, 7]"
+        );
+    }
+
+    #[test]
+    fn data_length_message() {
+        let e = Error::DataLength {
+            shape: Shape::new(&[2, 3]),
+            actual: 5,
+        };
+        assert_eq!(
+            e.to_string(),
+            "data length mismatch: shape [2, 3] needs 6 values, got 5"
+        );
+    }
+}

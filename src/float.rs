@@ -1,0 +1,102 @@
+//! The element types of the crate: `f32` for speed, `f64` for gradient checks.
+
+use core::fmt::{Debug, Display};
+use core::iter::Sum;
+
+/// The raw GEMM of `matrixmultiply` (`sgemm` or `dgemm`): `C ← α·A·B + β·C` over strided
+/// row/column layouts. Only [`crate::Tensor::gemm`]'s internal safe wrapper calls it.
+pub(crate) type RawGemm<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A floating-point element type: `f32` or `f64`.
+///
+/// It is [`num_traits::Float`] plus a statically dispatched matrix product (`f32` uses
+/// `matrixmultiply::sgemm`, `f64` uses `matrixmultiply::dgemm`). The trait is sealed: it is
+/// implemented for exactly these two types.
+pub trait Float:
+    num_traits::Float + Debug + Display + Default + Sum + Send + Sync + 'static + private::Sealed
+{
+    /// The GEMM kernel for this type.
+    #[doc(hidden)]
+    const GEMM: RawGemm<Self>;
+
+    /// Converts an `f64` to this type (rounding to nearest for `f32`).
+    fn of(value: f64) -> Self;
+
+    /// Converts this value to `f64` (exactly).
+    fn as_f64(self) -> f64;
+
+    /// The logistic sigmoid `1 / (1 + e^(−x))`, written so that it never overflows.
+    #[inline]
+    fn sigmoid(self) -> Self {
+        if self >= Self::zero() {
+            Self::one() / (Self::one() + (-self).exp())
+        } else {
+            let e = self.exp();
+            e / (Self::one() + e)
+        }
+    }
+}
+
+impl Float for f32 {
+    const GEMM: RawGemm<f32> = matrixmultiply::sgemm;
+
+    #[inline]
+    fn of(value: f64) -> Self {
+        value as f32
+    }
+
+    #[inline]
+    fn as_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Float for f64 {
+    const GEMM: RawGemm<f64> = matrixmultiply::dgemm;
+
+    #[inline]
+    fn of(value: f64) -> Self {
+        value
+    }
+
+    #[inline]
+    fn as_f64(self) -> f64 {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Float;
+
+    #[test]
+    fn sigmoid_is_stable_at_both_ends() {
+        assert_eq!(Float::sigmoid(0.0f64), 0.5);
+        assert_eq!(Float::sigmoid(-1000.0f64), 0.0);
+        assert_eq!(Float::sigmoid(1000.0f64), 1.0);
+        let x = 0.3f64;
+        assert!((Float::sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 1e-16);
+        assert!((Float::sigmoid(-x) - 1.0 / (1.0 + x.exp())).abs() < 1e-16);
+    }
+}

@@ -1,0 +1,329 @@
+//! Gradient checking: analytic gradients against central finite differences, in `f64`.
+//!
+//! The checked scalar is `L = Σ output ⊙ G_out + Σ_parts state ⊙ G_state`, with the weights
+//! `G` drawn from `N(0, 1)` with a fixed seed, so every output and every state part matters.
+//! Each parameter, input and initial-state element `θ` is moved by `±ε` and the slope
+//! `(L(θ + ε) − L(θ − ε)) / 2ε` is compared with the analytic `dL/dθ`.
+//!
+//! The error of one element is `|analytic − numeric| / max(1, |analytic|, |numeric|)`: relative
+//! for large gradients, absolute below 1, so that gradients that are zero do not divide by zero.
+
+use core::fmt;
+
+use rand::{rngs::StdRng, SeedableRng};
+
+use crate::cell::{Cell, State};
+use crate::error::Result;
+use crate::layer::SequenceLayer;
+use crate::tensor::Tensor;
+
+/// A gradient check: `Gradcheck::new()`, then `with_*` options, then
+/// [`check_layer`](Gradcheck::check_layer) or [`check_cell`](Gradcheck::check_cell).
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{Gradcheck, LstmConfig, Recurrent, Tensor};
+///
+/// let mut rng = StdRng::seed_from_u64(3);
+/// let lstm = Recurrent::new(LstmConfig::new(3, 4).init::<f64, _>(&mut rng));
+/// let x = Tensor::randn(&[5, 2, 3], &mut rng);
+/// let report = Gradcheck::new().check_layer(&lstm, &x, None, Some(&[5, 3]))?;
+/// assert!(report.worst_error < 1e-7, "{report}");
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gradcheck {
+    epsilon: f64,
+    seed: u64,
+}
+
+impl Default for Gradcheck {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The outcome of a gradient check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradcheckReport {
+    /// The largest error over every checked element (see the [module docs](crate::gradcheck)).
+    pub worst_error: f64,
+    /// Where it occurred, for example `"weight_hh_l0[5, 2]"` or `"input[3, 0, 1]"`.
+    pub worst_at: String,
+    /// The analytic gradient there.
+    pub analytic: f64,
+    /// The finite-difference gradient there.
+    pub numeric: f64,
+    /// How many elements were checked.
+    pub checked: usize,
+}
+
+impl fmt::Display for GradcheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "worst error {:.3e} at {} (analytic {:.9e}, numeric {:.9e}) over {} elements",
+            self.worst_error, self.worst_at, self.analytic, self.numeric, self.checked
+        )
+    }
+}
+
+impl GradcheckReport {
+    fn new() -> Self {
+        GradcheckReport {
+            worst_error: 0.0,
+            worst_at: String::from("nothing checked"),
+            analytic: 0.0,
+            numeric: 0.0,
+            checked: 0,
+        }
+    }
+
+    /// Compares `analytic[i]` with `numeric(i)` for every element of the tensor `name`.
+    fn compare(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        analytic: &[f64],
+        mut numeric: impl FnMut(usize) -> f64,
+    ) {
+        for (i, &a) in analytic.iter().enumerate() {
+            let n = numeric(i);
+            let error = (a - n).abs() / 1f64.max(a.abs()).max(n.abs());
+            self.checked += 1;
+            if error > self.worst_error || self.checked == 1 || error.is_nan() {
+                *self = GradcheckReport {
+                    worst_error: error,
+                    worst_at: format!("{name}{:?}", unravel(i, dims)),
+                    analytic: a,
+                    numeric: n,
+                    checked: self.checked,
+                };
+            }
+        }
+    }
+}
+
+fn unravel(mut flat: usize, dims: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; dims.len()];
+    for (slot, &d) in index.iter_mut().zip(dims).rev() {
+        *slot = flat % d;
+        flat /= d;
+    }
+    index
+}
+
+/// `L = Σ output ⊙ g_out + Σ state ⊙ g_state`.
+fn weighted_sum(
+    output: Option<(&Tensor<f64>, &Tensor<f64>)>,
+    state: &State<f64>,
+    g_state: &State<f64>,
+) -> f64 {
+    let out = output.map_or(0.0, |(o, g)| o.dot(g).expect("weights match the output"));
+    out + state
+        .parts()
+        .zip(g_state.parts())
+        .map(|((_, s), (_, g))| s.dot(g).expect("weights match the state"))
+        .sum::<f64>()
+}
+
+fn random_like(state: &State<f64>, rng: &mut StdRng) -> State<f64> {
+    State::new(
+        state
+            .parts()
+            .map(|(n, t)| (n, Tensor::randn(t.shape(), rng)))
+            .collect(),
+    )
+}
+
+/// Moves element `i` of `t` by `±ε` around `f` and returns the central difference.
+fn central_difference(
+    t: &mut Tensor<f64>,
+    i: usize,
+    eps: f64,
+    mut f: impl FnMut(&Tensor<f64>) -> f64,
+) -> f64 {
+    let original = t.as_slice()[i];
+    t.as_mut_slice()[i] = original + eps;
+    let plus = f(t);
+    t.as_mut_slice()[i] = original - eps;
+    let minus = f(t);
+    t.as_mut_slice()[i] = original;
+    (plus - minus) / (2.0 * eps)
+}
+
+impl Gradcheck {
+    /// A check with `ε = 1e-6` and loss weights drawn with seed 0.
+    pub fn new() -> Self {
+        Gradcheck {
+            epsilon: 1e-6,
+            seed: 0,
+        }
+    }
+
+    /// The finite-difference step. Defaults to `1e-6`.
+    #[must_use = "returns a new check and does not modify self"]
+    pub fn with_epsilon(self, epsilon: f64) -> Self {
+        Gradcheck { epsilon, ..self }
+    }
+
+    /// The seed of the random loss weights. Defaults to `0`.
+    #[must_use = "returns a new check and does not modify self"]
+    pub fn with_seed(self, seed: u64) -> Self {
+        Gradcheck { seed, ..self }
+    }
+
+    /// Checks every parameter, input and initial-state gradient of a sequence layer.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the layer's forward pass returns for these inputs.
+    pub fn check_layer<L>(
+        &self,
+        layer: &L,
+        input: &Tensor<f64>,
+        initial: Option<&State<f64>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<GradcheckReport>
+    where
+        L: SequenceLayer<f64> + Clone,
+    {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let out = layer.forward(input, initial, lengths)?;
+        let g_out = Tensor::randn(out.output.shape(), &mut rng);
+        let g_state = random_like(&out.state, &mut rng);
+        let grads = layer.backward(&out.trace, Some(&g_out), Some(&g_state))?;
+        let loss = |l: &L, x: &Tensor<f64>, s: Option<&State<f64>>| {
+            let out = l
+                .forward(x, s, lengths)
+                .expect("the forward pass succeeded once");
+            weighted_sum(Some((&out.output, &g_out)), &out.state, &g_state)
+        };
+
+        let mut params = Vec::new();
+        layer.visit_params(&mut |name, _| params.push(name.to_string()));
+        let params = params
+            .into_iter()
+            .map(|name| Ok((grads.params.require(&name)?.clone(), name)))
+            .collect::<Result<Vec<_>>>()?;
+        let analytic = Analytic {
+            params,
+            input: &grads.input,
+            state: &grads.initial_state,
+        };
+        let perturb = |l: &mut L, k: usize, f: &mut dyn FnMut(&mut Tensor<f64>)| {
+            let mut seen = 0;
+            l.visit_params_mut(&mut |_, t| {
+                if seen == k {
+                    f(t);
+                }
+                seen += 1;
+            });
+        };
+        Ok(self.compare_all(layer, input, initial, &analytic, perturb, loss))
+    }
+
+    /// Checks every parameter, input and state gradient of one cell step
+    /// ([`Cell::forward`] / [`Cell::backward`]); `x` is `(B, I)`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the cell's forward step returns for these inputs.
+    pub fn check_cell<C>(
+        &self,
+        cell: &C,
+        x: &Tensor<f64>,
+        state: Option<&State<f64>>,
+    ) -> Result<GradcheckReport>
+    where
+        C: Cell<f64> + Clone,
+    {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let (next, trace) = cell.forward(x, state)?;
+        let g_state = random_like(&next, &mut rng);
+        let grads = cell.backward(&trace, &g_state)?;
+        let loss = |c: &C, x: &Tensor<f64>, s: Option<&State<f64>>| {
+            let (next, _) = c.forward(x, s).expect("the forward step succeeded once");
+            weighted_sum(None, &next, &g_state)
+        };
+
+        let mut params = Vec::new();
+        grads
+            .params
+            .visit(|name, t| params.push((t.clone(), name.to_string())));
+        let analytic = Analytic {
+            params,
+            input: &grads.input,
+            state: &grads.state,
+        };
+        let perturb = |c: &mut C, k: usize, f: &mut dyn FnMut(&mut Tensor<f64>)| {
+            let mut seen = 0;
+            c.params_mut().visit_mut(|_, t| {
+                if seen == k {
+                    f(t);
+                }
+                seen += 1;
+            });
+        };
+        Ok(self.compare_all(cell, x, state, &analytic, perturb, loss))
+    }
+
+    /// Compares every analytic gradient with its central difference. `perturb(model, k, f)`
+    /// applies `f` to the model's `k`-th parameter; `loss` evaluates the checked scalar.
+    fn compare_all<M: Clone>(
+        &self,
+        model: &M,
+        input: &Tensor<f64>,
+        state: Option<&State<f64>>,
+        analytic: &Analytic<'_>,
+        perturb: impl Fn(&mut M, usize, &mut dyn FnMut(&mut Tensor<f64>)),
+        loss: impl Fn(&M, &Tensor<f64>, Option<&State<f64>>) -> f64,
+    ) -> GradcheckReport {
+        let eps = self.epsilon;
+        let mut report = GradcheckReport::new();
+        let mut probe = model.clone();
+        for (k, (a, name)) in analytic.params.iter().enumerate() {
+            report.compare(name, a.shape(), a.as_slice(), |i| {
+                let mut eval = |delta: f64| {
+                    perturb(&mut probe, k, &mut |t| t.as_mut_slice()[i] += delta);
+                    let l = loss(&probe, input, state);
+                    perturb(&mut probe, k, &mut |t| t.as_mut_slice()[i] -= delta);
+                    l
+                };
+                (eval(eps) - eval(-eps)) / (2.0 * eps)
+            });
+        }
+        let mut x = input.clone();
+        report.compare("input", input.shape(), analytic.input.as_slice(), |i| {
+            central_difference(&mut x, i, eps, |x| loss(model, x, state))
+        });
+        let mut s = state
+            .cloned()
+            .unwrap_or_else(|| zeros_like_state(analytic.state));
+        for (p, (name, a)) in analytic.state.parts().enumerate() {
+            report.compare(&format!("state.{name}"), a.shape(), a.as_slice(), |i| {
+                let mut eval = |delta: f64| {
+                    s.parts_mut().nth(p).expect("same parts").1.as_mut_slice()[i] += delta;
+                    let l = loss(model, input, Some(&s));
+                    s.parts_mut().nth(p).expect("same parts").1.as_mut_slice()[i] -= delta;
+                    l
+                };
+                (eval(eps) - eval(-eps)) / (2.0 * eps)
+            });
+        }
+        report
+    }
+}
+
+/// The analytic gradients to check: parameters (with their names), input, initial state.
+struct Analytic<'a> {
+    params: Vec<(Tensor<f64>, String)>,
+    input: &'a Tensor<f64>,
+    state: &'a State<f64>,
+}
+
+fn zeros_like_state(state: &State<f64>) -> State<f64> {
+    State::new(state.parts().map(|(n, t)| (n, t.zeros_like())).collect())
+}

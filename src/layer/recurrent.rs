@@ -1,0 +1,661 @@
+//! `Recurrent<C>`: one cell run over a batch of sequences, forward and backward through time.
+
+use core::fmt;
+
+use super::{Grads, SequenceGrads, SequenceLayer, SequenceOutput};
+use crate::cell::{
+    accumulate_param_grads, input_grad, pack_state, project_input, state_width, unpack_state, Cell,
+    State, StatePart,
+};
+use crate::error::{check_shape, Error, Result, Shape};
+use crate::float::Float;
+use crate::tensor::{MatMut, MatRef, Tensor};
+
+/// One recurrent layer in one direction: a [`Cell`] run over every time step of a batch.
+///
+/// The input projection `x_t·W_ihᵀ + b_ih` of all time steps is one GEMM before the time loop;
+/// inside it, the cell does one recurrent GEMM per step and its fused non-linearities. In
+/// backward, `dW_ih`, `dW_hh` and the input gradient are one GEMM each after the loop.
+///
+/// Parameters are named as in PyTorch's `nn.LSTM` / `nn.GRU` / `nn.RNN` with one layer:
+/// `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`.
+///
+/// # Shapes
+///
+/// - input: `(T, B, I)`, or `(B, T, I)` with [`with_batch_first`](Recurrent::with_batch_first)
+/// - output: `(T, B, H)` (or `(B, T, H)`), zero past each sequence's length
+/// - states (initial and final): each part `(1, B, width)`, as PyTorch's `h_0` / `c_0`
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{GruConfig, Recurrent, SequenceLayer, Tensor};
+///
+/// let mut rng = StdRng::seed_from_u64(7);
+/// let gru = Recurrent::new(GruConfig::new(4, 8).init::<f32, _>(&mut rng));
+/// let x = Tensor::randn(&[10, 3, 4], &mut rng); // T = 10, B = 3, I = 4
+/// let out = gru.forward(&x, None, Some(&[10, 6, 2]))?;
+/// assert_eq!(out.output.shape(), &[10, 3, 8]);
+/// assert_eq!(out.output.at(&[9, 2, 0]), 0.0); // past the third sequence's length
+/// let grads = gru.backward(&out.trace, Some(&out.output), None)?;
+/// assert_eq!(grads.params.get("weight_hh_l0").unwrap().shape(), &[24, 8]);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Recurrent<C> {
+    cell: C,
+    batch_first: bool,
+    name_suffix: String,
+}
+
+/// What [`Recurrent::forward`] keeps for [`Recurrent::backward`].
+///
+/// Rows are in the order of decreasing sequence length (the order PyTorch packs them), so
+/// that the samples still running at step `t` are a prefix of the batch.
+#[derive(Clone)]
+pub struct RecurrentTrace<T> {
+    seq_len: usize,
+    batch: usize,
+    /// Input rows `(T·B, I)` in packed order, zero past each length.
+    x: Vec<T>,
+    /// States `(T + 1, B, S)` in packed order; a finished sample's state is carried forward.
+    states: Vec<T>,
+    /// What the cell saved, `(T, B, saved_width)`.
+    saved: Vec<T>,
+    /// `order[j]` is the sample at packed row `j`; `None` when no lengths were given.
+    order: Option<Vec<usize>>,
+    /// Samples still running at each step.
+    batch_sizes: Vec<usize>,
+}
+
+impl<T> fmt::Debug for RecurrentTrace<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecurrentTrace")
+            .field("seq_len", &self.seq_len)
+            .field("batch", &self.batch)
+            .field("batch_sizes", &self.batch_sizes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> Recurrent<C> {
+    /// A layer running `cell` over time-major sequences.
+    pub fn new(cell: C) -> Self {
+        Recurrent {
+            cell,
+            batch_first: false,
+            name_suffix: "_l0".to_string(),
+        }
+    }
+
+    /// Whether inputs and outputs are `(B, T, F)` (PyTorch's `batch_first=True`). States stay
+    /// `(1, B, H)`, as in PyTorch. Defaults to `false`.
+    #[must_use = "returns a new layer and does not modify self"]
+    pub fn with_batch_first(self, batch_first: bool) -> Self {
+        Recurrent {
+            batch_first,
+            ..self
+        }
+    }
+
+    /// The cell.
+    pub fn cell(&self) -> &C {
+        &self.cell
+    }
+
+    /// The cell, mutably (for example to update its parameters).
+    pub fn cell_mut(&mut self) -> &mut C {
+        &mut self.cell
+    }
+}
+
+/// Validates `lengths` against the batch and returns `(order, batch_sizes)`.
+fn pack_lengths(
+    lengths: Option<&[usize]>,
+    seq_len: usize,
+    batch: usize,
+) -> Result<(Option<Vec<usize>>, Vec<usize>)> {
+    let Some(lengths) = lengths else {
+        return Ok((None, vec![batch; seq_len]));
+    };
+    if lengths.len() != batch {
+        return Err(Error::InvalidLengths {
+            reason: format!(
+                "expected {batch} lengths (one per sample), got {}",
+                lengths.len()
+            ),
+        });
+    }
+    if let Some((b, &len)) = lengths
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l == 0 || l > seq_len)
+    {
+        return Err(Error::InvalidLengths {
+            reason: format!(
+                "length {len} at batch index {b} is outside 1..={seq_len} (T = {seq_len})"
+            ),
+        });
+    }
+    let mut order: Vec<usize> = (0..batch).collect();
+    order.sort_by_key(|&b| core::cmp::Reverse(lengths[b]));
+    let batch_sizes = (0..seq_len)
+        .map(|t| lengths.iter().filter(|&&l| l > t).count())
+        .collect();
+    Ok((Some(order), batch_sizes))
+}
+
+/// Swaps the two leading dimensions of a `(d0, d1, f)` buffer.
+fn swap_leading<T: Copy>(data: &[T], d0: usize, d1: usize, f: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(data.len());
+    for j in 0..d1 {
+        for i in 0..d0 {
+            out.extend_from_slice(&data[(i * d1 + j) * f..][..f]);
+        }
+    }
+    out
+}
+
+impl<C> Recurrent<C> {
+    /// `(T, B)` of a sequence tensor with `features` per step, in this layer's layout.
+    fn sequence_dims<T: Float>(
+        &self,
+        op: &'static str,
+        t: &Tensor<T>,
+        features: usize,
+    ) -> Result<(usize, usize)> {
+        let layout = if self.batch_first {
+            "(B, T, F)"
+        } else {
+            "(T, B, F)"
+        };
+        let &[d0, d1, f] = t.shape() else {
+            return Err(Error::RankMismatch {
+                op,
+                expected: layout,
+                actual: t.dims(),
+            });
+        };
+        check_shape(
+            op,
+            Shape::from([d0, d1, features]),
+            Shape::from([d0, d1, f]),
+        )?;
+        Ok(if self.batch_first { (d1, d0) } else { (d0, d1) })
+    }
+
+    /// The data of a sequence tensor in time-major order.
+    fn time_major<T: Float>(&self, t: &Tensor<T>, seq_len: usize, batch: usize) -> Vec<T> {
+        if self.batch_first {
+            swap_leading(t.as_slice(), batch, seq_len, t.shape()[2])
+        } else {
+            t.as_slice().to_vec()
+        }
+    }
+
+    /// A sequence tensor in this layer's layout from time-major data.
+    fn from_time_major<T: Float>(
+        &self,
+        data: Vec<T>,
+        seq_len: usize,
+        batch: usize,
+        f: usize,
+    ) -> Tensor<T> {
+        let (data, dims) = if self.batch_first {
+            (swap_leading(&data, seq_len, batch, f), [batch, seq_len, f])
+        } else {
+            (data, [seq_len, batch, f])
+        };
+        Tensor::from_vec(data, &dims).expect("the sequence buffer matches its shape")
+    }
+}
+
+impl<C> Recurrent<C> {
+    /// Runs the cell over `input`; see [`SequenceLayer::forward`].
+    ///
+    /// # Shapes
+    ///
+    /// `input: (T, B, I)`; `initial` and the returned state: parts `(1, B, width)`;
+    /// `output: (T, B, H)`. `lengths`: `B` values in `1..=T`, in batch order (not sorted).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RankMismatch`] / [`Error::ShapeMismatch`] for a wrong input or state shape
+    /// (the message names the expected and the actual shape), [`Error::InvalidLengths`] for
+    /// lengths that are zero, longer than `T`, or not one per sample.
+    pub fn forward<T: Float>(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, RecurrentTrace<T>>>
+    where
+        C: Cell<T>,
+    {
+        let cell = &self.cell;
+        let in_size = cell.input_size();
+        let (seq_len, batch) = self.sequence_dims("recurrent input", input, in_size)?;
+        let (order, batch_sizes) = pack_lengths(lengths, seq_len, batch)?;
+        let layout = cell.state_parts();
+        if let Some(initial) = initial {
+            initial.validate("initial state", &layout, &[1, batch])?;
+        }
+        let (width, h_out, gw, sw) = (
+            state_width(&layout),
+            layout[0].size,
+            cell.gate_width(),
+            cell.saved_width(),
+        );
+        let rows = seq_len * batch;
+
+        let x_tm = self.time_major(input, seq_len, batch);
+        let x = match (&order, lengths) {
+            (Some(order), Some(lengths)) => {
+                let mut x = vec![T::zero(); rows * in_size];
+                for t in 0..seq_len {
+                    for (j, &b) in order.iter().enumerate().filter(|&(_, &b)| t < lengths[b]) {
+                        x[(t * batch + j) * in_size..][..in_size]
+                            .copy_from_slice(&x_tm[(t * batch + b) * in_size..][..in_size]);
+                    }
+                }
+                x
+            }
+            _ => x_tm,
+        };
+
+        let mut states = vec![T::zero(); (seq_len + 1) * batch * width];
+        if let Some(initial) = initial {
+            pack_state(
+                initial,
+                &layout,
+                batch,
+                &mut states[..batch * width],
+                order.as_deref(),
+            );
+        }
+        let mut p = vec![T::zero(); rows * gw];
+        project_input(cell.params(), MatRef::new(&x, rows, in_size), &mut p);
+        let mut saved = vec![T::zero(); rows * sw];
+        let step_len = batch * width;
+        for (t, &bt) in batch_sizes.iter().enumerate() {
+            let (done, rest) = states.split_at_mut((t + 1) * step_len);
+            let prev = &done[t * step_len..];
+            let next = &mut rest[..step_len];
+            cell.step(
+                bt,
+                &p[t * batch * gw..][..bt * gw],
+                &prev[..bt * width],
+                &mut next[..bt * width],
+                &mut saved[t * batch * sw..][..bt * sw],
+            );
+            // finished samples keep their state
+            next[bt * width..].copy_from_slice(&prev[bt * width..]);
+        }
+
+        let mut output = vec![T::zero(); rows * h_out];
+        for (t, &bt) in batch_sizes.iter().enumerate() {
+            for j in 0..bt {
+                let b = order.as_ref().map_or(j, |o| o[j]);
+                output[(t * batch + b) * h_out..][..h_out]
+                    .copy_from_slice(&states[((t + 1) * batch + j) * width..][..h_out]);
+            }
+        }
+        let state = unpack_state(
+            &states[seq_len * step_len..],
+            &layout,
+            &[1, batch],
+            batch,
+            order.as_deref(),
+        );
+        let output = self.from_time_major(output, seq_len, batch, h_out);
+        let trace = RecurrentTrace {
+            seq_len,
+            batch,
+            x,
+            states,
+            saved,
+            order,
+            batch_sizes,
+        };
+        Ok(SequenceOutput {
+            output,
+            state,
+            trace,
+        })
+    }
+
+    /// Backpropagation through time for the call that made `trace`; see
+    /// [`SequenceLayer::backward`].
+    ///
+    /// # Shapes
+    ///
+    /// `d_output`: the output's shape; `d_state`: parts `(1, B, width)`. The returned input
+    /// gradient has the input's shape and is zero at padded positions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if a gradient's shape differs from that of what it
+    /// differentiates.
+    pub fn backward<T: Float>(
+        &self,
+        trace: &RecurrentTrace<T>,
+        d_output: Option<&Tensor<T>>,
+        d_state: Option<&State<T>>,
+    ) -> Result<SequenceGrads<T>>
+    where
+        C: Cell<T>,
+    {
+        let cell = &self.cell;
+        let (seq_len, batch) = (trace.seq_len, trace.batch);
+        let layout = cell.state_parts();
+        let (width, h_out, gw, sw) = (
+            state_width(&layout),
+            layout[0].size,
+            cell.gate_width(),
+            cell.saved_width(),
+        );
+        let in_size = cell.input_size();
+        let rows = seq_len * batch;
+        let order = trace.order.as_deref();
+
+        let d_out = match d_output {
+            Some(d) => {
+                let dims = self.sequence_dims("output gradient", d, h_out)?;
+                check_shape(
+                    "output gradient",
+                    Shape::from([seq_len, batch]),
+                    Shape::from([dims.0, dims.1]),
+                )
+                .map_err(|_| Error::ShapeMismatch {
+                    op: "output gradient",
+                    expected: self.sequence_shape(seq_len, batch, h_out),
+                    actual: d.dims(),
+                })?;
+                Some(self.time_major(d, seq_len, batch))
+            }
+            None => None,
+        };
+        let mut d_next = vec![T::zero(); batch * width];
+        if let Some(d_state) = d_state {
+            d_state.validate("final state gradient", &layout, &[1, batch])?;
+            pack_state(d_state, &layout, batch, &mut d_next, order);
+        }
+
+        let mut d_prev = vec![T::zero(); batch * width];
+        let mut d_p = vec![T::zero(); rows * gw];
+        let separate = cell.separate_hidden_grad();
+        let mut d_hp = vec![T::zero(); if separate { rows * gw } else { 0 }];
+        let step_len = batch * width;
+        for (t, &bt) in trace.batch_sizes.iter().enumerate().rev() {
+            if let Some(d_out) = &d_out {
+                for j in 0..bt {
+                    let b = order.map_or(j, |o| o[j]);
+                    let src = &d_out[(t * batch + b) * h_out..][..h_out];
+                    d_next[j * width..][..h_out]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(d, &s)| *d = *d + s);
+                }
+            }
+            let d_hp_t: &mut [T] = if separate {
+                &mut d_hp[t * batch * gw..][..bt * gw]
+            } else {
+                &mut []
+            };
+            cell.step_backward(
+                bt,
+                &trace.saved[t * batch * sw..][..bt * sw],
+                &trace.states[t * step_len..][..bt * width],
+                &trace.states[(t + 1) * step_len..][..bt * width],
+                &d_next[..bt * width],
+                &mut d_p[t * batch * gw..][..bt * gw],
+                d_hp_t,
+                &mut d_prev[..bt * width],
+            );
+            // a finished sample's state passes through unchanged
+            d_prev[bt * width..].copy_from_slice(&d_next[bt * width..]);
+            core::mem::swap(&mut d_next, &mut d_prev);
+        }
+        let initial_state = unpack_state(&d_next, &layout, &[1, batch], batch, order);
+
+        let mut param_grads = cell.params().zeros_like();
+        let x = MatRef::new(&trace.x, rows, in_size);
+        let h_prev = MatRef::strided(&trace.states, rows, h_out, width, 1);
+        accumulate_param_grads(
+            cell.params(),
+            &mut param_grads,
+            x,
+            &d_p,
+            h_prev,
+            if separate { &d_hp } else { &d_p },
+        );
+        let mut d_x = vec![T::zero(); rows * in_size];
+        input_grad(cell.params(), &d_p, MatMut::new(&mut d_x, rows, in_size));
+        let d_x = match order {
+            Some(order) => {
+                let mut unpacked = vec![T::zero(); rows * in_size];
+                for t in 0..seq_len {
+                    for (j, &b) in order.iter().enumerate() {
+                        unpacked[(t * batch + b) * in_size..][..in_size]
+                            .copy_from_slice(&d_x[(t * batch + j) * in_size..][..in_size]);
+                    }
+                }
+                unpacked
+            }
+            None => d_x,
+        };
+        let mut params = Grads::new();
+        param_grads.visit(|name, t| params.push(format!("{name}{}", self.name_suffix), t.clone()));
+        Ok(SequenceGrads {
+            input: self.from_time_major(d_x, seq_len, batch, in_size),
+            initial_state,
+            params,
+        })
+    }
+
+    fn sequence_shape(&self, seq_len: usize, batch: usize, f: usize) -> Shape {
+        if self.batch_first {
+            Shape::from([batch, seq_len, f])
+        } else {
+            Shape::from([seq_len, batch, f])
+        }
+    }
+
+    /// Starts step-by-step inference over `batch` samples from `initial` (zeros if `None`):
+    /// feed one time step at a time with [`Stream::step`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if a part of `initial` is not `(1, batch, width)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{LstmConfig, Recurrent, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(1);
+    /// let lstm = Recurrent::new(LstmConfig::new(2, 3).init::<f64, _>(&mut rng));
+    /// let x = Tensor::randn(&[5, 1, 2], &mut rng);
+    /// let whole = lstm.forward(&x, None, None)?;
+    /// let mut stream = lstm.stream(1, None)?;
+    /// for t in 0..5 {
+    ///     let x_t = Tensor::from_vec(x.as_slice()[2 * t..2 * t + 2].to_vec(), &[1, 2])?;
+    ///     let h = stream.step(&x_t)?;
+    ///     assert_eq!(h.as_slice(), &whole.output.as_slice()[3 * t..3 * t + 3]);
+    /// }
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn stream<T: Float>(
+        &self,
+        batch: usize,
+        initial: Option<&State<T>>,
+    ) -> Result<Stream<'_, C, T>>
+    where
+        C: Cell<T>,
+    {
+        let layout = self.cell.state_parts();
+        let width = state_width(&layout);
+        let mut state = vec![T::zero(); batch * width];
+        if let Some(initial) = initial {
+            initial.validate("initial state", &layout, &[1, batch])?;
+            pack_state(initial, &layout, batch, &mut state, None);
+        }
+        Ok(Stream {
+            cell: &self.cell,
+            batch,
+            next: state.clone(),
+            state,
+            p: vec![T::zero(); batch * self.cell.gate_width()],
+            saved: vec![T::zero(); batch * self.cell.saved_width()],
+            layout,
+        })
+    }
+}
+
+impl<T: Float, C: Cell<T>> SequenceLayer<T> for Recurrent<C> {
+    type Trace = RecurrentTrace<T>;
+
+    fn input_size(&self) -> usize {
+        self.cell.input_size()
+    }
+
+    fn output_size(&self) -> usize {
+        self.cell.output_size()
+    }
+
+    fn state_parts(&self) -> Vec<StatePart> {
+        self.cell.state_parts()
+    }
+
+    fn state_slots(&self) -> usize {
+        1
+    }
+
+    fn batch_first(&self) -> bool {
+        self.batch_first
+    }
+
+    fn forward(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, Self::Trace>> {
+        Recurrent::forward(self, input, initial, lengths)
+    }
+
+    fn backward(
+        &self,
+        trace: &Self::Trace,
+        d_output: Option<&Tensor<T>>,
+        d_state: Option<&State<T>>,
+    ) -> Result<SequenceGrads<T>> {
+        Recurrent::backward(self, trace, d_output, d_state)
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        self.cell
+            .params()
+            .visit(|name, t| f(&format!("{name}{}", self.name_suffix), t));
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        let suffix = &self.name_suffix;
+        self.cell
+            .params_mut()
+            .visit_mut(|name, t| f(&format!("{name}{suffix}"), t));
+    }
+}
+
+impl<C: fmt::Display> fmt::Display for Recurrent<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Recurrent {{ cell: {}, batch_first: {} }}",
+            self.cell, self.batch_first
+        )
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Recurrent<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recurrent")
+            .field("cell", &self.cell)
+            .field("batch_first", &self.batch_first)
+            .field("name_suffix", &self.name_suffix)
+            .finish()
+    }
+}
+
+/// Step-by-step inference with a [`Recurrent`] layer, keeping the state between calls: for
+/// online use, where the next input is not known yet. Made by [`Recurrent::stream`].
+///
+/// Buffers are allocated once; [`step`](Stream::step) only allocates the returned `h`.
+pub struct Stream<'a, C, T> {
+    cell: &'a C,
+    batch: usize,
+    state: Vec<T>,
+    next: Vec<T>,
+    p: Vec<T>,
+    saved: Vec<T>,
+    layout: Vec<StatePart>,
+}
+
+impl<C: Cell<T>, T: Float> Stream<'_, C, T> {
+    /// Advances one time step with `x_t` of shape `(B, I)` and returns `h`, `(B, H)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if `x_t` is not `(B, I)`.
+    pub fn step(&mut self, x_t: &Tensor<T>) -> Result<Tensor<T>> {
+        check_shape(
+            "stream input",
+            Shape::from([self.batch, self.cell.input_size()]),
+            x_t.dims(),
+        )?;
+        project_input(self.cell.params(), x_t.as_mat(), &mut self.p);
+        self.cell.step(
+            self.batch,
+            &self.p,
+            &self.state,
+            &mut self.next,
+            &mut self.saved,
+        );
+        core::mem::swap(&mut self.state, &mut self.next);
+        let (width, h_out) = (state_width(&self.layout), self.layout[0].size);
+        let h = self
+            .state
+            .chunks_exact(width)
+            .flat_map(|row| &row[..h_out])
+            .copied()
+            .collect();
+        Ok(Tensor::from_vec(h, &[self.batch, h_out]).expect("h matches its shape"))
+    }
+
+    /// The current state, parts `(1, B, width)`.
+    pub fn state(&self) -> State<T> {
+        unpack_state(
+            &self.state,
+            &self.layout,
+            &[1, self.batch],
+            self.batch,
+            None,
+        )
+    }
+
+    /// Sets the state back to zeros.
+    pub fn reset(&mut self) {
+        self.state.fill(T::zero());
+    }
+}
+
+impl<C, T> fmt::Debug for Stream<'_, C, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("batch", &self.batch)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,114 @@
+//! Helpers shared by the integration tests: reading PyTorch reference cases.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use recurrent::{CellParams, Tensor};
+use serde_json::Value;
+
+/// The reference cases committed with the crate.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch")
+}
+
+/// One case file of the `recurrent-reference/1` format.
+pub struct Case {
+    pub name: String,
+    pub json: Value,
+}
+
+impl Case {
+    pub fn config(&self) -> &Value {
+        &self.json["config"]
+    }
+
+    pub fn kind(&self) -> &str {
+        self.json["kind"].as_str().expect("kind is a string")
+    }
+
+    pub fn cell(&self) -> &str {
+        self.config()["cell"]
+            .as_str()
+            .expect("config.cell is a string")
+    }
+
+    pub fn usize(&self, key: &str) -> usize {
+        self.config()[key].as_u64().unwrap_or(0) as usize
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        self.config()[key].as_bool().unwrap_or(false)
+    }
+
+    pub fn lengths(&self) -> Option<Vec<usize>> {
+        self.config()["lengths"].as_array().map(|a| {
+            a.iter()
+                .map(|v| v.as_u64().expect("length") as usize)
+                .collect()
+        })
+    }
+
+    /// `section.name` as a tensor, if present.
+    pub fn tensor(&self, section: &str, name: &str) -> Option<Tensor<f64>> {
+        let v = self.json.get(section)?.get(name)?;
+        let shape: Vec<usize> = v["shape"]
+            .as_array()?
+            .iter()
+            .map(|d| d.as_u64().expect("dim") as usize)
+            .collect();
+        let data: Vec<f64> = v["data"]
+            .as_array()?
+            .iter()
+            .map(|d| d.as_f64().expect("number"))
+            .collect();
+        // PyTorch stores 0-d and 1-d shapes; everything here has rank 1 to 3
+        Some(Tensor::from_vec(data, &shape).expect("the case's tensor matches its shape"))
+    }
+
+    /// The parameters of layer `k`'s cell, under the case's names with `suffix` (`""` for
+    /// cell cases, `"_l0"` for a one-layer sequence).
+    pub fn cell_params(&self, suffix: &str) -> CellParams<f64> {
+        let get = |base: &str| self.tensor("params", &format!("{base}{suffix}"));
+        CellParams {
+            weight_ih: get("weight_ih").expect("weight_ih"),
+            weight_hh: get("weight_hh").expect("weight_hh"),
+            bias_ih: get("bias_ih"),
+            bias_hh: get("bias_hh"),
+        }
+    }
+}
+
+/// Every case of the format in `dir` (files `*.json` whose `format` is `recurrent-reference/1`),
+/// sorted by name.
+pub fn load_cases(dir: &Path) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable case file");
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()));
+        if json["format"] != "recurrent-reference/1" || json.get("kind").is_none() {
+            continue; // index.json or another layout
+        }
+        let name = json["name"].as_str().expect("name").to_string();
+        cases.push(Case { name, json });
+    }
+    cases.sort_by(|a, b| a.name.cmp(&b.name));
+    cases
+}
+
+/// The largest `|actual − expected| / max(1, |expected|)`.
+pub fn worst_error<T: recurrent::Float>(actual: &Tensor<T>, expected: &Tensor<f64>) -> f64 {
+    assert_eq!(actual.shape(), expected.shape(), "shapes differ");
+    actual
+        .as_slice()
+        .iter()
+        .zip(expected.as_slice())
+        .map(|(&a, &e)| (a.as_f64() - e).abs() / e.abs().max(1.0))
+        .fold(0.0, f64::max)
+}
