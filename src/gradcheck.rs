@@ -7,6 +7,16 @@
 //!
 //! The error of one element is `|analytic − numeric| / max(1, |analytic|, |numeric|)`: relative
 //! for large gradients, absolute below 1, so that gradients that are zero do not divide by zero.
+//!
+//! # Kinks
+//!
+//! A relu is not differentiable at 0. When a pre-activation lies within `ε` of 0, the central
+//! difference straddles the kink and disagrees with any analytic gradient. Such an element is
+//! recognised by its one-sided differences `(L(θ + ε) − L(θ)) / ε` and `(L(θ) − L(θ − ε)) / ε`:
+//! they differ (by more than 1e-4, relative), and the analytic gradient equals one of them (to
+//! 1e-4). It is then counted in [`GradcheckReport::kinks`] instead of the worst error. An
+//! analytic gradient that matches neither side is reported as an error like any other, so a
+//! wrong backward pass cannot hide behind a kink.
 
 use core::fmt;
 
@@ -58,14 +68,17 @@ pub struct GradcheckReport {
     pub numeric: f64,
     /// How many elements were checked.
     pub checked: usize,
+    /// How many of them sat on a kink (see the [module docs](crate::gradcheck#kinks)); their
+    /// analytic gradient matched a one-sided difference and is not in `worst_error`.
+    pub kinks: usize,
 }
 
 impl fmt::Display for GradcheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "worst error {:.3e} at {} (analytic {:.9e}, numeric {:.9e}) over {} elements",
-            self.worst_error, self.worst_at, self.analytic, self.numeric, self.checked
+            "worst error {:.3e} at {} (analytic {:.9e}, numeric {:.9e}) over {} elements, {} at kinks",
+            self.worst_error, self.worst_at, self.analytic, self.numeric, self.checked, self.kinks
         )
     }
 }
@@ -78,33 +91,46 @@ impl GradcheckReport {
             analytic: 0.0,
             numeric: 0.0,
             checked: 0,
+            kinks: 0,
         }
     }
 
-    /// Compares `analytic[i]` with `numeric(i)` for every element of the tensor `name`.
+    /// Compares `analytic[i]` with the finite differences of every element of the tensor
+    /// `name`: `losses(i)` is `(L(θ_i + ε), L(θ_i − ε))` and `base` is `L(θ)`.
     fn compare(
         &mut self,
         name: &str,
         dims: &[usize],
         analytic: &[f64],
-        mut numeric: impl FnMut(usize) -> f64,
+        (base, eps): (f64, f64),
+        mut losses: impl FnMut(usize) -> (f64, f64),
     ) {
+        let relative = |a: f64, b: f64| (a - b).abs() / 1f64.max(a.abs()).max(b.abs());
         for (i, &a) in analytic.iter().enumerate() {
-            let n = numeric(i);
-            let error = (a - n).abs() / 1f64.max(a.abs()).max(n.abs());
+            let (plus, minus) = losses(i);
+            let n = (plus - minus) / (2.0 * eps);
+            let error = relative(a, n);
             self.checked += 1;
+            let (right, left) = ((plus - base) / eps, (base - minus) / eps);
+            if relative(right, left) > KINK_TOLERANCE
+                && relative(a, right).min(relative(a, left)) <= KINK_TOLERANCE
+            {
+                self.kinks += 1;
+                continue;
+            }
             if error > self.worst_error || self.checked == 1 || error.is_nan() {
-                *self = GradcheckReport {
-                    worst_error: error,
-                    worst_at: format!("{name}{:?}", unravel(i, dims)),
-                    analytic: a,
-                    numeric: n,
-                    checked: self.checked,
-                };
+                self.worst_error = error;
+                self.worst_at = format!("{name}{:?}", unravel(i, dims));
+                self.analytic = a;
+                self.numeric = n;
             }
         }
     }
 }
+
+/// How far one-sided differences must disagree to be a kink, and how well the analytic
+/// gradient must then match one of them.
+const KINK_TOLERANCE: f64 = 1e-4;
 
 fn unravel(mut flat: usize, dims: &[usize]) -> Vec<usize> {
     let mut index = vec![0; dims.len()];
@@ -136,22 +162,6 @@ fn random_like(state: &State<f64>, rng: &mut StdRng) -> State<f64> {
             .map(|(n, t)| (n, Tensor::randn(t.shape(), rng)))
             .collect(),
     )
-}
-
-/// Moves element `i` of `t` by `±ε` around `f` and returns the central difference.
-fn central_difference(
-    t: &mut Tensor<f64>,
-    i: usize,
-    eps: f64,
-    mut f: impl FnMut(&Tensor<f64>) -> f64,
-) -> f64 {
-    let original = t.as_slice()[i];
-    t.as_mut_slice()[i] = original + eps;
-    let plus = f(t);
-    t.as_mut_slice()[i] = original - eps;
-    let minus = f(t);
-    t.as_mut_slice()[i] = original;
-    (plus - minus) / (2.0 * eps)
 }
 
 impl Gradcheck {
@@ -282,39 +292,58 @@ impl Gradcheck {
         loss: impl Fn(&M, &Tensor<f64>, Option<&State<f64>>) -> f64,
     ) -> GradcheckReport {
         let eps = self.epsilon;
+        let at = (loss(model, input, state), eps);
         let mut report = GradcheckReport::new();
         let mut probe = model.clone();
         for (k, (a, name)) in analytic.params.iter().enumerate() {
-            report.compare(name, a.shape(), a.as_slice(), |i| {
+            report.compare(name, a.shape(), a.as_slice(), at, |i| {
                 let mut eval = |delta: f64| {
-                    perturb(&mut probe, k, &mut |t| t.as_mut_slice()[i] += delta);
+                    let mut original = 0.0;
+                    perturb(&mut probe, k, &mut |t| original = nudge(t, i, delta));
                     let l = loss(&probe, input, state);
-                    perturb(&mut probe, k, &mut |t| t.as_mut_slice()[i] -= delta);
+                    perturb(&mut probe, k, &mut |t| t.as_mut_slice()[i] = original);
                     l
                 };
-                (eval(eps) - eval(-eps)) / (2.0 * eps)
+                (eval(eps), eval(-eps))
             });
         }
         let mut x = input.clone();
-        report.compare("input", input.shape(), analytic.input.as_slice(), |i| {
-            central_difference(&mut x, i, eps, |x| loss(model, x, state))
+        report.compare("input", input.shape(), analytic.input.as_slice(), at, |i| {
+            let mut eval = |delta: f64| {
+                let original = nudge(&mut x, i, delta);
+                let l = loss(model, &x, state);
+                x.as_mut_slice()[i] = original;
+                l
+            };
+            (eval(eps), eval(-eps))
         });
         let mut s = state
             .cloned()
             .unwrap_or_else(|| zeros_like_state(analytic.state));
         for (p, (name, a)) in analytic.state.parts().enumerate() {
-            report.compare(&format!("state.{name}"), a.shape(), a.as_slice(), |i| {
+            report.compare(&format!("state.{name}"), a.shape(), a.as_slice(), at, |i| {
                 let mut eval = |delta: f64| {
-                    s.parts_mut().nth(p).expect("same parts").1.as_mut_slice()[i] += delta;
+                    let original = nudge(part_mut(&mut s, p), i, delta);
                     let l = loss(model, input, Some(&s));
-                    s.parts_mut().nth(p).expect("same parts").1.as_mut_slice()[i] -= delta;
+                    part_mut(&mut s, p).as_mut_slice()[i] = original;
                     l
                 };
-                (eval(eps) - eval(-eps)) / (2.0 * eps)
+                (eval(eps), eval(-eps))
             });
         }
         report
     }
+}
+
+/// Adds `delta` to element `i` of `t` and returns its previous value.
+fn nudge(t: &mut Tensor<f64>, i: usize, delta: f64) -> f64 {
+    let original = t.as_slice()[i];
+    t.as_mut_slice()[i] = original + delta;
+    original
+}
+
+fn part_mut(state: &mut State<f64>, p: usize) -> &mut Tensor<f64> {
+    state.parts_mut().nth(p).expect("the state has this part").1
 }
 
 /// The analytic gradients to check: parameters (with their names), input, initial state.
