@@ -116,7 +116,23 @@ pub enum Error {
         /// What is wrong, for example `"length 0 at batch index 2"`.
         reason: String,
     },
-    /// A named parameter, state part or gradient does not exist.
+    /// A state did not have the parts the cell needs (for example `h` without `c`).
+    StatePartsMismatch {
+        /// What was being done, for example `"initial state"`.
+        op: &'static str,
+        /// The names of the parts the cell needs, in order.
+        expected: Vec<&'static str>,
+        /// The names of the parts given.
+        actual: Vec<&'static str>,
+    },
+    /// A parameter that the configuration needs is absent.
+    MissingParameter {
+        /// The parameter's name.
+        name: String,
+        /// Why it is needed.
+        reason: &'static str,
+    },
+    /// A named parameter or gradient does not exist.
     UnknownName {
         /// The name that was asked for.
         name: String,
@@ -154,6 +170,19 @@ impl fmt::Display for Error {
                 write!(f, "invalid rank {rank}: tensors have rank 1 to 3")
             }
             Error::InvalidLengths { reason } => write!(f, "invalid sequence lengths: {reason}"),
+            Error::StatePartsMismatch {
+                op,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "state parts mismatch in {op}: expected [{}], got [{}]",
+                expected.join(", "),
+                actual.join(", ")
+            ),
+            Error::MissingParameter { name, reason } => {
+                write!(f, "missing parameter `{name}`: {reason}")
+            }
             Error::UnknownName { name } => write!(f, "unknown name `{name}`"),
         }
     }

@@ -71,7 +71,7 @@ impl<T: Float> CellParams<T> {
     /// # Errors
     ///
     /// [`Error::ShapeMismatch`] naming the first parameter whose shape is wrong;
-    /// [`Error::UnknownName`] if exactly one of the two biases is present.
+    /// [`Error::MissingParameter`] if exactly one of the two biases is present.
     pub fn validate(&self, gate_width: usize, input_size: usize, h_out: usize) -> Result<()> {
         check_shape(
             "weight_ih",
@@ -89,11 +89,13 @@ impl<T: Float> CellParams<T> {
                 check_shape("bias_hh", Shape::from([gate_width]), b_hh.dims())
             }
             (None, None) => Ok(()),
-            (Some(_), None) => Err(Error::UnknownName {
-                name: "bias_hh (bias_ih given without it)".into(),
+            (Some(_), None) => Err(Error::MissingParameter {
+                name: "bias_hh".into(),
+                reason: "bias_ih is given and the biases come in pairs",
             }),
-            (None, Some(_)) => Err(Error::UnknownName {
-                name: "bias_ih (bias_hh given without it)".into(),
+            (None, Some(_)) => Err(Error::MissingParameter {
+                name: "bias_ih".into(),
+                reason: "bias_hh is given and the biases come in pairs",
             }),
         }
     }
@@ -232,11 +234,13 @@ impl<T: Float> State<T> {
         layout: &[StatePart],
         lead: &[usize],
     ) -> Result<()> {
-        let names: Vec<&str> = self.parts.iter().map(|(n, _)| *n).collect();
-        let expected: Vec<&str> = layout.iter().map(|p| p.name).collect();
-        if names != expected {
-            return Err(Error::UnknownName {
-                name: format!("{op} parts {names:?} (expected {expected:?})"),
+        let actual: Vec<&'static str> = self.parts.iter().map(|(n, _)| *n).collect();
+        let expected: Vec<&'static str> = layout.iter().map(|p| p.name).collect();
+        if actual != expected {
+            return Err(Error::StatePartsMismatch {
+                op,
+                expected,
+                actual,
             });
         }
         for ((_, t), part) in self.parts.iter().zip(layout) {

@@ -1,0 +1,139 @@
+//! Bad input gives an error (or, for the internal `gemm`, a panic) whose message names what was
+//! expected and what was given; never silent garbage. Not covered: weight files (no I/O yet).
+
+use rand::{rngs::StdRng, SeedableRng};
+use recurrent::{Cell, Error, GruConfig, LstmConfig, Recurrent, State, Tensor};
+
+fn lstm() -> Recurrent<recurrent::LstmCell<f64>> {
+    Recurrent::new(LstmConfig::new(8, 4).init(&mut StdRng::seed_from_u64(0)))
+}
+
+#[test]
+fn input_width_mismatch_names_both_shapes() {
+    let e = lstm()
+        .forward(&Tensor::zeros(&[5, 2, 7]), None, None)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in recurrent input: expected [5, 2, 8], got [5, 2, 7]"
+    );
+}
+
+#[test]
+fn input_rank_mismatch_names_the_layout() {
+    let e = lstm()
+        .forward(&Tensor::zeros(&[2, 8]), None, None)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "rank mismatch in recurrent input: expected a rank-3 tensor (T, B, F), got shape [2, 8]"
+    );
+    let e = lstm()
+        .with_batch_first(true)
+        .forward(&Tensor::zeros(&[8]), None, None)
+        .unwrap_err();
+    assert!(e.to_string().contains("(B, T, F), got shape [8]"), "{e}");
+}
+
+#[test]
+fn zero_or_too_long_lengths_are_rejected() {
+    let x = Tensor::zeros(&[5, 3, 8]);
+    let e = lstm().forward(&x, None, Some(&[5, 0, 2])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid sequence lengths: length 0 at batch index 1 is outside 1..=5 (T = 5)"
+    );
+    let e = lstm().forward(&x, None, Some(&[5, 6, 2])).unwrap_err();
+    assert!(matches!(e, Error::InvalidLengths { .. }), "{e}");
+    assert!(e.to_string().contains("length 6 at batch index 1"), "{e}");
+    let e = lstm().forward(&x, None, Some(&[5, 2])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid sequence lengths: expected 3 lengths (one per sample), got 2"
+    );
+}
+
+#[test]
+fn initial_state_shape_mismatch_names_both_shapes() {
+    let x = Tensor::zeros(&[5, 3, 8]);
+    let bad = State::from_hc(Tensor::zeros(&[1, 3, 4]), Tensor::zeros(&[1, 2, 4]));
+    let e = lstm().forward(&x, Some(&bad), None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in initial state: expected [1, 3, 4], got [1, 2, 4]"
+    );
+    let e = lstm()
+        .forward(&x, Some(&State::from_h(Tensor::zeros(&[1, 3, 4]))), None)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "state parts mismatch in initial state: expected [h, c], got [h]"
+    );
+}
+
+#[test]
+fn gradient_shape_mismatch_names_both_shapes() {
+    let layer = lstm();
+    let out = layer
+        .forward(&Tensor::zeros(&[5, 3, 8]), None, None)
+        .unwrap();
+    let e = layer
+        .backward(&out.trace, Some(&Tensor::zeros(&[5, 3, 5])), None)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in output gradient: expected [5, 3, 4], got [5, 3, 5]"
+    );
+    let e = layer
+        .backward(&out.trace, Some(&Tensor::zeros(&[4, 3, 4])), None)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in output gradient: expected [5, 3, 4], got [4, 3, 4]"
+    );
+}
+
+#[test]
+fn cell_step_mismatch_names_both_shapes() {
+    let cell = GruConfig::new(3, 2).init::<f32, _>(&mut StdRng::seed_from_u64(0));
+    let e = cell.forward(&Tensor::zeros(&[4, 2]), None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in cell input: expected [4, 3], got [4, 2]"
+    );
+    let e = cell
+        .forward(
+            &Tensor::zeros(&[4, 3]),
+            Some(&State::from_h(Tensor::zeros(&[4, 3]))),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in cell state: expected [4, 2], got [4, 3]"
+    );
+}
+
+#[test]
+fn unpaired_bias_is_a_missing_parameter() {
+    let mut params = LstmConfig::new(2, 3)
+        .init::<f64, _>(&mut StdRng::seed_from_u64(1))
+        .params()
+        .clone();
+    params.bias_hh = None;
+    let e = recurrent::LstmCell::from_params(2, 3, params).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "missing parameter `bias_hh`: bias_ih is given and the biases come in pairs"
+    );
+}
+
+#[test]
+fn stream_input_mismatch_names_both_shapes() {
+    let layer = lstm();
+    let mut stream = layer.stream(2, None).unwrap();
+    let e = stream.step(&Tensor::zeros(&[3, 8])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in stream input: expected [2, 8], got [3, 8]"
+    );
+}
