@@ -68,14 +68,14 @@ fn close(a: &[f64], b: &[f64]) -> bool {
             .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
 }
 
-fn layers(
-    p: &Problem,
-    rng: &mut StdRng,
-) -> (
+/// One layer of each cell.
+type Layers = (
     Recurrent<LstmCell<f64>>,
     Recurrent<GruCell<f64>>,
     Recurrent<RnnCell<f64>>,
-) {
+);
+
+fn layers(p: &Problem, rng: &mut StdRng) -> Layers {
     (
         Recurrent::new(LstmConfig::new(p.input_size, p.hidden_size).init(rng)),
         Recurrent::new(GruConfig::new(p.input_size, p.hidden_size).init(rng)),

@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::{fixtures_dir, load_cases, worst_error, Case};
 use recurrent::{
     Cell, CellParams, Float, GruCell, LstmCell, Nonlinearity, Recurrent, RnnCell, State, Tensor,
@@ -361,7 +359,6 @@ fn user_reference_dirs_match() {
     };
     let mut failures = Vec::new();
     for dir in std::env::split_paths(&dirs).filter(|d| !d.as_os_str().is_empty()) {
-        let dir = PathBuf::from(dir);
         let (_, f, _) = run_dir(&dir);
         failures.extend(f);
     }
@@ -369,5 +366,27 @@ fn user_reference_dirs_match() {
         failures.is_empty(),
         "cases that do not match PyTorch:\n{}",
         failures.join("\n")
+    );
+}
+
+/// The harness itself: a case whose stored gradient is off by 1e-6 fails, with its name.
+#[test]
+fn a_corrupted_case_is_reported() {
+    let dir = std::env::temp_dir().join(format!("recurrent-parity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let text = std::fs::read_to_string(fixtures_dir().join("gru_l1_T5_B2.json")).expect("fixture");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let value = &mut json["param_grads"]["weight_hh_l0"]["data"][3];
+    *value = (value.as_f64().expect("number") + 1e-6).into();
+    json["name"] = "gru_corrupted".into();
+    std::fs::write(dir.join("gru_corrupted.json"), json.to_string()).expect("write case");
+    let (passed, failures, _) = run_dir(&dir);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    assert_eq!(passed, 0);
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0].starts_with("gru_corrupted: f64 1.00e-6 at param_grads.weight_hh_l0"),
+        "{}",
+        failures[0]
     );
 }

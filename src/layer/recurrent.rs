@@ -30,7 +30,7 @@ use crate::tensor::{MatMut, MatRef, Tensor};
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{GruConfig, Recurrent, SequenceLayer, Tensor};
+/// use recurrent::{GruConfig, Recurrent, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(7);
 /// let gru = Recurrent::new(GruConfig::new(4, 8).init::<f32, _>(&mut rng));
@@ -195,7 +195,7 @@ impl<C> Recurrent<C> {
     }
 
     /// A sequence tensor in this layer's layout from time-major data.
-    fn from_time_major<T: Float>(
+    fn to_layout<T: Float>(
         &self,
         data: Vec<T>,
         seq_len: usize,
@@ -308,7 +308,7 @@ impl<C> Recurrent<C> {
             batch,
             order.as_deref(),
         );
-        let output = self.from_time_major(output, seq_len, batch, h_out);
+        let output = self.to_layout(output, seq_len, batch, h_out);
         let trace = RecurrentTrace {
             seq_len,
             batch,
@@ -448,7 +448,7 @@ impl<C> Recurrent<C> {
         let mut params = Grads::new();
         param_grads.visit(|name, t| params.push(format!("{name}{}", self.name_suffix), t.clone()));
         Ok(SequenceGrads {
-            input: self.from_time_major(d_x, seq_len, batch, in_size),
+            input: self.to_layout(d_x, seq_len, batch, in_size),
             initial_state,
             params,
         })
