@@ -267,10 +267,12 @@ fn a_wrong_backward_is_caught() {
             d_p: &mut [f64],
             _d_hp: &mut [f64],
             d_prev: &mut [f64],
+            grads: &mut recurrent::CellParams<f64>,
         ) {
             let mut d_hp = vec![0.0; d_p.len()];
-            self.0
-                .step_backward(batch, saved, prev, next, d_next, d_p, &mut d_hp, d_prev)
+            self.0.step_backward(
+                batch, saved, prev, next, d_next, d_p, &mut d_hp, d_prev, grads,
+            )
         }
     }
     let mut rng = StdRng::seed_from_u64(9);

@@ -81,12 +81,12 @@ impl Worst {
 }
 
 fn cast_params(p: &CellParams<f64>) -> CellParams<f32> {
-    CellParams {
-        weight_ih: p.weight_ih.cast(),
-        weight_hh: p.weight_hh.cast(),
-        bias_ih: p.bias_ih.as_ref().map(Tensor::cast),
-        bias_hh: p.bias_hh.as_ref().map(Tensor::cast),
-    }
+    CellParams::new(
+        p.weight_ih.cast(),
+        p.weight_hh.cast(),
+        p.bias_ih.as_ref().map(Tensor::cast),
+        p.bias_hh.as_ref().map(Tensor::cast),
+    )
 }
 
 /// The case's initial state (`h0`, and `c0` for an LSTM), as `T`.

@@ -190,6 +190,7 @@ impl<T: Float> Cell<T> for GruCell<T> {
         d_p: &mut [T],
         d_hp: &mut [T],
         d_prev: &mut [T],
+        _grads: &mut CellParams<T>,
     ) {
         let h = self.hidden_size;
         let (gw, sw) = (GATES * h, (GATES + 1) * h);
@@ -263,12 +264,12 @@ mod tests {
     /// ```
     #[test]
     fn one_step_by_hand() {
-        let params = CellParams {
-            weight_ih: t(&[0.1, 0.2, 0.3], &[3, 1]),
-            weight_hh: t(&[0.5, -0.5, 0.25], &[3, 1]),
-            bias_ih: Some(t(&[0.05; 3], &[3])),
-            bias_hh: Some(t(&[0.05; 3], &[3])),
-        };
+        let params = CellParams::new(
+            t(&[0.1, 0.2, 0.3], &[3, 1]),
+            t(&[0.5, -0.5, 0.25], &[3, 1]),
+            Some(t(&[0.05; 3], &[3])),
+            Some(t(&[0.05; 3], &[3])),
+        );
         let cell = GruCell::from_params(1, 1, params).unwrap();
         let state = State::from_h(t(&[0.2], &[1, 1]));
         let (next, _) = cell.forward(&t(&[0.5], &[1, 1]), Some(&state)).unwrap();

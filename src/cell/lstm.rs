@@ -197,6 +197,7 @@ impl<T: Float> Cell<T> for LstmCell<T> {
         d_p: &mut [T],
         _d_hp: &mut [T],
         d_prev: &mut [T],
+        _grads: &mut CellParams<T>,
     ) {
         let h = self.hidden_size;
         let (gw, sw, width) = (GATES * h, (GATES + 1) * h, 2 * h);
@@ -272,12 +273,12 @@ mod tests {
     /// ```
     #[test]
     fn one_step_by_hand() {
-        let params = CellParams {
-            weight_ih: t(&[0.1, 0.2, 0.3, 0.4], &[4, 1]),
-            weight_hh: t(&[0.5, -0.5, 0.25, -0.25], &[4, 1]),
-            bias_ih: Some(t(&[0.05; 4], &[4])),
-            bias_hh: Some(t(&[0.05; 4], &[4])),
-        };
+        let params = CellParams::new(
+            t(&[0.1, 0.2, 0.3, 0.4], &[4, 1]),
+            t(&[0.5, -0.5, 0.25, -0.25], &[4, 1]),
+            Some(t(&[0.05; 4], &[4])),
+            Some(t(&[0.05; 4], &[4])),
+        );
         let cell = LstmCell::from_params(1, 1, params).unwrap();
         let state = State::from_hc(t(&[0.2], &[1, 1]), t(&[0.3], &[1, 1]));
         let (next, _) = cell.forward(&t(&[0.5], &[1, 1]), Some(&state)).unwrap();

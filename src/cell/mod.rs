@@ -23,10 +23,13 @@ use crate::float::Float;
 use crate::tensor::{gemm, MatMut, MatRef, Tensor};
 
 /// The parameters of a cell, under PyTorch's names (`weight_ih`, `weight_hh`, `bias_ih`,
-/// `bias_hh`); the same type holds their gradients.
+/// `bias_hh`), plus any extra parameters a cell of your own needs; the same type holds their
+/// gradients.
 ///
 /// `weight_ih` is `(G·H, I)` and `weight_hh` is `(G·H, H_out)`: G gate blocks of H rows each,
-/// in the cell's gate order. The biases are `(G·H)`, both present or both absent.
+/// in the cell's gate order. The biases are `(G·H)`, both present or both absent. The sequence
+/// driver computes the gradients of these four; a cell accumulates those of its `extra`
+/// parameters itself, in [`Cell::step_backward`].
 #[derive(Clone, PartialEq)]
 pub struct CellParams<T> {
     /// Input-to-hidden weights, `(G·H, I)`.
@@ -37,9 +40,48 @@ pub struct CellParams<T> {
     pub bias_ih: Option<Tensor<T>>,
     /// Hidden-to-hidden bias, `(G·H)`.
     pub bias_hh: Option<Tensor<T>>,
+    /// Further named parameters (for example a peephole cell's weights), visited after the
+    /// four above in this order.
+    pub extra: Vec<(&'static str, Tensor<T>)>,
 }
 
 impl<T: Float> CellParams<T> {
+    /// The four standard parameters and no extra one.
+    pub fn new(
+        weight_ih: Tensor<T>,
+        weight_hh: Tensor<T>,
+        bias_ih: Option<Tensor<T>>,
+        bias_hh: Option<Tensor<T>>,
+    ) -> Self {
+        CellParams {
+            weight_ih,
+            weight_hh,
+            bias_ih,
+            bias_hh,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds an extra parameter called `name`.
+    #[must_use = "returns new parameters and does not modify self"]
+    pub fn with_extra(mut self, name: &'static str, value: Tensor<T>) -> Self {
+        self.extra.push((name, value));
+        self
+    }
+
+    /// The extra parameter called `name`.
+    pub fn extra(&self, name: &str) -> Option<&Tensor<T>> {
+        self.extra.iter().find(|(n, _)| *n == name).map(|(_, t)| t)
+    }
+
+    /// The extra parameter called `name`, mutably.
+    pub fn extra_mut(&mut self, name: &str) -> Option<&mut Tensor<T>> {
+        self.extra
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t)
+    }
+
     /// Draws every parameter from PyTorch's default `U(−1/√H, 1/√H)`, where `H` is
     /// `hidden_size`, in the order `weight_ih, weight_hh, bias_ih, bias_hh`.
     pub fn init<R: Rng + ?Sized>(
@@ -58,12 +100,7 @@ impl<T: Float> CellParams<T> {
         } else {
             (None, None)
         };
-        CellParams {
-            weight_ih,
-            weight_hh,
-            bias_ih,
-            bias_hh,
-        }
+        CellParams::new(weight_ih, weight_hh, bias_ih, bias_hh)
     }
 
     /// Checks the shapes against a cell with these sizes.
@@ -108,6 +145,11 @@ impl<T: Float> CellParams<T> {
             weight_hh: self.weight_hh.zeros_like(),
             bias_ih: self.bias_ih.as_ref().map(Tensor::zeros_like),
             bias_hh: self.bias_hh.as_ref().map(Tensor::zeros_like),
+            extra: self
+                .extra
+                .iter()
+                .map(|(n, t)| (*n, t.zeros_like()))
+                .collect(),
         }
     }
 
@@ -121,6 +163,9 @@ impl<T: Float> CellParams<T> {
         if let Some(b) = &self.bias_hh {
             f("bias_hh", b);
         }
+        for (name, t) in &self.extra {
+            f(name, t);
+        }
     }
 
     /// Calls `f` with each parameter's name and a mutable reference to it.
@@ -132,6 +177,9 @@ impl<T: Float> CellParams<T> {
         }
         if let Some(b) = &mut self.bias_hh {
             f("bias_hh", b);
+        }
+        for (name, t) in &mut self.extra {
+            f(name, t);
         }
     }
 
@@ -150,6 +198,7 @@ impl<T: fmt::Debug> fmt::Debug for CellParams<T> {
             .field("weight_hh", &self.weight_hh)
             .field("bias_ih", &self.bias_ih)
             .field("bias_hh", &self.bias_hh)
+            .field("extra", &self.extra)
             .finish()
     }
 }
@@ -316,7 +365,9 @@ pub trait Cell<T: Float>: Send + Sync {
 
     /// The derivative of [`step`](Cell::step): from `d_next` (the gradient of `next`), writes
     /// `d_p`, `d_hp` (only if [`separate_hidden_grad`](Cell::separate_hidden_grad)) and
-    /// `d_prev`, overwriting them.
+    /// `d_prev`, overwriting them, and adds this step's contribution to the gradients of the
+    /// cell's [`extra`](CellParams::extra) parameters in `grads` (the driver computes the four
+    /// standard ones; the built-in cells have no extra parameter and leave `grads` alone).
     #[allow(clippy::too_many_arguments)]
     fn step_backward(
         &self,
@@ -328,6 +379,7 @@ pub trait Cell<T: Float>: Send + Sync {
         d_p: &mut [T],
         d_hp: &mut [T],
         d_prev: &mut [T],
+        grads: &mut CellParams<T>,
     );
 
     /// Width of `h`, the output of a step (the first state part).
@@ -413,6 +465,7 @@ pub trait Cell<T: Float>: Send + Sync {
             }
         ];
         let mut d_prev = vec![T::zero(); batch * width];
+        let mut params = self.params().zeros_like();
         self.step_backward(
             batch,
             &trace.saved,
@@ -422,6 +475,7 @@ pub trait Cell<T: Float>: Send + Sync {
             &mut d_p,
             &mut d_hp,
             &mut d_prev,
+            &mut params,
         );
         let h_out = layout[0].size;
         let d_hp = if self.separate_hidden_grad() {
@@ -429,7 +483,6 @@ pub trait Cell<T: Float>: Send + Sync {
         } else {
             &d_p
         };
-        let mut params = self.params().zeros_like();
         let mut input = Tensor::zeros(&[batch, self.input_size()]);
         let x = trace.x.as_mat();
         let h_prev = MatRef::strided(&trace.prev, batch, h_out, width, 1);

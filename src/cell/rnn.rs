@@ -201,6 +201,7 @@ impl<T: Float> Cell<T> for RnnCell<T> {
         d_p: &mut [T],
         _d_hp: &mut [T],
         d_prev: &mut [T],
+        _grads: &mut CellParams<T>,
     ) {
         let h = self.hidden_size;
         let rows = batch * h;
@@ -259,12 +260,12 @@ mod tests {
     }
 
     fn hand_cell(nonlinearity: Nonlinearity) -> RnnCell<f64> {
-        let params = CellParams {
-            weight_ih: t(&[0.5], &[1, 1]),
-            weight_hh: t(&[-0.4], &[1, 1]),
-            bias_ih: Some(t(&[0.05], &[1])),
-            bias_hh: Some(t(&[0.05], &[1])),
-        };
+        let params = CellParams::new(
+            t(&[0.5], &[1, 1]),
+            t(&[-0.4], &[1, 1]),
+            Some(t(&[0.05], &[1])),
+            Some(t(&[0.05], &[1])),
+        );
         RnnCell::from_params(1, 1, nonlinearity, params).unwrap()
     }
 

@@ -386,6 +386,7 @@ impl<C> Recurrent<C> {
         let mut d_p = vec![T::zero(); rows * gw];
         let separate = cell.separate_hidden_grad();
         let mut d_hp = vec![T::zero(); if separate { rows * gw } else { 0 }];
+        let mut param_grads = cell.params().zeros_like();
         let step_len = batch * width;
         for (t, &bt) in trace.batch_sizes.iter().enumerate().rev() {
             if let Some(d_out) = &d_out {
@@ -412,6 +413,7 @@ impl<C> Recurrent<C> {
                 &mut d_p[t * batch * gw..][..bt * gw],
                 d_hp_t,
                 &mut d_prev[..bt * width],
+                &mut param_grads,
             );
             // a finished sample's state passes through unchanged
             d_prev[bt * width..].copy_from_slice(&d_next[bt * width..]);
@@ -419,7 +421,6 @@ impl<C> Recurrent<C> {
         }
         let initial_state = unpack_state(&d_next, &layout, &[1, batch], batch, order);
 
-        let mut param_grads = cell.params().zeros_like();
         let x = MatRef::new(&trace.x, rows, in_size);
         let h_prev = MatRef::strided(&trace.states, rows, h_out, width, 1);
         accumulate_param_grads(

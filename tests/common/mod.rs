@@ -69,12 +69,12 @@ impl Case {
     /// cell cases, `"_l0"` for a one-layer sequence).
     pub fn cell_params(&self, suffix: &str) -> CellParams<f64> {
         let get = |base: &str| self.tensor("params", &format!("{base}{suffix}"));
-        CellParams {
-            weight_ih: get("weight_ih").expect("weight_ih"),
-            weight_hh: get("weight_hh").expect("weight_hh"),
-            bias_ih: get("bias_ih"),
-            bias_hh: get("bias_hh"),
-        }
+        CellParams::new(
+            get("weight_ih").expect("weight_ih"),
+            get("weight_hh").expect("weight_hh"),
+            get("bias_ih"),
+            get("bias_hh"),
+        )
     }
 }
 

@@ -1,0 +1,267 @@
+//! A cell written outside the crate, with only the public API: a peephole LSTM (Gers &
+//! Schmidhuber, 2000) with three extra parameters. Implementing `Cell` gives it `Recurrent`
+//! (hoisted input projection, variable lengths, backpropagation through time) and `Gradcheck`.
+//! Checked: its gradients against finite differences, and that with zero peepholes it is the
+//! built-in `LstmCell`. Not covered: speed.
+
+use rand::{rngs::StdRng, SeedableRng};
+use recurrent::{
+    gemm, Cell, CellParams, Float, Gradcheck, LstmCell, LstmConfig, MatMut, MatRef, Recurrent,
+    SequenceLayer, StatePart, Tensor,
+};
+
+/// ```text
+/// i  = σ(W_ii x + b_ii + W_hi h + b_hi + w_ci ⊙ c)
+/// f  = σ(W_if x + b_if + W_hf h + b_hf + w_cf ⊙ c)
+/// g  = tanh(W_ig x + b_ig + W_hg h + b_hg)
+/// c' = f ⊙ c + i ⊙ g
+/// o  = σ(W_io x + b_io + W_ho h + b_ho + w_co ⊙ c')
+/// h' = o ⊙ tanh(c')
+/// ```
+#[derive(Clone)]
+struct PeepholeLstm<T> {
+    input_size: usize,
+    hidden_size: usize,
+    params: CellParams<T>,
+}
+
+impl<T: Float> PeepholeLstm<T> {
+    /// An LSTM's parameters plus the peephole weights `weight_ci`, `weight_cf`, `weight_co`.
+    fn new(lstm: &LstmCell<T>, peepholes: [Tensor<T>; 3]) -> Self {
+        let [ci, cf, co] = peepholes;
+        let params = lstm
+            .params()
+            .clone()
+            .with_extra("weight_ci", ci)
+            .with_extra("weight_cf", cf)
+            .with_extra("weight_co", co);
+        PeepholeLstm {
+            input_size: lstm.input_size(),
+            hidden_size: lstm.hidden_size(),
+            params,
+        }
+    }
+
+    fn peephole(&self, name: &str) -> &[T] {
+        self.params
+            .extra(name)
+            .expect("peephole weights")
+            .as_slice()
+    }
+}
+
+impl<T: Float> Cell<T> for PeepholeLstm<T> {
+    fn input_size(&self) -> usize {
+        self.input_size
+    }
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+    fn gate_width(&self) -> usize {
+        4 * self.hidden_size
+    }
+    fn state_parts(&self) -> Vec<StatePart> {
+        let h = self.hidden_size;
+        vec![
+            StatePart { name: "h", size: h },
+            StatePart { name: "c", size: h },
+        ]
+    }
+    fn saved_width(&self) -> usize {
+        5 * self.hidden_size // i, f, g, o, tanh(c')
+    }
+    fn params(&self) -> &CellParams<T> {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut CellParams<T> {
+        &mut self.params
+    }
+
+    fn step(&self, batch: usize, p: &[T], prev: &[T], next: &mut [T], saved: &mut [T]) {
+        let h = self.hidden_size;
+        let (gw, sw, width) = (4 * h, 5 * h, 2 * h);
+        // gates ← p + b_hh + h·W_hhᵀ, in the saved rows
+        for b in 0..batch {
+            let row = &mut saved[b * sw..][..gw];
+            row.copy_from_slice(&p[b * gw..][..gw]);
+            if let Some(bias) = &self.params.bias_hh {
+                row.iter_mut()
+                    .zip(bias.as_slice())
+                    .for_each(|(g, &b)| *g = *g + b);
+            }
+        }
+        let h_prev = MatRef::strided(prev, batch, h, width, 1);
+        let out = MatMut::strided(saved, batch, gw, sw, 1);
+        gemm(
+            T::one(),
+            h_prev,
+            self.params.weight_hh.as_mat().t(),
+            T::one(),
+            out,
+        );
+        let (w_ci, w_cf, w_co) = (
+            self.peephole("weight_ci"),
+            self.peephole("weight_cf"),
+            self.peephole("weight_co"),
+        );
+        for b in 0..batch {
+            let s = &mut saved[b * sw..][..sw];
+            let c = &prev[b * width + h..][..h];
+            let (h_next, c_next) = next[b * width..][..width].split_at_mut(h);
+            for j in 0..h {
+                let i = (s[j] + w_ci[j] * c[j]).sigmoid();
+                let f = (s[h + j] + w_cf[j] * c[j]).sigmoid();
+                let g = s[2 * h + j].tanh();
+                c_next[j] = f * c[j] + i * g;
+                let o = (s[3 * h + j] + w_co[j] * c_next[j]).sigmoid();
+                let tc = c_next[j].tanh();
+                (s[j], s[h + j], s[2 * h + j], s[3 * h + j], s[4 * h + j]) = (i, f, g, o, tc);
+                h_next[j] = o * tc;
+            }
+        }
+    }
+
+    fn step_backward(
+        &self,
+        batch: usize,
+        saved: &[T],
+        prev: &[T],
+        next: &[T],
+        d_next: &[T],
+        d_p: &mut [T],
+        _d_hp: &mut [T],
+        d_prev: &mut [T],
+        grads: &mut CellParams<T>,
+    ) {
+        let h = self.hidden_size;
+        let (gw, sw, width) = (4 * h, 5 * h, 2 * h);
+        let one = T::one();
+        let (w_ci, w_cf, w_co) = (
+            self.peephole("weight_ci"),
+            self.peephole("weight_cf"),
+            self.peephole("weight_co"),
+        );
+        let mut d_peep = [vec![T::zero(); h], vec![T::zero(); h], vec![T::zero(); h]];
+        for b in 0..batch {
+            let s = &saved[b * sw..][..sw];
+            let c = &prev[b * width + h..][..h];
+            let c_new = &next[b * width + h..][..h];
+            let (dh, dc_in) = d_next[b * width..][..width].split_at(h);
+            let dg = &mut d_p[b * gw..][..gw];
+            for j in 0..h {
+                let (i, f, g, o, tc) = (s[j], s[h + j], s[2 * h + j], s[3 * h + j], s[4 * h + j]);
+                let d_o = dh[j] * tc * o * (one - o);
+                let dc = dc_in[j] + dh[j] * o * (one - tc * tc) + d_o * w_co[j];
+                let d_i = dc * g * i * (one - i);
+                let d_f = dc * c[j] * f * (one - f);
+                (dg[j], dg[h + j], dg[2 * h + j], dg[3 * h + j]) =
+                    (d_i, d_f, dc * i * (one - g * g), d_o);
+                d_prev[b * width + h + j] = dc * f + d_i * w_ci[j] + d_f * w_cf[j];
+                d_peep[0][j] = d_peep[0][j] + d_i * c[j];
+                d_peep[1][j] = d_peep[1][j] + d_f * c[j];
+                d_peep[2][j] = d_peep[2][j] + d_o * c_new[j];
+            }
+        }
+        for (name, d) in ["weight_ci", "weight_cf", "weight_co"]
+            .into_iter()
+            .zip(&d_peep)
+        {
+            let g = grads
+                .extra_mut(name)
+                .expect("peephole gradient")
+                .as_mut_slice();
+            g.iter_mut().zip(d).for_each(|(g, &d)| *g = *g + d);
+        }
+        // dh_prev = d_gates·W_hh
+        let d_h = MatMut::strided(d_prev, batch, h, width, 1);
+        gemm(
+            T::one(),
+            MatRef::new(d_p, batch, gw),
+            self.params.weight_hh.as_mat(),
+            T::zero(),
+            d_h,
+        );
+    }
+}
+
+fn peephole_lstm(
+    input_size: usize,
+    hidden_size: usize,
+    seed: u64,
+    zero: bool,
+) -> PeepholeLstm<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let lstm = LstmConfig::new(input_size, hidden_size).init(&mut rng);
+    let mut peephole = || {
+        let w = Tensor::uniform(&[hidden_size], -0.5, 0.5, &mut rng);
+        if zero {
+            w.zeros_like()
+        } else {
+            w
+        }
+    };
+    PeepholeLstm::new(&lstm, [peephole(), peephole(), peephole()])
+}
+
+#[test]
+fn a_cell_of_your_own_gets_recurrent_and_gradcheck() {
+    for (seed, (t, b, i, h)) in [(1, (7, 3, 4, 5)), (2, (1, 1, 1, 1)), (3, (12, 5, 3, 8))] {
+        let mut rng = StdRng::seed_from_u64(seed + 100);
+        let layer = Recurrent::new(peephole_lstm(i, h, seed, false));
+        let x = Tensor::randn(&[t, b, i], &mut rng);
+        let lengths: Vec<usize> = (0..b).map(|k| t - k % t).collect();
+        let report = Gradcheck::new()
+            .check_layer(&layer, &x, None, Some(&lengths))
+            .unwrap();
+        assert!(report.worst_error < 1e-6, "{report}");
+        let mut names = Vec::new();
+        layer.visit_params(&mut |name, _| names.push(name.to_string()));
+        assert_eq!(
+            names,
+            [
+                "weight_ih_l0",
+                "weight_hh_l0",
+                "bias_ih_l0",
+                "bias_hh_l0",
+                "weight_ci_l0",
+                "weight_cf_l0",
+                "weight_co_l0"
+            ]
+        );
+        let report = Gradcheck::new()
+            .check_cell(layer.cell(), &x_step(&x, b, i), None)
+            .unwrap();
+        assert!(report.worst_error < 1e-6, "{report}");
+    }
+}
+
+fn x_step(x: &Tensor<f64>, batch: usize, input_size: usize) -> Tensor<f64> {
+    Tensor::from_vec(
+        x.as_slice()[..batch * input_size].to_vec(),
+        &[batch, input_size],
+    )
+    .unwrap()
+}
+
+#[test]
+fn zero_peepholes_are_the_builtin_lstm() {
+    let peephole = peephole_lstm(3, 4, 7, true);
+    let mut rng = StdRng::seed_from_u64(7);
+    let lstm: LstmCell<f64> = LstmConfig::new(3, 4).init(&mut rng);
+    let x = Tensor::randn(&[6, 2, 3], &mut StdRng::seed_from_u64(8));
+    let a = Recurrent::new(peephole)
+        .forward(&x, None, Some(&[6, 4]))
+        .unwrap();
+    let b = Recurrent::new(lstm)
+        .forward(&x, None, Some(&[6, 4]))
+        .unwrap();
+    assert!(a.output.max_abs_diff(&b.output).unwrap() < 1e-15);
+    assert!(
+        a.state
+            .c()
+            .unwrap()
+            .max_abs_diff(b.state.c().unwrap())
+            .unwrap()
+            < 1e-15
+    );
+}
