@@ -5,7 +5,8 @@ use core::fmt;
 use rand::Rng;
 
 use super::{
-    fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell, CellParams, StatePart,
+    display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
+    CellParams, StatePart,
 };
 use crate::error::Result;
 use crate::float::Float;
@@ -82,7 +83,7 @@ impl GruConfig {
 /// assert_eq!(next.h().shape(), &[2, 5]);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GruCell<T> {
     input_size: usize,
     hidden_size: usize,
@@ -221,37 +222,23 @@ impl<T: Float> Cell<T> for GruCell<T> {
 
 impl<T: Float> fmt::Display for GruCell<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
+        display_cell(
             f,
-            "GruCell {{ input_size: {}, hidden_size: {}, bias: {}, params: {} }}",
+            "GruCell",
             self.input_size,
             self.hidden_size,
-            self.params.bias_ih.is_some(),
-            self.params.count()
+            None,
+            &self.params,
         )
-    }
-}
-
-impl<T: Float> fmt::Debug for GruCell<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GruCell")
-            .field("input_size", &self.input_size)
-            .field("hidden_size", &self.hidden_size)
-            .field("params", &self.params)
-            .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cell::tests::t;
     use crate::cell::State;
-    use crate::tensor::Tensor;
     use rand::{rngs::StdRng, SeedableRng};
-
-    fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
-        Tensor::from_vec(data.to_vec(), dims).unwrap()
-    }
 
     /// One step with I = H = 1, `W_ih = [0.1, 0.2, 0.3]`, `W_hh = [0.5, −0.5, 0.25]`, every
     /// bias 0.05, x = 0.5, h = 0.2:

@@ -5,7 +5,8 @@ use core::fmt;
 use rand::Rng;
 
 use super::{
-    fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell, CellParams, StatePart,
+    display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
+    CellParams, StatePart,
 };
 use crate::error::Result;
 use crate::float::Float;
@@ -85,7 +86,7 @@ impl LstmConfig {
 /// assert_eq!(next.c().unwrap().shape(), &[2, 5]);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LstmCell<T> {
     input_size: usize,
     hidden_size: usize,
@@ -228,37 +229,23 @@ impl<T: Float> Cell<T> for LstmCell<T> {
 
 impl<T: Float> fmt::Display for LstmCell<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
+        display_cell(
             f,
-            "LstmCell {{ input_size: {}, hidden_size: {}, bias: {}, params: {} }}",
+            "LstmCell",
             self.input_size,
             self.hidden_size,
-            self.params.bias_ih.is_some(),
-            self.params.count()
+            None,
+            &self.params,
         )
-    }
-}
-
-impl<T: Float> fmt::Debug for LstmCell<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LstmCell")
-            .field("input_size", &self.input_size)
-            .field("hidden_size", &self.hidden_size)
-            .field("params", &self.params)
-            .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cell::tests::t;
     use crate::cell::State;
-    use crate::tensor::Tensor;
     use rand::{rngs::StdRng, SeedableRng};
-
-    fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
-        Tensor::from_vec(data.to_vec(), dims).unwrap()
-    }
 
     /// One step with I = H = 1, `W_ih = [0.1, 0.2, 0.3, 0.4]`, `W_hh = [0.5, −0.5, 0.25, −0.25]`,
     /// every bias 0.05, x = 0.5, h = 0.2, c = 0.3:
@@ -326,7 +313,7 @@ mod tests {
         let mut params = LstmConfig::new(2, 3)
             .init::<f64, _>(&mut StdRng::seed_from_u64(3))
             .params;
-        params.weight_hh = Tensor::zeros(&[12, 2]);
+        params.weight_hh = crate::Tensor::zeros(&[12, 2]);
         let e = LstmCell::from_params(2, 3, params).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -525,6 +525,28 @@ pub struct StepGrads<T> {
     pub params: CellParams<T>,
 }
 
+/// Writes a cell's one-line summary:
+/// `LstmCell { input_size: 2, hidden_size: 3, bias: true, params: 84 }`, with `option` (such as
+/// an RNN's non-linearity) before `bias`.
+pub(crate) fn display_cell<T: Float>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    input_size: usize,
+    hidden_size: usize,
+    option: Option<(&str, &dyn fmt::Debug)>,
+    params: &CellParams<T>,
+) -> fmt::Result {
+    write!(
+        f,
+        "{name} {{ input_size: {input_size}, hidden_size: {hidden_size}, "
+    )?;
+    if let Some((label, value)) = option {
+        write!(f, "{label}: {value:?}, ")?;
+    }
+    let bias = params.bias_ih.is_some();
+    write!(f, "bias: {bias}, params: {} }}", params.count())
+}
+
 /// The sum of the widths of the state parts.
 pub(crate) fn state_width(layout: &[StatePart]) -> usize {
     layout.iter().map(|p| p.size).sum()
@@ -691,5 +713,15 @@ pub(crate) fn fill_rows_with_bias<T: Float>(
             Some(b) => row[..gw].copy_from_slice(b.as_slice()),
             None => row[..gw].fill(T::zero()),
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::tensor::Tensor;
+
+    /// A tensor from literal values.
+    pub(crate) fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
+        Tensor::from_vec(data.to_vec(), dims).unwrap()
     }
 }

@@ -5,7 +5,8 @@ use core::fmt;
 use rand::Rng;
 
 use super::{
-    fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell, CellParams, StatePart,
+    display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
+    CellParams, StatePart,
 };
 use crate::error::Result;
 use crate::float::Float;
@@ -97,7 +98,7 @@ impl RnnConfig {
 /// assert!(next.h().as_slice().iter().all(|&v| v >= 0.0));
 /// # Ok::<(), recurrent::Error>(())
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RnnCell<T> {
     input_size: usize,
     hidden_size: usize,
@@ -225,39 +226,23 @@ impl<T: Float> Cell<T> for RnnCell<T> {
 
 impl<T: Float> fmt::Display for RnnCell<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
+        display_cell(
             f,
-            "RnnCell {{ input_size: {}, hidden_size: {}, nonlinearity: {:?}, bias: {}, params: {} }}",
+            "RnnCell",
             self.input_size,
             self.hidden_size,
-            self.nonlinearity,
-            self.params.bias_ih.is_some(),
-            self.params.count()
+            Some(("nonlinearity", &self.nonlinearity)),
+            &self.params,
         )
-    }
-}
-
-impl<T: Float> fmt::Debug for RnnCell<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RnnCell")
-            .field("input_size", &self.input_size)
-            .field("hidden_size", &self.hidden_size)
-            .field("nonlinearity", &self.nonlinearity)
-            .field("params", &self.params)
-            .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cell::tests::t;
     use crate::cell::State;
-    use crate::tensor::Tensor;
     use rand::{rngs::StdRng, SeedableRng};
-
-    fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
-        Tensor::from_vec(data.to_vec(), dims).unwrap()
-    }
 
     fn hand_cell(nonlinearity: Nonlinearity) -> RnnCell<f64> {
         let params = CellParams::new(
