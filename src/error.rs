@@ -94,8 +94,10 @@ pub enum Error {
     RankMismatch {
         /// What was being done, for example `"recurrent input"`.
         op: &'static str,
-        /// The layout the operation needs, for example `"(T, B, I)"`.
-        expected: &'static str,
+        /// The rank the operation needs.
+        expected: usize,
+        /// The meaning of the axes it needs, for example `"(T, B, F)"`.
+        layout: &'static str,
         /// The shape it got.
         actual: Shape,
     },
@@ -111,10 +113,21 @@ pub enum Error {
         /// The requested rank.
         rank: usize,
     },
-    /// The per-sequence lengths of a batch are inconsistent with the input.
-    InvalidLengths {
-        /// What is wrong, for example `"length 0 at batch index 2"`.
-        reason: String,
+    /// The number of sequence lengths is not the batch size.
+    LengthCount {
+        /// The batch size.
+        expected: usize,
+        /// The number of lengths given.
+        actual: usize,
+    },
+    /// A sequence length is zero or longer than the input.
+    InvalidLength {
+        /// The sample it belongs to.
+        index: usize,
+        /// The length given.
+        length: usize,
+        /// The number of time steps of the input, `T`.
+        seq_len: usize,
     },
     /// A state did not have the parts the cell needs (for example `h` without `c`).
     StatePartsMismatch {
@@ -132,6 +145,15 @@ pub enum Error {
         /// Why it is needed.
         reason: &'static str,
     },
+    /// A trace was given to another layer than the one that made it.
+    TraceMismatch {
+        /// What differs, for example `"input size"`.
+        what: &'static str,
+        /// The layer's value.
+        expected: usize,
+        /// The trace's value.
+        actual: usize,
+    },
     /// A named parameter or gradient does not exist.
     UnknownName {
         /// The name that was asked for.
@@ -142,24 +164,12 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::ShapeMismatch {
-                op,
-                expected,
-                actual,
-            } => {
-                write!(
-                    f,
-                    "shape mismatch in {op}: expected {expected}, got {actual}"
-                )
+            Error::ShapeMismatch { op, expected, actual } => {
+                write!(f, "shape mismatch in {op}: expected {expected}, got {actual}")
             }
-            Error::RankMismatch {
-                op,
-                expected,
-                actual,
-            } => write!(
+            Error::RankMismatch { op, expected, layout, actual } => write!(
                 f,
-                "rank mismatch in {op}: expected a rank-{} tensor {expected}, got shape {actual}",
-                expected.matches(',').count() + 1
+                "rank mismatch in {op}: expected a rank-{expected} tensor {layout}, got shape {actual}"
             ),
             Error::DataLength { shape, actual } => write!(
                 f,
@@ -169,12 +179,15 @@ impl fmt::Display for Error {
             Error::InvalidRank { rank } => {
                 write!(f, "invalid rank {rank}: tensors have rank 1 to 3")
             }
-            Error::InvalidLengths { reason } => write!(f, "invalid sequence lengths: {reason}"),
-            Error::StatePartsMismatch {
-                op,
-                expected,
-                actual,
-            } => write!(
+            Error::LengthCount { expected, actual } => write!(
+                f,
+                "sequence length count mismatch: expected {expected} (one per sample), got {actual}"
+            ),
+            Error::InvalidLength { index, length, seq_len } => write!(
+                f,
+                "invalid sequence length {length} at batch index {index}: lengths must be in 1..={seq_len}"
+            ),
+            Error::StatePartsMismatch { op, expected, actual } => write!(
                 f,
                 "state parts mismatch in {op}: expected [{}], got [{}]",
                 expected.join(", "),
@@ -183,6 +196,10 @@ impl fmt::Display for Error {
             Error::MissingParameter { name, reason } => {
                 write!(f, "missing parameter `{name}`: {reason}")
             }
+            Error::TraceMismatch { what, expected, actual } => write!(
+                f,
+                "trace mismatch: the layer's {what} is {expected}, the trace's is {actual}"
+            ),
             Error::UnknownName { name } => write!(f, "unknown name `{name}`"),
         }
     }

@@ -4,7 +4,7 @@ use core::fmt::{Debug, Display};
 use core::iter::Sum;
 
 /// The raw GEMM of `matrixmultiply` (`sgemm` or `dgemm`): `C ← α·A·B + β·C` over strided
-/// row/column layouts. Only [`crate::Tensor::gemm`]'s internal safe wrapper calls it.
+/// row/column layouts. Only the safe [`crate::gemm`] calls it.
 pub(crate) type RawGemm<T> = unsafe fn(
     usize,
     usize,
@@ -22,10 +22,22 @@ pub(crate) type RawGemm<T> = unsafe fn(
     isize,
 );
 
-mod private {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
+pub(crate) mod private {
+    use super::RawGemm;
+
+    /// Seals [`super::Float`] and carries what must not be public: the raw GEMM kernel.
+    pub trait Sealed: Sized {
+        /// `matrixmultiply::sgemm` or `dgemm`.
+        const GEMM: RawGemm<Self>;
+    }
+
+    impl Sealed for f32 {
+        const GEMM: RawGemm<f32> = matrixmultiply::sgemm;
+    }
+
+    impl Sealed for f64 {
+        const GEMM: RawGemm<f64> = matrixmultiply::dgemm;
+    }
 }
 
 /// A floating-point element type: `f32` or `f64`.
@@ -36,12 +48,8 @@ mod private {
 pub trait Float:
     num_traits::Float + Debug + Display + Default + Sum + Send + Sync + 'static + private::Sealed
 {
-    /// The GEMM kernel for this type.
-    #[doc(hidden)]
-    const GEMM: RawGemm<Self>;
-
     /// Converts an `f64` to this type (rounding to nearest for `f32`).
-    fn of(value: f64) -> Self;
+    fn from_f64(value: f64) -> Self;
 
     /// Converts this value to `f64` (exactly).
     fn as_f64(self) -> f64;
@@ -59,10 +67,8 @@ pub trait Float:
 }
 
 impl Float for f32 {
-    const GEMM: RawGemm<f32> = matrixmultiply::sgemm;
-
     #[inline]
-    fn of(value: f64) -> Self {
+    fn from_f64(value: f64) -> Self {
         value as f32
     }
 
@@ -73,10 +79,8 @@ impl Float for f32 {
 }
 
 impl Float for f64 {
-    const GEMM: RawGemm<f64> = matrixmultiply::dgemm;
-
     #[inline]
-    fn of(value: f64) -> Self {
+    fn from_f64(value: f64) -> Self {
         value
     }
 

@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 
 use crate::error::{check_shape, Error, Result, Shape};
-use crate::float::Float;
+use crate::float::{private::Sealed, Float};
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i·row_stride + j·col_stride]`.
 ///
@@ -30,11 +30,19 @@ pub struct MatMut<'a, T> {
     col_stride: usize,
 }
 
-/// Panics unless every element of a `rows × cols` view with these strides lies in `len`.
+/// Panics unless every element of a `rows × cols` view with these strides lies in `len`, and
+/// returns the strides with those of empty or single-element axes set to 0, so that every
+/// stride of a view is below the buffer's length (and so fits in `isize`).
 #[track_caller]
-fn check_extent(len: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usize) {
+fn checked_strides(
+    len: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+) -> (usize, usize) {
     if rows == 0 || cols == 0 {
-        return;
+        return (0, 0);
     }
     let last = (rows - 1).checked_mul(row_stride).and_then(|r| {
         (cols - 1)
@@ -46,6 +54,9 @@ fn check_extent(len: usize, rows: usize, cols: usize, row_stride: usize, col_str
         "matrix view of {rows}×{cols} with strides ({row_stride}, {col_stride}) \
          does not fit in a buffer of {len} values"
     );
+    let row_stride = if rows == 1 { 0 } else { row_stride };
+    let col_stride = if cols == 1 { 0 } else { col_stride };
+    (row_stride, col_stride)
 }
 
 impl<'a, T> MatRef<'a, T> {
@@ -72,7 +83,8 @@ impl<'a, T> MatRef<'a, T> {
         row_stride: usize,
         col_stride: usize,
     ) -> Self {
-        check_extent(data.len(), rows, cols, row_stride, col_stride);
+        let (row_stride, col_stride) =
+            checked_strides(data.len(), rows, cols, row_stride, col_stride);
         MatRef {
             data,
             rows,
@@ -129,8 +141,11 @@ impl<'a, T> MatMut<'a, T> {
         row_stride: usize,
         col_stride: usize,
     ) -> Self {
-        check_extent(data.len(), rows, cols, row_stride, col_stride);
-        let distinct = rows <= 1 && (cols <= 1 || col_stride > 0)
+        let (row_stride, col_stride) =
+            checked_strides(data.len(), rows, cols, row_stride, col_stride);
+        let distinct = rows == 0
+            || cols == 0
+            || rows <= 1 && (cols <= 1 || col_stride > 0)
             || cols <= 1 && row_stride > 0
             || col_stride > 0 && row_stride >= cols * col_stride
             || row_stride > 0 && col_stride >= rows * row_stride;
@@ -222,10 +237,11 @@ pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: 
     //   alias each other: `MatMut::strided` checked the extent and that no two elements share
     //   a location; `c` is an exclusive borrow, so it cannot overlap `a` or `b`;
     // - `c` initialised unless β = 0: it is a `&mut [T]` of initialised `T`;
-    // - strides fit in `isize`: every offset is below the slice's length, and slices hold at
-    //   most `isize::MAX` bytes.
+    // - strides fit in `isize`: `checked_strides` zeroes the strides of axes of length 0 or
+    //   1, so every stride is at most an offset inside the slice, and slices hold at most
+    //   `isize::MAX` bytes.
     unsafe {
-        (T::GEMM)(
+        (<T as Sealed>::GEMM)(
             m,
             k,
             n,
@@ -284,8 +300,8 @@ impl<T> Tensor<T> {
         self.shape.dims()
     }
 
-    /// The shape as a value (for error messages and comparisons).
-    pub fn dims(&self) -> Shape {
+    /// The shape as a [`Shape`] value (for error messages and comparisons).
+    pub fn raw_shape(&self) -> Shape {
         self.shape
     }
 
@@ -374,7 +390,9 @@ impl<T: Float> Tensor<T> {
     pub fn uniform<R: Rng + ?Sized>(dims: &[usize], low: T, high: T, rng: &mut R) -> Self {
         let dist = Uniform::new(low.as_f64(), high.as_f64()).expect("uniform bounds: low < high");
         let mut t = Self::zeros(dims);
-        t.data.iter_mut().for_each(|v| *v = T::of(dist.sample(rng)));
+        t.data
+            .iter_mut()
+            .for_each(|v| *v = T::from_f64(dist.sample(rng)));
         t
     }
 
@@ -388,7 +406,7 @@ impl<T: Float> Tensor<T> {
         let mut t = Self::zeros(dims);
         t.data.iter_mut().for_each(|v| {
             let x: f64 = StandardNormal.sample(rng);
-            *v = T::of(x)
+            *v = T::from_f64(x)
         });
         t
     }
@@ -456,12 +474,12 @@ impl<T: Float> Tensor<T> {
     #[must_use = "returns a new tensor and does not modify self"]
     pub fn cast<U: Float>(&self) -> Tensor<U> {
         Tensor {
-            data: self.data.iter().map(|v| U::of(v.as_f64())).collect(),
+            data: self.data.iter().map(|v| U::from_f64(v.as_f64())).collect(),
             shape: self.shape,
         }
     }
 
-    /// The largest absolute element-wise difference to `other`.
+    /// The largest absolute element-wise difference to `other`; NaN if any difference is NaN.
     ///
     /// # Errors
     ///
@@ -472,7 +490,14 @@ impl<T: Float> Tensor<T> {
             .data
             .iter()
             .zip(&other.data)
-            .fold(T::zero(), |m, (&a, &b)| m.max((a - b).abs())))
+            .map(|(&a, &b)| (a - b).abs())
+            .fold(T::zero(), |m, d| {
+                if m.is_nan() || d.is_nan() {
+                    T::nan()
+                } else {
+                    m.max(d)
+                }
+            }))
     }
 
     /// A matrix view of a rank-2 tensor, or of a rank-3 tensor `(d0, d1, d2)` as
@@ -562,11 +587,10 @@ impl<T: Float> Tensor<T> {
 
     fn matrix_view(&self, op: &'static str) -> Result<MatRef<'_, T>> {
         if self.rank() != 2 {
-            let mut expected = [0; 2];
-            expected[1] = self.shape()[self.rank() - 1];
-            return Err(Error::ShapeMismatch {
+            return Err(Error::RankMismatch {
                 op,
-                expected: Shape::from(expected),
+                expected: 2,
+                layout: "(rows, cols)",
                 actual: self.shape,
             });
         }
@@ -635,6 +659,21 @@ mod tests {
         );
         assert!(s.ends_with(", … 4 more] }"), "{s}");
         assert!(!format!("{t:#?}").contains('…'));
+    }
+
+    #[test]
+    fn max_abs_diff_propagates_nan() {
+        let a = Tensor::from_vec(vec![1.0f64, f64::NAN, 2.0], &[3]).unwrap();
+        assert!(a.max_abs_diff(&a.zeros_like()).unwrap().is_nan());
+    }
+
+    #[test]
+    fn degenerate_axes_get_zero_strides() {
+        let data = [1.0f32; 4];
+        let v = MatRef::strided(&data, 1, 4, usize::MAX, 1);
+        assert_eq!((v.row_stride, v.col_stride), (0, 1));
+        let empty = MatRef::strided(&data, 0, 3, usize::MAX, usize::MAX);
+        assert_eq!((empty.row_stride, empty.col_stride), (0, 0));
     }
 
     #[test]

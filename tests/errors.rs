@@ -41,15 +41,21 @@ fn zero_or_too_long_lengths_are_rejected() {
     let e = lstm().forward(&x, None, Some(&[5, 0, 2])).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "invalid sequence lengths: length 0 at batch index 1 is outside 1..=5 (T = 5)"
+        "invalid sequence length 0 at batch index 1: lengths must be in 1..=5"
     );
     let e = lstm().forward(&x, None, Some(&[5, 6, 2])).unwrap_err();
-    assert!(matches!(e, Error::InvalidLengths { .. }), "{e}");
-    assert!(e.to_string().contains("length 6 at batch index 1"), "{e}");
+    assert_eq!(
+        e,
+        Error::InvalidLength {
+            index: 1,
+            length: 6,
+            seq_len: 5
+        }
+    );
     let e = lstm().forward(&x, None, Some(&[5, 2])).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "invalid sequence lengths: expected 3 lengths (one per sample), got 2"
+        "sequence length count mismatch: expected 3 (one per sample), got 2"
     );
 }
 
@@ -136,4 +142,49 @@ fn stream_input_mismatch_names_both_shapes() {
         e.to_string(),
         "shape mismatch in stream input: expected [2, 8], got [3, 8]"
     );
+}
+
+#[test]
+fn parameters_that_do_not_fit_the_cell_are_rejected_by_name() {
+    let mut layer = lstm();
+    layer.cell_mut().params_mut().weight_ih = Tensor::zeros(&[12, 8]);
+    let e = layer
+        .forward(&Tensor::zeros(&[5, 3, 8]), None, None)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in weight_ih: expected [16, 8], got [12, 8]"
+    );
+    let mut layer = lstm();
+    layer.cell_mut().params_mut().bias_ih = None;
+    let e = layer
+        .forward(&Tensor::zeros(&[5, 3, 8]), None, None)
+        .unwrap_err();
+    assert!(matches!(e, Error::MissingParameter { .. }), "{e}");
+}
+
+#[test]
+fn a_trace_from_another_layer_is_rejected() {
+    let small = Recurrent::new(LstmConfig::new(3, 4).init(&mut StdRng::seed_from_u64(1)));
+    let out = small
+        .forward(&Tensor::<f64>::zeros(&[5, 3, 3]), None, None)
+        .unwrap();
+    let e = lstm().backward(&out.trace, None, None).unwrap_err();
+    assert_eq!(
+        e,
+        Error::TraceMismatch {
+            what: "input size",
+            expected: 8,
+            actual: 3
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "trace mismatch: the layer's input size is 8, the trace's is 3"
+    );
+    let cell = GruConfig::new(3, 2).init::<f64, _>(&mut StdRng::seed_from_u64(0));
+    let other = GruConfig::new(3, 5).init::<f64, _>(&mut StdRng::seed_from_u64(0));
+    let (_, trace) = other.forward(&Tensor::zeros(&[2, 3]), None).unwrap();
+    let e = cell.backward(&trace, &State::from_h(Tensor::zeros(&[2, 2]))).unwrap_err();
+    assert_eq!(e, Error::TraceMismatch { what: "state width", expected: 2, actual: 5 });
 }

@@ -50,7 +50,7 @@ fn check_all_sizes<T: Float>(tolerance: f64) {
                     let b = Tensor::<T>::randn(&b_dims, &mut rng);
                     let c0 = Tensor::<T>::randn(&[m, n], &mut rng);
                     for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
-                        let (alpha, beta) = (T::of(alpha), T::of(beta));
+                        let (alpha, beta) = (T::from_f64(alpha), T::from_f64(beta));
                         let mut c = c0.clone();
                         Tensor::gemm(alpha, &a, ta, &b, tb, beta, &mut c).unwrap();
                         let expected = naive(alpha, &a, ta, &b, tb, beta, &c0);

@@ -91,7 +91,7 @@ impl<T: Float> CellParams<T> {
         bias: bool,
         rng: &mut R,
     ) -> Self {
-        let k = T::one() / T::of(hidden_size.max(1) as f64).sqrt();
+        let k = T::one() / T::from_f64(hidden_size.max(1) as f64).sqrt();
         let mut draw = |dims: &[usize]| Tensor::uniform(dims, -k, k, rng);
         let weight_ih = draw(&[gate_width, input_size]);
         let weight_hh = draw(&[gate_width, hidden_size]);
@@ -113,17 +113,17 @@ impl<T: Float> CellParams<T> {
         check_shape(
             "weight_ih",
             Shape::from([gate_width, input_size]),
-            self.weight_ih.dims(),
+            self.weight_ih.raw_shape(),
         )?;
         check_shape(
             "weight_hh",
             Shape::from([gate_width, h_out]),
-            self.weight_hh.dims(),
+            self.weight_hh.raw_shape(),
         )?;
         match (&self.bias_ih, &self.bias_hh) {
             (Some(b_ih), Some(b_hh)) => {
-                check_shape("bias_ih", Shape::from([gate_width]), b_ih.dims())?;
-                check_shape("bias_hh", Shape::from([gate_width]), b_hh.dims())
+                check_shape("bias_ih", Shape::from([gate_width]), b_ih.raw_shape())?;
+                check_shape("bias_hh", Shape::from([gate_width]), b_hh.raw_shape())
             }
             (None, None) => Ok(()),
             (Some(_), None) => Err(Error::MissingParameter {
@@ -295,7 +295,7 @@ impl<T: Float> State<T> {
         for ((_, t), part) in self.parts.iter().zip(layout) {
             let mut dims = lead.to_vec();
             dims.push(part.size);
-            check_shape(op, Shape::new(&dims), t.dims())?;
+            check_shape(op, Shape::new(&dims), t.raw_shape())?;
         }
         Ok(())
     }
@@ -406,17 +406,19 @@ pub trait Cell<T: Float>: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeMismatch`] if `x` or a state part has the wrong shape.
+    /// [`Error::ShapeMismatch`] if `x`, a state part or a parameter has the wrong shape;
+    /// [`Error::StatePartsMismatch`] if `state` does not have the cell's parts.
     fn forward(&self, x: &Tensor<T>, state: Option<&State<T>>) -> Result<(State<T>, StepTrace<T>)>
     where
         Self: Sized,
     {
+        check_params(self)?;
         let layout = self.state_parts();
         let (batch, width) = (x.shape()[0], state_width(&layout));
         check_shape(
             "cell input",
             Shape::from([batch, self.input_size()]),
-            x.dims(),
+            x.raw_shape(),
         )?;
         let mut prev = vec![T::zero(); batch * width];
         if let Some(state) = state {
@@ -445,13 +447,22 @@ pub trait Cell<T: Float>: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeMismatch`] if a part of `d_state` has the wrong shape.
+    /// [`Error::ShapeMismatch`] if a part of `d_state` or a parameter has the wrong shape;
+    /// [`Error::StatePartsMismatch`] if `d_state` does not have the cell's parts;
+    /// [`Error::TraceMismatch`] if `trace` was made by a cell of other sizes. The parameters
+    /// must not change between `forward` and `backward`.
     fn backward(&self, trace: &StepTrace<T>, d_state: &State<T>) -> Result<StepGrads<T>>
     where
         Self: Sized,
     {
+        check_params(self)?;
         let layout = self.state_parts();
         let (batch, width, gw) = (trace.x.shape()[0], state_width(&layout), self.gate_width());
+        check_trace(&[
+            ("input size", self.input_size(), trace.x.len(), batch),
+            ("state width", width, trace.prev.len(), batch),
+            ("saved width", self.saved_width(), trace.saved.len(), batch),
+        ])?;
         d_state.validate("cell state gradient", &layout, &[batch])?;
         let mut d_next = vec![T::zero(); batch * width];
         pack_state(d_state, &layout, batch, &mut d_next, None);
@@ -509,7 +520,7 @@ pub struct StepTrace<T> {
 impl<T> fmt::Debug for StepTrace<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StepTrace")
-            .field("x_shape", &self.x.dims())
+            .field("x_shape", &self.x.raw_shape())
             .finish_non_exhaustive()
     }
 }
@@ -545,6 +556,27 @@ pub(crate) fn display_cell<T: Float>(
     }
     let bias = params.bias_ih.is_some();
     write!(f, "bias: {bias}, params: {} }}", params.count())
+}
+
+/// Checks that a cell's parameters have the shapes its sizes imply.
+pub(crate) fn check_params<T: Float, C: Cell<T> + ?Sized>(cell: &C) -> Result<()> {
+    cell.params()
+        .validate(cell.gate_width(), cell.input_size(), cell.output_size())
+}
+
+/// Checks trace buffers: each `(what, width, len, rows)` must hold `rows` rows of `width`.
+pub(crate) fn check_trace(buffers: &[(&'static str, usize, usize, usize)]) -> Result<()> {
+    for &(what, expected, len, rows) in buffers {
+        if len != expected * rows {
+            let actual = if rows == 0 { 0 } else { len / rows };
+            return Err(Error::TraceMismatch {
+                what,
+                expected,
+                actual,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The sum of the widths of the state parts.

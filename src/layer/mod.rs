@@ -128,8 +128,9 @@ pub trait SequenceLayer<T: Float>: Send + Sync {
     /// # Errors
     ///
     /// [`Error::ShapeMismatch`] or [`Error::RankMismatch`] for a wrong input or state shape,
-    /// [`Error::InvalidLengths`] for lengths that are zero, longer than `T` or not one per
-    /// sample.
+    /// [`Error::StatePartsMismatch`] for a state without the layer's parts,
+    /// [`Error::LengthCount`] / [`Error::InvalidLength`] for lengths that are not one per
+    /// sample or outside `1..=T`.
     fn forward(
         &self,
         input: &Tensor<T>,

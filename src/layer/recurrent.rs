@@ -4,8 +4,8 @@ use core::fmt;
 
 use super::{Grads, SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::cell::{
-    accumulate_param_grads, input_grad, pack_state, project_input, state_width, unpack_state, Cell,
-    State, StatePart,
+    accumulate_param_grads, check_params, check_trace, input_grad, pack_state, project_input,
+    state_width, unpack_state, Cell, State, StatePart,
 };
 use crate::error::{check_shape, Error, Result, Shape};
 use crate::float::Float;
@@ -120,22 +120,20 @@ fn pack_lengths(
         return Ok((None, vec![batch; seq_len]));
     };
     if lengths.len() != batch {
-        return Err(Error::InvalidLengths {
-            reason: format!(
-                "expected {batch} lengths (one per sample), got {}",
-                lengths.len()
-            ),
+        return Err(Error::LengthCount {
+            expected: batch,
+            actual: lengths.len(),
         });
     }
-    if let Some((b, &len)) = lengths
+    let invalid = lengths
         .iter()
         .enumerate()
-        .find(|(_, &l)| l == 0 || l > seq_len)
-    {
-        return Err(Error::InvalidLengths {
-            reason: format!(
-                "length {len} at batch index {b} is outside 1..={seq_len} (T = {seq_len})"
-            ),
+        .find(|(_, &l)| l == 0 || l > seq_len);
+    if let Some((index, &length)) = invalid {
+        return Err(Error::InvalidLength {
+            index,
+            length,
+            seq_len,
         });
     }
     let mut order: Vec<usize> = (0..batch).collect();
@@ -173,8 +171,9 @@ impl<C> Recurrent<C> {
         let &[d0, d1, f] = t.shape() else {
             return Err(Error::RankMismatch {
                 op,
-                expected: layout,
-                actual: t.dims(),
+                expected: 3,
+                layout,
+                actual: t.raw_shape(),
             });
         };
         check_shape(
@@ -222,8 +221,9 @@ impl<C> Recurrent<C> {
     /// # Errors
     ///
     /// [`Error::RankMismatch`] / [`Error::ShapeMismatch`] for a wrong input or state shape
-    /// (the message names the expected and the actual shape), [`Error::InvalidLengths`] for
-    /// lengths that are zero, longer than `T`, or not one per sample.
+    /// (the message names the expected and the actual shape), [`Error::StatePartsMismatch`]
+    /// for an initial state without the cell's parts, [`Error::LengthCount`] /
+    /// [`Error::InvalidLength`] for lengths that are not one per sample or outside `1..=T`.
     pub fn forward<T: Float>(
         &self,
         input: &Tensor<T>,
@@ -234,6 +234,7 @@ impl<C> Recurrent<C> {
         C: Cell<T>,
     {
         let cell = &self.cell;
+        check_params(cell)?;
         let in_size = cell.input_size();
         let (seq_len, batch) = self.sequence_dims("recurrent input", input, in_size)?;
         let (order, batch_sizes) = pack_lengths(lengths, seq_len, batch)?;
@@ -336,7 +337,11 @@ impl<C> Recurrent<C> {
     /// # Errors
     ///
     /// [`Error::ShapeMismatch`] if a gradient's shape differs from that of what it
-    /// differentiates.
+    /// differentiates, or a parameter's from what the cell's sizes imply;
+    /// [`Error::StatePartsMismatch`] if `d_state` does not have the cell's parts;
+    /// [`Error::TraceMismatch`] if `trace` was made by a layer of other sizes. The parameters
+    /// must not change between `forward` and `backward`: the gradients are those of the
+    /// current parameters.
     pub fn backward<T: Float>(
         &self,
         trace: &RecurrentTrace<T>,
@@ -358,6 +363,12 @@ impl<C> Recurrent<C> {
         let in_size = cell.input_size();
         let rows = seq_len * batch;
         let order = trace.order.as_deref();
+        check_params(cell)?;
+        check_trace(&[
+            ("input size", in_size, trace.x.len(), rows),
+            ("state width", width, trace.states.len(), rows + batch),
+            ("saved width", sw, trace.saved.len(), rows),
+        ])?;
 
         let d_out = match d_output {
             Some(d) => {
@@ -370,7 +381,7 @@ impl<C> Recurrent<C> {
                 .map_err(|_| Error::ShapeMismatch {
                     op: "output gradient",
                     expected: self.sequence_shape(seq_len, batch, h_out),
-                    actual: d.dims(),
+                    actual: d.raw_shape(),
                 })?;
                 Some(self.time_major(d, seq_len, batch))
             }
@@ -468,7 +479,9 @@ impl<C> Recurrent<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeMismatch`] if a part of `initial` is not `(1, batch, width)`.
+    /// [`Error::ShapeMismatch`] if a part of `initial` is not `(1, batch, width)` or a
+    /// parameter does not have the shape the cell's sizes imply;
+    /// [`Error::StatePartsMismatch`] if `initial` does not have the cell's parts.
     ///
     /// # Examples
     ///
@@ -496,6 +509,7 @@ impl<C> Recurrent<C> {
     where
         C: Cell<T>,
     {
+        check_params(&self.cell)?;
         let layout = self.cell.state_parts();
         let width = state_width(&layout);
         let mut state = vec![T::zero(); batch * width];
@@ -614,7 +628,7 @@ impl<C: Cell<T>, T: Float> Stream<'_, C, T> {
         check_shape(
             "stream input",
             Shape::from([self.batch, self.cell.input_size()]),
-            x_t.dims(),
+            x_t.raw_shape(),
         )?;
         project_input(self.cell.params(), x_t.as_mat(), &mut self.p);
         self.cell.step(

@@ -102,7 +102,7 @@ pub fn load_cases(dir: &Path) -> Vec<Case> {
     cases
 }
 
-/// The largest `|actual − expected| / max(1, |expected|)`.
+/// The largest `|actual − expected| / max(1, |expected|)`; NaN if any value is NaN.
 pub fn worst_error<T: recurrent::Float>(actual: &Tensor<T>, expected: &Tensor<f64>) -> f64 {
     assert_eq!(actual.shape(), expected.shape(), "shapes differ");
     actual
@@ -110,5 +110,11 @@ pub fn worst_error<T: recurrent::Float>(actual: &Tensor<T>, expected: &Tensor<f6
         .iter()
         .zip(expected.as_slice())
         .map(|(&a, &e)| (a.as_f64() - e).abs() / e.abs().max(1.0))
-        .fold(0.0, f64::max)
+        .fold(0.0, |m, e| {
+            if m.is_nan() || e.is_nan() {
+                f64::NAN
+            } else {
+                m.max(e)
+            }
+        })
 }
