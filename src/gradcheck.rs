@@ -1,22 +1,4 @@
 //! Gradient checking: analytic gradients against central finite differences, in `f64`.
-//!
-//! The checked scalar is `L = Σ output ⊙ G_out + Σ_parts state ⊙ G_state`, with the weights
-//! `G` drawn from `N(0, 1)` with a fixed seed, so every output and every state part matters.
-//! Each parameter, input and initial-state element `θ` is moved by `±ε` and the slope
-//! `(L(θ + ε) − L(θ − ε)) / 2ε` is compared with the analytic `dL/dθ`.
-//!
-//! The error of one element is `|analytic − numeric| / max(1, |analytic|, |numeric|)`: relative
-//! for large gradients, absolute below 1, so that gradients that are zero do not divide by zero.
-//!
-//! # Kinks
-//!
-//! A relu is not differentiable at 0. When a pre-activation lies within `ε` of 0, the central
-//! difference straddles the kink and disagrees with any analytic gradient. Such an element is
-//! recognised by its one-sided differences `(L(θ + ε) − L(θ)) / ε` and `(L(θ) − L(θ − ε)) / ε`:
-//! they differ (by more than 1e-4, relative), and the analytic gradient equals one of them (to
-//! 1e-4). It is then counted in [`GradcheckReport::kinks`] instead of the worst error. An
-//! analytic gradient that matches neither side is reported as an error like any other, so a
-//! wrong backward pass cannot hide behind a kink.
 
 use core::fmt;
 
@@ -27,7 +9,27 @@ use crate::error::Result;
 use crate::layer::SequenceLayer;
 use crate::tensor::Tensor;
 
-/// A gradient check: `Gradcheck::new()`, then `with_*` options, then
+/// A gradient check: analytic gradients against central finite differences, in `f64`.
+///
+/// The checked scalar is `L = Σ output ⊙ G_out + Σ_parts state ⊙ G_state`, with the weights
+/// `G` drawn from `N(0, 1)` with a fixed seed, so every output and every state part matters.
+/// Each parameter, input and initial-state element `θ` is moved by `±ε` and the slope
+/// `(L(θ + ε) − L(θ − ε)) / 2ε` is compared with the analytic `dL/dθ`.
+///
+/// The error of one element is `|analytic − numeric| / max(1, |analytic|, |numeric|)`: relative
+/// for large gradients, absolute below 1, so that gradients that are zero do not divide by zero.
+///
+/// # Kinks
+///
+/// A relu is not differentiable at 0. When a pre-activation lies within `ε` of 0, the central
+/// difference straddles the kink and disagrees with any analytic gradient. Such an element is
+/// recognised by its one-sided differences `(L(θ + ε) − L(θ)) / ε` and `(L(θ) − L(θ − ε)) / ε`:
+/// they differ (by more than 1e-4, relative), and the analytic gradient equals one of them (to
+/// 1e-4). It is then counted in [`GradcheckReport::kinks`] instead of the worst error. An
+/// analytic gradient that matches neither side is reported as an error like any other, so a
+/// wrong backward pass cannot hide behind a kink.
+///
+/// Use: `Gradcheck::new()`, then `with_*` options, then
 /// [`check_layer`](Gradcheck::check_layer) or [`check_cell`](Gradcheck::check_cell).
 ///
 /// # Examples
@@ -57,8 +59,9 @@ impl Default for Gradcheck {
 
 /// The outcome of a gradient check.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct GradcheckReport {
-    /// The largest error over every checked element (see the [module docs](crate::gradcheck)).
+    /// The largest error over every checked element (see [`Gradcheck`]).
     pub worst_error: f64,
     /// Where it occurred, for example `"weight_hh_l0[5, 2]"` or `"input[3, 0, 1]"`.
     pub worst_at: String,
@@ -68,7 +71,7 @@ pub struct GradcheckReport {
     pub numeric: f64,
     /// How many elements were checked.
     pub checked: usize,
-    /// How many of them sat on a kink (see the [module docs](crate::gradcheck#kinks)); their
+    /// How many of them sat on a kink (see [kinks](Gradcheck#kinks)); their
     /// analytic gradient matched a one-sided difference and is not in `worst_error`.
     pub kinks: usize,
 }
@@ -118,7 +121,8 @@ impl GradcheckReport {
                 self.kinks += 1;
                 continue;
             }
-            if error > self.worst_error || self.checked == 1 || error.is_nan() {
+            let first = self.checked - self.kinks == 1;
+            if first || error > self.worst_error || error.is_nan() && !self.worst_error.is_nan() {
                 self.worst_error = error;
                 self.worst_at = format!("{name}{:?}", unravel(i, dims));
                 self.analytic = a;
@@ -174,8 +178,17 @@ impl Gradcheck {
     }
 
     /// The finite-difference step. Defaults to `1e-6`.
+    ///
+    /// # Panics
+    ///
+    /// Panics unless `epsilon` is positive and finite.
     #[must_use = "returns a new check and does not modify self"]
+    #[track_caller]
     pub fn with_epsilon(self, epsilon: f64) -> Self {
+        assert!(
+            epsilon > 0.0 && epsilon.is_finite(),
+            "the finite-difference step must be positive and finite, got {epsilon}"
+        );
         Gradcheck { epsilon, ..self }
     }
 

@@ -70,7 +70,7 @@
 mod cell;
 mod error;
 mod float;
-pub mod gradcheck;
+mod gradcheck;
 mod layer;
 mod tensor;
 

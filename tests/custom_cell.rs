@@ -62,10 +62,7 @@ impl<T: Float> Cell<T> for PeepholeLstm<T> {
     }
     fn state_parts(&self) -> Vec<StatePart> {
         let h = self.hidden_size;
-        vec![
-            StatePart { name: "h", size: h },
-            StatePart { name: "c", size: h },
-        ]
+        vec![StatePart::new("h", h), StatePart::new("c", h)]
     }
     fn saved_width(&self) -> usize {
         5 * self.hidden_size // i, f, g, o, tanh(c')

@@ -185,6 +185,15 @@ fn a_trace_from_another_layer_is_rejected() {
     let cell = GruConfig::new(3, 2).init::<f64, _>(&mut StdRng::seed_from_u64(0));
     let other = GruConfig::new(3, 5).init::<f64, _>(&mut StdRng::seed_from_u64(0));
     let (_, trace) = other.forward(&Tensor::zeros(&[2, 3]), None).unwrap();
-    let e = cell.backward(&trace, &State::from_h(Tensor::zeros(&[2, 2]))).unwrap_err();
-    assert_eq!(e, Error::TraceMismatch { what: "state width", expected: 2, actual: 5 });
+    let e = cell
+        .backward(&trace, &State::from_h(Tensor::zeros(&[2, 2])))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        Error::TraceMismatch {
+            what: "state width",
+            expected: 2,
+            actual: 5
+        }
+    );
 }

@@ -41,6 +41,11 @@ impl GruConfig {
     }
 
     /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `hidden_size` is 0.
+    #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> GruCell<T> {
         let params = CellParams::init(
             GATES * self.hidden_size,
@@ -125,10 +130,7 @@ impl<T: Float> Cell<T> for GruCell<T> {
     }
 
     fn state_parts(&self) -> Vec<StatePart> {
-        vec![StatePart {
-            name: "h",
-            size: self.hidden_size,
-        }]
+        vec![StatePart::new("h", self.hidden_size)]
     }
 
     /// Saved per sample: the gates `r, z, n` and the hidden projection `W_hn h + b_hn`.

@@ -41,6 +41,11 @@ impl LstmConfig {
     }
 
     /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `hidden_size` is 0.
+    #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> LstmCell<T> {
         let params = CellParams::init(
             GATES * self.hidden_size,
@@ -129,14 +134,8 @@ impl<T: Float> Cell<T> for LstmCell<T> {
 
     fn state_parts(&self) -> Vec<StatePart> {
         vec![
-            StatePart {
-                name: "h",
-                size: self.hidden_size,
-            },
-            StatePart {
-                name: "c",
-                size: self.hidden_size,
-            },
+            StatePart::new("h", self.hidden_size),
+            StatePart::new("c", self.hidden_size),
         ]
     }
 

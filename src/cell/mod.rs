@@ -83,7 +83,13 @@ impl<T: Float> CellParams<T> {
     }
 
     /// Draws every parameter from PyTorch's default `U(−1/√H, 1/√H)`, where `H` is
-    /// `hidden_size`, in the order `weight_ih, weight_hh, bias_ih, bias_hh`.
+    /// `hidden_size`, in the order `weight_ih (gate_width, input_size)`,
+    /// `weight_hh (gate_width, hidden_size)`, `bias_ih`, `bias_hh`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `hidden_size` is 0 (as PyTorch rejects it).
+    #[track_caller]
     pub fn init<R: Rng + ?Sized>(
         gate_width: usize,
         input_size: usize,
@@ -91,7 +97,8 @@ impl<T: Float> CellParams<T> {
         bias: bool,
         rng: &mut R,
     ) -> Self {
-        let k = T::one() / T::from_f64(hidden_size.max(1) as f64).sqrt();
+        assert!(hidden_size > 0, "hidden_size must be positive");
+        let k = T::one() / T::from_f64(hidden_size as f64).sqrt();
         let mut draw = |dims: &[usize]| Tensor::uniform(dims, -k, k, rng);
         let weight_ih = draw(&[gate_width, input_size]);
         let weight_hh = draw(&[gate_width, hidden_size]);
@@ -205,11 +212,19 @@ impl<T: fmt::Debug> fmt::Debug for CellParams<T> {
 
 /// One named part of a cell's state (`h`, or LSTM's `c`) and its width per sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StatePart {
     /// The name: `"h"` for the part that is also the output, `"c"` for an LSTM's cell state.
     pub name: &'static str,
     /// Values per sample.
     pub size: usize,
+}
+
+impl StatePart {
+    /// A part called `name` with `size` values per sample.
+    pub fn new(name: &'static str, size: usize) -> Self {
+        StatePart { name, size }
+    }
 }
 
 /// A recurrent state: named tensors such as `h` (and `c` for an LSTM).
@@ -331,7 +346,7 @@ impl<T: fmt::Debug> fmt::Debug for State<T> {
 ///
 /// Implementing these required methods gives a cell of your own [`crate::Recurrent`], the
 /// single-step [`forward`](Cell::forward) / [`backward`](Cell::backward) and
-/// [`crate::gradcheck`].
+/// [`crate::Gradcheck`].
 pub trait Cell<T: Float>: Send + Sync {
     /// Features per input sample, `I`.
     fn input_size(&self) -> usize;
@@ -527,6 +542,7 @@ impl<T> fmt::Debug for StepTrace<T> {
 
 /// The gradients of one [`Cell::forward`] step.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StepGrads<T> {
     /// `dL/dx`, `(B, I)`.
     pub input: Tensor<T>,

@@ -59,6 +59,11 @@ impl RnnConfig {
     }
 
     /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `hidden_size` is 0.
+    #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> RnnCell<T> {
         let params = CellParams::init(
             self.hidden_size,
@@ -148,10 +153,7 @@ impl<T: Float> Cell<T> for RnnCell<T> {
     }
 
     fn state_parts(&self) -> Vec<StatePart> {
-        vec![StatePart {
-            name: "h",
-            size: self.hidden_size,
-        }]
+        vec![StatePart::new("h", self.hidden_size)]
     }
 
     /// Nothing is saved: the derivative of φ is a function of `h'`, which the driver keeps.

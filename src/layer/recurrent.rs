@@ -144,17 +144,6 @@ fn pack_lengths(
     Ok((Some(order), batch_sizes))
 }
 
-/// Swaps the two leading dimensions of a `(d0, d1, f)` buffer.
-fn swap_leading<T: Copy>(data: &[T], d0: usize, d1: usize, f: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(data.len());
-    for j in 0..d1 {
-        for i in 0..d0 {
-            out.extend_from_slice(&data[(i * d1 + j) * f..][..f]);
-        }
-    }
-    out
-}
-
 impl<C> Recurrent<C> {
     /// `(T, B)` of a sequence tensor with `features` per step, in this layer's layout.
     fn sequence_dims<T: Float>(
@@ -184,29 +173,59 @@ impl<C> Recurrent<C> {
         Ok(if self.batch_first { (d1, d0) } else { (d0, d1) })
     }
 
-    /// The data of a sequence tensor in time-major order.
-    fn time_major<T: Float>(&self, t: &Tensor<T>, seq_len: usize, batch: usize) -> Vec<T> {
+    /// The row of step `t` of sample `b` in a sequence tensor of this layer's layout.
+    fn row_index(&self, t: usize, b: usize, seq_len: usize, batch: usize) -> usize {
         if self.batch_first {
-            swap_leading(t.as_slice(), batch, seq_len, t.shape()[2])
+            b * seq_len + t
         } else {
-            t.as_slice().to_vec()
+            t * batch + b
         }
     }
 
-    /// A sequence tensor in this layer's layout from time-major data.
-    fn to_layout<T: Float>(
+    /// Packed rows `(T·B, width)` from a sequence tensor in this layer's layout: row `t·B + j`
+    /// is step `t` of sample `order[j]` while it runs, and zero after its end.
+    fn pack_rows<T: Float>(
         &self,
-        data: Vec<T>,
-        seq_len: usize,
-        batch: usize,
-        f: usize,
+        src: &[T],
+        (seq_len, batch, width): (usize, usize, usize),
+        order: Option<&[usize]>,
+        batch_sizes: &[usize],
+    ) -> Vec<T> {
+        if order.is_none() && !self.batch_first {
+            return src.to_vec();
+        }
+        let mut rows = vec![T::zero(); seq_len * batch * width];
+        for (t, &bt) in batch_sizes.iter().enumerate() {
+            for j in 0..bt {
+                let b = order.map_or(j, |o| o[j]);
+                let from = self.row_index(t, b, seq_len, batch) * width;
+                rows[(t * batch + j) * width..][..width].copy_from_slice(&src[from..][..width]);
+            }
+        }
+        rows
+    }
+
+    /// The inverse of [`pack_rows`](Recurrent::pack_rows): a sequence tensor in this layer's
+    /// layout whose step `t` of the sample at packed row `j` is `src[row(t, j)..][..width]`,
+    /// zero after the sample's end.
+    fn unpack_rows<T: Float>(
+        &self,
+        src: &[T],
+        row: impl Fn(usize, usize) -> usize,
+        (seq_len, batch, width): (usize, usize, usize),
+        order: Option<&[usize]>,
+        batch_sizes: &[usize],
     ) -> Tensor<T> {
-        let (data, dims) = if self.batch_first {
-            (swap_leading(&data, seq_len, batch, f), [batch, seq_len, f])
-        } else {
-            (data, [seq_len, batch, f])
-        };
-        Tensor::from_vec(data, &dims).expect("the sequence buffer matches its shape")
+        let mut out = vec![T::zero(); seq_len * batch * width];
+        for (t, &bt) in batch_sizes.iter().enumerate() {
+            for j in 0..bt {
+                let b = order.map_or(j, |o| o[j]);
+                let to = self.row_index(t, b, seq_len, batch) * width;
+                out[to..][..width].copy_from_slice(&src[row(t, j)..][..width]);
+            }
+        }
+        let dims = self.sequence_shape(seq_len, batch, width);
+        Tensor::from_vec(out, dims.dims()).expect("the sequence buffer matches its shape")
     }
 }
 
@@ -250,20 +269,8 @@ impl<C> Recurrent<C> {
         );
         let rows = seq_len * batch;
 
-        let x_tm = self.time_major(input, seq_len, batch);
-        let x = match (&order, lengths) {
-            (Some(order), Some(lengths)) => {
-                let mut x = vec![T::zero(); rows * in_size];
-                for t in 0..seq_len {
-                    for (j, &b) in order.iter().enumerate().filter(|&(_, &b)| t < lengths[b]) {
-                        x[(t * batch + j) * in_size..][..in_size]
-                            .copy_from_slice(&x_tm[(t * batch + b) * in_size..][..in_size]);
-                    }
-                }
-                x
-            }
-            _ => x_tm,
-        };
+        let dims = (seq_len, batch, in_size);
+        let x = self.pack_rows(input.as_slice(), dims, order.as_deref(), &batch_sizes);
 
         let mut states = vec![T::zero(); (seq_len + 1) * batch * width];
         if let Some(initial) = initial {
@@ -294,14 +301,13 @@ impl<C> Recurrent<C> {
             next[bt * width..].copy_from_slice(&prev[bt * width..]);
         }
 
-        let mut output = vec![T::zero(); rows * h_out];
-        for (t, &bt) in batch_sizes.iter().enumerate() {
-            for j in 0..bt {
-                let b = order.as_ref().map_or(j, |o| o[j]);
-                output[(t * batch + b) * h_out..][..h_out]
-                    .copy_from_slice(&states[((t + 1) * batch + j) * width..][..h_out]);
-            }
-        }
+        let output = self.unpack_rows(
+            &states[step_len..],
+            |t, j| (t * batch + j) * width,
+            (seq_len, batch, h_out),
+            order.as_deref(),
+            &batch_sizes,
+        );
         let state = unpack_state(
             &states[seq_len * step_len..],
             &layout,
@@ -309,7 +315,6 @@ impl<C> Recurrent<C> {
             batch,
             order.as_deref(),
         );
-        let output = self.to_layout(output, seq_len, batch, h_out);
         let trace = RecurrentTrace {
             seq_len,
             batch,
@@ -370,23 +375,10 @@ impl<C> Recurrent<C> {
             ("saved width", sw, trace.saved.len(), rows),
         ])?;
 
-        let d_out = match d_output {
-            Some(d) => {
-                let dims = self.sequence_dims("output gradient", d, h_out)?;
-                check_shape(
-                    "output gradient",
-                    Shape::from([seq_len, batch]),
-                    Shape::from([dims.0, dims.1]),
-                )
-                .map_err(|_| Error::ShapeMismatch {
-                    op: "output gradient",
-                    expected: self.sequence_shape(seq_len, batch, h_out),
-                    actual: d.raw_shape(),
-                })?;
-                Some(self.time_major(d, seq_len, batch))
-            }
-            None => None,
-        };
+        if let Some(d) = d_output {
+            let expected = self.sequence_shape(seq_len, batch, h_out);
+            check_shape("output gradient", expected, d.raw_shape())?;
+        }
         let mut d_next = vec![T::zero(); batch * width];
         if let Some(d_state) = d_state {
             d_state.validate("final state gradient", &layout, &[1, batch])?;
@@ -400,10 +392,11 @@ impl<C> Recurrent<C> {
         let mut param_grads = cell.params().zeros_like();
         let step_len = batch * width;
         for (t, &bt) in trace.batch_sizes.iter().enumerate().rev() {
-            if let Some(d_out) = &d_out {
+            if let Some(d_out) = d_output {
                 for j in 0..bt {
                     let b = order.map_or(j, |o| o[j]);
-                    let src = &d_out[(t * batch + b) * h_out..][..h_out];
+                    let row = self.row_index(t, b, seq_len, batch);
+                    let src = &d_out.as_slice()[row * h_out..][..h_out];
                     d_next[j * width..][..h_out]
                         .iter_mut()
                         .zip(src)
@@ -444,23 +437,17 @@ impl<C> Recurrent<C> {
         );
         let mut d_x = vec![T::zero(); rows * in_size];
         input_grad(cell.params(), &d_p, MatMut::new(&mut d_x, rows, in_size));
-        let d_x = match order {
-            Some(order) => {
-                let mut unpacked = vec![T::zero(); rows * in_size];
-                for t in 0..seq_len {
-                    for (j, &b) in order.iter().enumerate() {
-                        unpacked[(t * batch + b) * in_size..][..in_size]
-                            .copy_from_slice(&d_x[(t * batch + j) * in_size..][..in_size]);
-                    }
-                }
-                unpacked
-            }
-            None => d_x,
-        };
+        let input = self.unpack_rows(
+            &d_x,
+            |t, j| (t * batch + j) * in_size,
+            (seq_len, batch, in_size),
+            order,
+            &trace.batch_sizes,
+        );
         let mut params = Grads::new();
         param_grads.visit(|name, t| params.push(format!("{name}{}", self.name_suffix), t.clone()));
         Ok(SequenceGrads {
-            input: self.to_layout(d_x, seq_len, batch, in_size),
+            input,
             initial_state,
             params,
         })
@@ -660,7 +647,7 @@ impl<C: Cell<T>, T: Float> Stream<'_, C, T> {
         )
     }
 
-    /// Sets the state back to zeros.
+    /// Sets the state to zeros (not to the `initial` state the stream started from).
     pub fn reset(&mut self) {
         self.state.fill(T::zero());
     }
