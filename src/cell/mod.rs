@@ -584,7 +584,7 @@ pub(crate) fn check_params<T: Float, C: Cell<T> + ?Sized>(cell: &C) -> Result<()
 pub(crate) fn check_trace(buffers: &[(&'static str, usize, usize, usize)]) -> Result<()> {
     for &(what, expected, len, rows) in buffers {
         if len != expected * rows {
-            let actual = if rows == 0 { 0 } else { len / rows };
+            let actual = len.checked_div(rows).unwrap_or(0);
             return Err(Error::TraceMismatch {
                 what,
                 expected,
