@@ -6,10 +6,13 @@
 //! The cases are drawn by proptest from a fixed seed, so a run is reproducible; set
 //! `PROPTEST_CASES` to draw more. Not covered here: PyTorch's values (see `parity.rs`).
 
+mod common;
+
 use std::cell::Cell as StdCell;
 
+use common::runner;
+
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
     Cell, Gradcheck, GradcheckReport, GruConfig, LstmConfig, Nonlinearity, Recurrent, RnnConfig,
@@ -67,17 +70,6 @@ fn problems() -> impl Strategy<Value = Problem> {
         )
 }
 
-fn runner() -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(256);
-    TestRunner::new_with_rng(
-        Config::with_cases(cases),
-        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-    )
-}
-
 /// A random state for `cell` with parts `lead ++ [width]`, scaled like the PyTorch cases.
 fn random_state<C: Cell<f64>>(cell: &C, lead: &[usize], rng: &mut StdRng) -> State<f64> {
     let parts = cell.state_parts().into_iter().map(|p| {
@@ -92,7 +84,7 @@ fn random_state<C: Cell<f64>>(cell: &C, lead: &[usize], rng: &mut StdRng) -> Sta
 /// elements on a kink (see `recurrent::gradcheck`), and then only a few.
 fn run(label: &str, smooth: bool, check: impl Fn(&Problem) -> GradcheckReport) {
     let (worst, kinks, checked) = (StdCell::new(0.0f64), StdCell::new(0), StdCell::new(0));
-    let result = runner().run(&problems(), |problem| {
+    let result = runner(256).run(&problems(), |problem| {
         let report = check(&problem);
         worst.set(worst.get().max(report.worst_error));
         kinks.set(kinks.get() + report.kinks);
@@ -111,7 +103,7 @@ fn run(label: &str, smooth: bool, check: impl Fn(&Problem) -> GradcheckReport) {
     println!(
         "{label}: worst error {:.3e} over {} problems, {} elements ({} at relu kinks)",
         worst.get(),
-        runner().config().cases,
+        runner(256).config().cases,
         checked.get(),
         kinks.get()
     );
@@ -286,4 +278,79 @@ fn a_wrong_backward_is_caught() {
         report.worst_at.starts_with("weight_hh_l0") || report.worst_at.starts_with("bias_hh_l0"),
         "{report}"
     );
+}
+
+/// A relu whose derivative is taken as 1 at 0 (`y >= 0`, so everywhere) cannot pass as a
+/// kink: where the unit is off, both one-sided differences are 0 and the analytic gradient is
+/// not.
+#[test]
+fn a_wrong_relu_derivative_is_not_taken_for_a_kink() {
+    #[derive(Clone)]
+    struct LeakyBackward(recurrent::RnnCell<f64>);
+    impl Cell<f64> for LeakyBackward {
+        fn input_size(&self) -> usize {
+            self.0.input_size()
+        }
+        fn hidden_size(&self) -> usize {
+            self.0.hidden_size()
+        }
+        fn gate_width(&self) -> usize {
+            self.0.gate_width()
+        }
+        fn state_parts(&self) -> Vec<recurrent::StatePart> {
+            self.0.state_parts()
+        }
+        fn saved_width(&self) -> usize {
+            0
+        }
+        fn params(&self) -> &recurrent::CellParams<f64> {
+            self.0.params()
+        }
+        fn params_mut(&mut self) -> &mut recurrent::CellParams<f64> {
+            self.0.params_mut()
+        }
+        fn step(&self, batch: usize, p: &[f64], prev: &[f64], next: &mut [f64], saved: &mut [f64]) {
+            self.0.step(batch, p, prev, next, saved)
+        }
+        fn step_backward(
+            &self,
+            batch: usize,
+            _saved: &[f64],
+            _prev: &[f64],
+            _next: &[f64],
+            d_next: &[f64],
+            d_p: &mut [f64],
+            _d_hp: &mut [f64],
+            d_prev: &mut [f64],
+            _grads: &mut recurrent::CellParams<f64>,
+        ) {
+            // wrong: d relu(y)/dy taken as 1 wherever y >= 0, which is everywhere
+            d_p.copy_from_slice(d_next);
+            let h = self.hidden_size();
+            let w = self.0.params().weight_hh.as_mat();
+            recurrent::gemm(
+                1.0,
+                recurrent::MatRef::new(d_p, batch, h),
+                w,
+                0.0,
+                recurrent::MatMut::new(d_prev, batch, h),
+            );
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(4);
+    let cell = RnnConfig::new(3, 6)
+        .with_nonlinearity(Nonlinearity::Relu)
+        .init(&mut rng);
+    let layer = Recurrent::new(LeakyBackward(cell));
+    let x = Tensor::randn(&[6, 3, 3], &mut rng);
+    let out = layer.forward(&x, None, None).unwrap();
+    assert!(
+        out.output.as_slice().contains(&0.0),
+        "some units must be off for this test"
+    );
+    let report = Gradcheck::new()
+        .check_layer(&layer, &x, None, None)
+        .unwrap();
+    assert!(report.worst_error > 1e-2, "{report}");
+    assert_eq!(report.kinks, 0, "{report}");
 }

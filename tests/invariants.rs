@@ -1,15 +1,20 @@
-//! Invariants of `Recurrent` that hold exactly, checked over random shapes and seeds:
-//! a sample's results do not depend on the rest of its batch; what lies past a sequence's
-//! length changes nothing; batch-first is the transposed time-major computation; streaming one
-//! step at a time equals the whole-sequence forward; lengths all equal to `T` equal no lengths.
-//! Also: every public layer type is `Send + Sync`. Not covered: PyTorch's values (`parity.rs`)
-//! and gradient correctness (`gradcheck.rs`).
+//! Invariants of `Recurrent` that hold exactly (to 1e-12), over random shapes and seeds drawn
+//! from a fixed seed: a sample's results do not depend on the rest of its batch, and the
+//! parameter gradients of a batch are the sum of its samples'; what lies past a sequence's
+//! length (including NaN and extra steps) changes nothing; batch-first is the transposed
+//! time-major computation, gradients included; streaming one step at a time equals the whole
+//! forward; lengths all equal to `T` are no lengths. Also: the public layer types are
+//! `Send + Sync`. Not covered: PyTorch's values (`parity.rs`), gradient correctness
+//! (`gradcheck.rs`).
 
+mod common;
+
+use common::runner;
 use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    Cell, GruCell, GruConfig, LstmCell, LstmConfig, Recurrent, RnnCell, RnnConfig, SequenceLayer,
-    State, Tensor,
+    Cell, Grads, GruCell, GruConfig, LstmCell, LstmConfig, Recurrent, RnnCell, RnnConfig,
+    SequenceLayer, State, Tensor,
 };
 
 #[derive(Debug, Clone)]
@@ -38,6 +43,12 @@ fn problems() -> impl Strategy<Value = Problem> {
         })
 }
 
+fn random_lengths(p: &Problem, rng: &mut StdRng) -> Vec<usize> {
+    (0..p.batch)
+        .map(|_| rng.random_range(1..=p.seq_len))
+        .collect()
+}
+
 fn random_state<C: Cell<f64>>(cell: &C, batch: usize, rng: &mut StdRng) -> State<f64> {
     let parts = cell.state_parts().into_iter();
     State::new(
@@ -47,25 +58,43 @@ fn random_state<C: Cell<f64>>(cell: &C, batch: usize, rng: &mut StdRng) -> State
     )
 }
 
-/// Rows `b` of the batch dimension (axis `axis`) of a rank-3 tensor.
-fn select(t: &Tensor<f64>, axis: usize, b: usize) -> Vec<f64> {
+/// Sample `b` (axis 1) of a rank-3 tensor, as a `(d0, 1, d2)` tensor.
+fn sample(t: &Tensor<f64>, b: usize) -> Tensor<f64> {
     let [d0, d1, f] = [t.shape()[0], t.shape()[1], t.shape()[2]];
-    let mut out = Vec::new();
-    for i in 0..d0 {
-        for j in 0..d1 {
-            if (axis == 0 && i == b) || (axis == 1 && j == b) {
-                out.extend_from_slice(&t.as_slice()[(i * d1 + j) * f..][..f]);
-            }
-        }
-    }
-    out
+    let data = (0..d0)
+        .flat_map(|i| t.as_slice()[(i * d1 + b) * f..][..f].to_vec())
+        .collect();
+    Tensor::from_vec(data, &[d0, 1, f]).unwrap()
 }
 
-fn close(a: &[f64], b: &[f64]) -> bool {
+/// A rank-3 tensor with its two leading axes swapped.
+fn swap(t: &Tensor<f64>) -> Tensor<f64> {
+    let [d0, d1, f] = [t.shape()[0], t.shape()[1], t.shape()[2]];
+    let data =
+        (0..d1).flat_map(|j| (0..d0).flat_map(move |i| (i * d1 + j) * f..(i * d1 + j + 1) * f));
+    Tensor::from_vec(data.map(|i| t.as_slice()[i]).collect(), &[d1, d0, f]).unwrap()
+}
+
+fn close(a: &Tensor<f64>, b: &Tensor<f64>) -> bool {
+    a.shape() == b.shape()
+        && a.as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
+}
+
+fn states_close(a: &State<f64>, b: &State<f64>) -> bool {
+    a.parts().len() == b.parts().len()
+        && a.parts()
+            .zip(b.parts())
+            .all(|((n, x), (m, y))| n == m && close(x, y))
+}
+
+fn grads_close(a: &Grads<f64>, b: &Grads<f64>) -> bool {
     a.len() == b.len()
         && a.iter()
-            .zip(b)
-            .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
+            .zip(b.iter())
+            .all(|((n, x), (m, y))| n == m && close(x, y))
 }
 
 /// One layer of each cell.
@@ -83,38 +112,64 @@ fn layers(p: &Problem, rng: &mut StdRng) -> Layers {
     )
 }
 
-/// Each sample run alone gives its slice of the batched output, final state and gradients.
+/// Each sample run alone gives its slice of the batched output, final state, input and
+/// initial-state gradients; the batch's parameter gradients are the sum of the samples'.
 fn batch_independence<C: Cell<f64>>(
     layer: &Recurrent<C>,
     p: &Problem,
     rng: &mut StdRng,
 ) -> Result<(), TestCaseError> {
     let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
-    let lengths: Vec<usize> = (0..p.batch)
-        .map(|_| rng.random_range(1..=p.seq_len))
-        .collect();
+    let lengths = random_lengths(p, rng);
     let init = random_state(layer.cell(), p.batch, rng);
     let g = Tensor::randn(&[p.seq_len, p.batch, p.hidden_size], rng);
+    let g_state = random_state(layer.cell(), p.batch, rng);
     let all = layer.forward(&x, Some(&init), Some(&lengths)).unwrap();
-    let all_grads = layer.backward(&all.trace, Some(&g), None).unwrap();
+    let all_grads = layer
+        .backward(&all.trace, Some(&g), Some(&g_state))
+        .unwrap();
+    let mut summed: Option<Grads<f64>> = None;
     for b in 0..p.batch {
-        let pick = |t: &Tensor<f64>| {
-            Tensor::from_vec(select(t, 1, b), &[t.shape()[0], 1, t.shape()[2]]).unwrap()
-        };
-        let init_b = State::new(init.parts().map(|(n, t)| (n, pick(t))).collect());
+        let pick_state =
+            |s: &State<f64>| State::new(s.parts().map(|(n, t)| (n, sample(t, b))).collect());
         let one = layer
-            .forward(&pick(&x), Some(&init_b), Some(&lengths[b..=b]))
+            .forward(
+                &sample(&x, b),
+                Some(&pick_state(&init)),
+                Some(&lengths[b..=b]),
+            )
             .unwrap();
-        prop_assert!(close(one.output.as_slice(), &select(&all.output, 1, b)));
-        for ((_, s1), (_, s)) in one.state.parts().zip(all.state.parts()) {
-            prop_assert!(close(s1.as_slice(), &select(s, 1, b)));
-        }
-        let grads = layer.backward(&one.trace, Some(&pick(&g)), None).unwrap();
-        prop_assert!(close(
-            grads.input.as_slice(),
-            &select(&all_grads.input, 1, b)
+        prop_assert!(close(&one.output, &sample(&all.output, b)));
+        prop_assert!(states_close(&one.state, &pick_state(&all.state)));
+        let grads = layer
+            .backward(
+                &one.trace,
+                Some(&sample(&g, b)),
+                Some(&pick_state(&g_state)),
+            )
+            .unwrap();
+        prop_assert!(close(&grads.input, &sample(&all_grads.input, b)));
+        prop_assert!(states_close(
+            &grads.initial_state,
+            &pick_state(&all_grads.initial_state)
         ));
+        summed = Some(match summed {
+            None => grads.params,
+            Some(mut total) => {
+                for ((_, t), (_, g)) in total.iter_mut().zip(grads.params.iter()) {
+                    t.as_mut_slice()
+                        .iter_mut()
+                        .zip(g.as_slice())
+                        .for_each(|(t, &g)| *t += g);
+                }
+                total
+            }
+        });
     }
+    prop_assert!(grads_close(
+        &summed.expect("at least one sample"),
+        &all_grads.params
+    ));
     Ok(())
 }
 
@@ -124,20 +179,18 @@ fn padding_invariance<C: Cell<f64>>(
     p: &Problem,
     rng: &mut StdRng,
 ) -> Result<(), TestCaseError> {
-    let (t, extra) = (p.seq_len, 3);
-    let lengths: Vec<usize> = (0..p.batch).map(|_| rng.random_range(1..=t)).collect();
-    let x = Tensor::randn(&[t, p.batch, p.input_size], rng);
+    let (t, extra, i) = (p.seq_len, 3, p.input_size);
+    let lengths = random_lengths(p, rng);
+    let x = Tensor::randn(&[t, p.batch, i], rng);
     let g = Tensor::randn(&[t + extra, p.batch, p.hidden_size], rng);
-    // the same valid values, different padding, and `extra` more padded steps (NaN included)
-    let mut longer = Tensor::randn(&[t + extra, p.batch, p.input_size], rng);
+    let g_state = random_state(layer.cell(), p.batch, rng);
+    // the same valid values, other padding (NaN at every other step), and `extra` more steps
+    let mut longer = Tensor::randn(&[t + extra, p.batch, i], rng);
     for step in 0..t + extra {
         for (b, &len) in lengths.iter().enumerate() {
-            let row =
-                &mut longer.as_mut_slice()[(step * p.batch + b) * p.input_size..][..p.input_size];
+            let row = &mut longer.as_mut_slice()[(step * p.batch + b) * i..][..i];
             if step < len {
-                row.copy_from_slice(
-                    &x.as_slice()[(step * p.batch + b) * p.input_size..][..p.input_size],
-                );
+                row.copy_from_slice(&x.as_slice()[(step * p.batch + b) * i..][..i]);
             } else if step % 2 == 0 {
                 row.fill(f64::NAN);
             }
@@ -145,64 +198,62 @@ fn padding_invariance<C: Cell<f64>>(
     }
     let short = layer.forward(&x, None, Some(&lengths)).unwrap();
     let long = layer.forward(&longer, None, Some(&lengths)).unwrap();
+    let n = short.output.len();
     prop_assert!(long.output.as_slice().iter().all(|v| v.is_finite()));
-    prop_assert!(close(
-        &long.output.as_slice()[..short.output.len()],
-        short.output.as_slice()
-    ));
-    prop_assert!(long.output.as_slice()[short.output.len()..]
-        .iter()
-        .all(|&v| v == 0.0));
-    prop_assert!(close(long.state.h().as_slice(), short.state.h().as_slice()));
-    let g_short = Tensor::from_vec(
-        g.as_slice()[..short.output.len()].to_vec(),
-        short.output.shape(),
-    )
-    .unwrap();
-    let d_short = layer.backward(&short.trace, Some(&g_short), None).unwrap();
-    let d_long = layer.backward(&long.trace, Some(&g), None).unwrap();
-    prop_assert!(close(
+    let head =
+        Tensor::from_vec(long.output.as_slice()[..n].to_vec(), short.output.shape()).unwrap();
+    prop_assert!(close(&head, &short.output));
+    prop_assert!(long.output.as_slice()[n..].iter().all(|&v| v == 0.0));
+    prop_assert!(states_close(&long.state, &short.state));
+    let g_short = Tensor::from_vec(g.as_slice()[..n].to_vec(), short.output.shape()).unwrap();
+    let d_short = layer
+        .backward(&short.trace, Some(&g_short), Some(&g_state))
+        .unwrap();
+    let d_long = layer
+        .backward(&long.trace, Some(&g), Some(&g_state))
+        .unwrap();
+    prop_assert_eq!(
         &d_long.input.as_slice()[..d_short.input.len()],
         d_short.input.as_slice()
-    ));
-    for ((name, a), (_, b)) in d_long.params.iter().zip(d_short.params.iter()) {
-        prop_assert!(close(a.as_slice(), b.as_slice()), "{name}");
-    }
+    );
+    prop_assert!(grads_close(&d_long.params, &d_short.params));
+    prop_assert!(states_close(&d_long.initial_state, &d_short.initial_state));
     // the input gradient is exactly zero at every padded position
     for step in 0..t + extra {
         for (b, &len) in lengths.iter().enumerate() {
-            let row =
-                &d_long.input.as_slice()[(step * p.batch + b) * p.input_size..][..p.input_size];
+            let row = &d_long.input.as_slice()[(step * p.batch + b) * i..][..i];
             prop_assert!(step < len || row.iter().all(|&v| v == 0.0));
         }
     }
     Ok(())
 }
 
-/// Batch-first is the time-major computation with the two leading axes swapped.
+/// Batch-first is the time-major computation with the two leading axes swapped, in forward
+/// and in every gradient.
 fn batch_first_matches<C: Cell<f64> + Clone>(
     layer: &Recurrent<C>,
     p: &Problem,
     rng: &mut StdRng,
 ) -> Result<(), TestCaseError> {
     let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
-    let swap = |t: &Tensor<f64>| {
-        let [d0, d1, f] = [t.shape()[0], t.shape()[1], t.shape()[2]];
-        let data = (0..d1)
-            .flat_map(|j| (0..d0).flat_map(move |i| (0..f).map(move |k| (i * d1 + j) * f + k)));
-        Tensor::from_vec(data.map(|i| t.as_slice()[i]).collect(), &[d1, d0, f]).unwrap()
-    };
-    let lengths: Vec<usize> = (0..p.batch)
-        .map(|_| rng.random_range(1..=p.seq_len))
-        .collect();
-    let tm = layer.forward(&x, None, Some(&lengths)).unwrap();
+    let lengths = random_lengths(p, rng);
+    let init = random_state(layer.cell(), p.batch, rng);
+    let g_state = random_state(layer.cell(), p.batch, rng);
+    let tm = layer.forward(&x, Some(&init), Some(&lengths)).unwrap();
     let bf_layer = layer.clone().with_batch_first(true);
-    let bf = bf_layer.forward(&swap(&x), None, Some(&lengths)).unwrap();
-    prop_assert_eq!(&swap(&bf.output), &tm.output);
+    let bf = bf_layer
+        .forward(&swap(&x), Some(&init), Some(&lengths))
+        .unwrap();
+    prop_assert!(close(&swap(&bf.output), &tm.output));
+    prop_assert!(states_close(&bf.state, &tm.state));
     let g = Tensor::randn(tm.output.shape(), rng);
-    let d_tm = layer.backward(&tm.trace, Some(&g), None).unwrap();
-    let d_bf = bf_layer.backward(&bf.trace, Some(&swap(&g)), None).unwrap();
-    prop_assert_eq!(&swap(&d_bf.input), &d_tm.input);
+    let d_tm = layer.backward(&tm.trace, Some(&g), Some(&g_state)).unwrap();
+    let d_bf = bf_layer
+        .backward(&bf.trace, Some(&swap(&g)), Some(&g_state))
+        .unwrap();
+    prop_assert!(close(&swap(&d_bf.input), &d_tm.input));
+    prop_assert!(states_close(&d_bf.initial_state, &d_tm.initial_state));
+    prop_assert!(grads_close(&d_bf.params, &d_tm.params));
     Ok(())
 }
 
@@ -219,17 +270,15 @@ fn stream_matches<C: Cell<f64>>(
     let full = layer
         .forward(&x, Some(&init), Some(&vec![p.seq_len; p.batch]))
         .unwrap();
-    prop_assert_eq!(whole.output.as_slice(), full.output.as_slice());
+    prop_assert_eq!(&whole.output, &full.output);
+    prop_assert_eq!(&whole.state, &full.state);
     let mut stream = layer.stream(p.batch, Some(&init)).unwrap();
-    let step_len = p.batch * p.input_size;
-    let out_len = p.batch * p.hidden_size;
+    let (step_len, out_len) = (p.batch * p.input_size, p.batch * p.hidden_size);
     for t in 0..p.seq_len {
-        let x_t = Tensor::from_vec(
-            x.as_slice()[t * step_len..][..step_len].to_vec(),
-            &[p.batch, p.input_size],
-        )
-        .unwrap();
-        let h = stream.step(&x_t).unwrap();
+        let x_t = x.as_slice()[t * step_len..][..step_len].to_vec();
+        let h = stream
+            .step(&Tensor::from_vec(x_t, &[p.batch, p.input_size]).unwrap())
+            .unwrap();
         prop_assert_eq!(
             h.as_slice(),
             &whole.output.as_slice()[t * out_len..][..out_len]
@@ -239,44 +288,40 @@ fn stream_matches<C: Cell<f64>>(
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+/// Runs `check` on a layer of every cell, for every drawn problem.
+macro_rules! on_every_cell {
+    ($check:ident) => {{
+        let result = runner(64).run(&problems(), |p| {
+            let mut rng = StdRng::seed_from_u64(p.seed);
+            let (lstm, gru, rnn) = layers(&p, &mut rng);
+            $check(&lstm, &p, &mut rng)?;
+            $check(&gru, &p, &mut rng)?;
+            $check(&rnn, &p, &mut rng)
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }};
+}
 
-    #[test]
-    fn a_sample_does_not_depend_on_its_batch(p in problems()) {
-        let mut rng = StdRng::seed_from_u64(p.seed);
-        let (lstm, gru, rnn) = layers(&p, &mut rng);
-        batch_independence(&lstm, &p, &mut rng)?;
-        batch_independence(&gru, &p, &mut rng)?;
-        batch_independence(&rnn, &p, &mut rng)?;
-    }
+#[test]
+fn a_sample_does_not_depend_on_its_batch() {
+    on_every_cell!(batch_independence);
+}
 
-    #[test]
-    fn padding_changes_nothing(p in problems()) {
-        let mut rng = StdRng::seed_from_u64(p.seed);
-        let (lstm, gru, rnn) = layers(&p, &mut rng);
-        padding_invariance(&lstm, &p, &mut rng)?;
-        padding_invariance(&gru, &p, &mut rng)?;
-        padding_invariance(&rnn, &p, &mut rng)?;
-    }
+#[test]
+fn padding_changes_nothing() {
+    on_every_cell!(padding_invariance);
+}
 
-    #[test]
-    fn batch_first_is_the_transposed_computation(p in problems()) {
-        let mut rng = StdRng::seed_from_u64(p.seed);
-        let (lstm, gru, rnn) = layers(&p, &mut rng);
-        batch_first_matches(&lstm, &p, &mut rng)?;
-        batch_first_matches(&gru, &p, &mut rng)?;
-        batch_first_matches(&rnn, &p, &mut rng)?;
-    }
+#[test]
+fn batch_first_is_the_transposed_computation() {
+    on_every_cell!(batch_first_matches);
+}
 
-    #[test]
-    fn streaming_equals_the_whole_sequence(p in problems()) {
-        let mut rng = StdRng::seed_from_u64(p.seed);
-        let (lstm, gru, rnn) = layers(&p, &mut rng);
-        stream_matches(&lstm, &p, &mut rng)?;
-        stream_matches(&gru, &p, &mut rng)?;
-        stream_matches(&rnn, &p, &mut rng)?;
-    }
+#[test]
+fn streaming_equals_the_whole_sequence() {
+    on_every_cell!(stream_matches);
 }
 
 #[test]

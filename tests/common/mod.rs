@@ -3,8 +3,24 @@
 
 use std::path::{Path, PathBuf};
 
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use recurrent::{CellParams, Tensor};
 use serde_json::Value;
+
+/// A proptest runner with a fixed seed, so that a run is reproducible: `cases` problems, or
+/// `PROPTEST_CASES` when set.
+pub fn runner(cases: u32) -> TestRunner {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(cases);
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
 
 /// The reference cases committed with the crate.
 pub fn fixtures_dir() -> PathBuf {
