@@ -254,6 +254,20 @@ impl Gradcheck {
     /// # Errors
     ///
     /// Whatever the cell's forward step returns for these inputs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Gradcheck, GruConfig, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(1);
+    /// let gru = GruConfig::new(3, 4).init::<f64, _>(&mut rng);
+    /// let x = Tensor::randn(&[2, 3], &mut rng);
+    /// let report = Gradcheck::new().check_cell(&gru, &x, None)?;
+    /// assert!(report.worst_error < 1e-7, "{report}");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
     pub fn check_cell<C>(
         &self,
         cell: &C,

@@ -343,6 +343,18 @@ impl<T: Float> Tensor<T> {
     ///
     /// [`Error::InvalidRank`] unless `dims` has 1 to 3 entries; [`Error::DataLength`] if
     /// `data.len()` is not the product of `dims`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{Error, Tensor};
+    ///
+    /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// assert_eq!(t.at(&[1, 0]), 4.0);
+    /// let e = Tensor::from_vec(vec![1.0f32; 5], &[2, 3]).unwrap_err();
+    /// assert_eq!(e.to_string(), "data length mismatch: shape [2, 3] needs 6 values, got 5");
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn from_vec(data: Vec<T>, dims: &[usize]) -> Result<Self> {
         let shape = checked_shape(dims)?;
         if data.len() != shape.len() {
@@ -442,11 +454,32 @@ impl<T: Float> Tensor<T> {
     /// # Errors
     ///
     /// [`Error::InvalidRank`] or [`Error::DataLength`] if `dims` does not fit the data.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::Tensor;
+    ///
+    /// let t = Tensor::<f64>::zeros(&[6]).reshape(&[1, 2, 3])?;
+    /// assert_eq!(t.shape(), &[1, 2, 3]);
+    /// assert!(Tensor::<f64>::zeros(&[6]).reshape(&[4]).is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
     pub fn reshape(self, dims: &[usize]) -> Result<Self> {
         Self::from_vec(self.data, dims)
     }
 
     /// Applies `f` to every element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::Tensor;
+    ///
+    /// let t = Tensor::from_vec(vec![-1.0f32, 2.0], &[2])?;
+    /// assert_eq!(t.map(|v| v.max(0.0)).as_slice(), &[0.0, 2.0]);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
     #[must_use = "returns a new tensor and does not modify self"]
     pub fn map(&self, f: impl FnMut(T) -> T) -> Self {
         Tensor {

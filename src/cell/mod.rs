@@ -63,6 +63,18 @@ impl<T: Float> CellParams<T> {
     }
 
     /// Adds an extra parameter called `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Cell, LstmConfig, Tensor};
+    ///
+    /// let lstm = LstmConfig::new(2, 3).init::<f64, _>(&mut StdRng::seed_from_u64(0));
+    /// let params = lstm.params().clone().with_extra("weight_ci", Tensor::zeros(&[3]));
+    /// assert_eq!(params.extra("weight_ci").unwrap().shape(), &[3]);
+    /// assert_eq!(params.count(), lstm.params().count() + 3);
+    /// ```
     #[must_use = "returns new parameters and does not modify self"]
     pub fn with_extra(mut self, name: &'static str, value: Tensor<T>) -> Self {
         self.extra.push((name, value));
@@ -250,6 +262,17 @@ impl<T: Float> State<T> {
     }
 
     /// The state of an LSTM: `h` and `c`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{State, Tensor};
+    ///
+    /// // h_0 and c_0 of a one-layer LSTM with batch 4 and hidden size 8, as in PyTorch
+    /// let state = State::from_hc(Tensor::<f32>::zeros(&[1, 4, 8]), Tensor::zeros(&[1, 4, 8]));
+    /// assert_eq!(state.c().unwrap().shape(), &[1, 4, 8]);
+    /// assert_eq!(state.parts().map(|(name, _)| name).collect::<Vec<_>>(), ["h", "c"]);
+    /// ```
     pub fn from_hc(h: Tensor<T>, c: Tensor<T>) -> Self {
         State {
             parts: vec![("h", h), ("c", c)],

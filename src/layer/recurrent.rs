@@ -243,6 +243,23 @@ impl<C> Recurrent<C> {
     /// (the message names the expected and the actual shape), [`Error::StatePartsMismatch`]
     /// for an initial state without the cell's parts, [`Error::LengthCount`] /
     /// [`Error::InvalidLength`] for lengths that are not one per sample or outside `1..=T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{LstmConfig, Recurrent, State, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let lstm = Recurrent::new(LstmConfig::new(3, 2).init::<f64, _>(&mut rng));
+    /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
+    /// let h0 = State::from_hc(Tensor::full(&[1, 2, 2], 0.1), Tensor::zeros(&[1, 2, 2]));
+    /// let out = lstm.forward(&x, Some(&h0), Some(&[4, 2]))?;
+    /// // the second sequence's final state is its output at its last step, t = 1
+    /// assert_eq!(out.state.h().at(&[0, 1, 0]), out.output.at(&[1, 1, 0]));
+    /// assert_eq!(out.output.at(&[2, 1, 0]), 0.0);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
     pub fn forward<T: Float>(
         &self,
         input: &Tensor<T>,
@@ -347,6 +364,24 @@ impl<C> Recurrent<C> {
     /// [`Error::TraceMismatch`] if `trace` was made by a layer of other sizes. The parameters
     /// must not change between `forward` and `backward`: the gradients are those of the
     /// current parameters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{RnnConfig, Recurrent, State, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let rnn = Recurrent::new(RnnConfig::new(3, 2).init::<f64, _>(&mut rng));
+    /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
+    /// let out = rnn.forward(&x, None, Some(&[4, 2]))?;
+    /// // L = Σ h_n: only the final state carries gradient
+    /// let d_state = State::from_h(Tensor::full(&[1, 2, 2], 1.0));
+    /// let grads = rnn.backward(&out.trace, None, Some(&d_state))?;
+    /// assert_eq!(grads.input.at(&[3, 1, 0]), 0.0); // past the second sequence's end
+    /// assert_eq!(grads.params.len(), 4);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
     pub fn backward<T: Float>(
         &self,
         trace: &RecurrentTrace<T>,
