@@ -397,7 +397,7 @@ impl<T: Float> Tensor<T> {
     ///
     /// # Panics
     ///
-    /// Panics unless `dims` has 1 to 3 entries and `low < high`.
+    /// Panics unless `dims` has 1 to 3 entries and `low < high`, both finite.
     #[track_caller]
     pub fn uniform<R: Rng + ?Sized>(dims: &[usize], low: T, high: T, rng: &mut R) -> Self {
         let dist = Uniform::new(low.as_f64(), high.as_f64()).expect("uniform bounds: low < high");
