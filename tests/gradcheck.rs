@@ -215,60 +215,108 @@ fn rnn_relu_step_gradients_match_finite_differences() {
     check_cell("RnnCell relu", false, rnn(Nonlinearity::Relu));
 }
 
-/// The checker itself must notice a wrong gradient: a cell whose backward drops a term fails.
+/// `Cell::step_backward` as a plain function of the inner cell.
+type Backward<C> = fn(
+    &C,
+    usize,
+    &[f64],
+    &[f64],
+    &[f64],
+    &[f64],
+    &mut [f64],
+    &mut [f64],
+    &mut [f64],
+    &mut recurrent::CellParams<f64>,
+);
+
+/// A built-in cell whose backward step is replaced by a deliberately wrong one, to show that
+/// the checker notices. Everything else is the inner cell's.
+#[derive(Clone)]
+struct Tampered<C> {
+    inner: C,
+    separate_hidden_grad: bool,
+    backward: Backward<C>,
+}
+
+impl<C: Cell<f64>> Cell<f64> for Tampered<C> {
+    fn input_size(&self) -> usize {
+        self.inner.input_size()
+    }
+    fn hidden_size(&self) -> usize {
+        self.inner.hidden_size()
+    }
+    fn gate_width(&self) -> usize {
+        self.inner.gate_width()
+    }
+    fn state_parts(&self) -> Vec<recurrent::StatePart> {
+        self.inner.state_parts()
+    }
+    fn saved_width(&self) -> usize {
+        self.inner.saved_width()
+    }
+    fn separate_hidden_grad(&self) -> bool {
+        self.separate_hidden_grad
+    }
+    fn params(&self) -> &recurrent::CellParams<f64> {
+        self.inner.params()
+    }
+    fn params_mut(&mut self) -> &mut recurrent::CellParams<f64> {
+        self.inner.params_mut()
+    }
+    fn step(&self, batch: usize, p: &[f64], prev: &[f64], next: &mut [f64], saved: &mut [f64]) {
+        self.inner.step(batch, p, prev, next, saved)
+    }
+    fn step_backward(
+        &self,
+        batch: usize,
+        saved: &[f64],
+        prev: &[f64],
+        next: &[f64],
+        d_next: &[f64],
+        d_p: &mut [f64],
+        d_hp: &mut [f64],
+        d_prev: &mut [f64],
+        grads: &mut recurrent::CellParams<f64>,
+    ) {
+        (self.backward)(
+            &self.inner,
+            batch,
+            saved,
+            prev,
+            next,
+            d_next,
+            d_p,
+            d_hp,
+            d_prev,
+            grads,
+        )
+    }
+}
+
+/// The checker itself must notice a wrong gradient: a GRU that claims `d_hp = d_p` (wrong for
+/// its reset-gated n block) fails, at a recurrent parameter.
 #[test]
 fn a_wrong_backward_is_caught() {
-    #[derive(Clone)]
-    struct Broken(recurrent::GruCell<f64>);
-    impl Cell<f64> for Broken {
-        fn input_size(&self) -> usize {
-            self.0.input_size()
-        }
-        fn hidden_size(&self) -> usize {
-            self.0.hidden_size()
-        }
-        fn gate_width(&self) -> usize {
-            self.0.gate_width()
-        }
-        fn state_parts(&self) -> Vec<recurrent::StatePart> {
-            self.0.state_parts()
-        }
-        fn saved_width(&self) -> usize {
-            self.0.saved_width()
-        }
-        // claims d_hp = d_p, which is wrong for the GRU's reset-gated n block
-        fn separate_hidden_grad(&self) -> bool {
-            false
-        }
-        fn params(&self) -> &recurrent::CellParams<f64> {
-            self.0.params()
-        }
-        fn params_mut(&mut self) -> &mut recurrent::CellParams<f64> {
-            self.0.params_mut()
-        }
-        fn step(&self, batch: usize, p: &[f64], prev: &[f64], next: &mut [f64], saved: &mut [f64]) {
-            self.0.step(batch, p, prev, next, saved)
-        }
-        fn step_backward(
-            &self,
-            batch: usize,
-            saved: &[f64],
-            prev: &[f64],
-            next: &[f64],
-            d_next: &[f64],
-            d_p: &mut [f64],
-            _d_hp: &mut [f64],
-            d_prev: &mut [f64],
-            grads: &mut recurrent::CellParams<f64>,
-        ) {
+    let mut rng = StdRng::seed_from_u64(9);
+    let layer = Recurrent::new(Tampered {
+        inner: GruConfig::new(3, 4).init(&mut rng),
+        separate_hidden_grad: false,
+        backward: |gru: &recurrent::GruCell<f64>,
+                   batch,
+                   saved,
+                   prev,
+                   next,
+                   d_next,
+                   d_p,
+                   _,
+                   d_prev,
+                   grads| {
             let mut d_hp = vec![0.0; d_p.len()];
-            self.0.step_backward(
+            gru.step_backward(
                 batch, saved, prev, next, d_next, d_p, &mut d_hp, d_prev, grads,
             )
-        }
-    }
-    let mut rng = StdRng::seed_from_u64(9);
-    let layer = Recurrent::new(Broken(GruConfig::new(3, 4).init(&mut rng)));
+        },
+    });
     let x = Tensor::randn(&[5, 2, 3], &mut rng);
     let report = Gradcheck::new()
         .check_layer(&layer, &x, None, None)
@@ -285,63 +333,26 @@ fn a_wrong_backward_is_caught() {
 /// not.
 #[test]
 fn a_wrong_relu_derivative_is_not_taken_for_a_kink() {
-    #[derive(Clone)]
-    struct LeakyBackward(recurrent::RnnCell<f64>);
-    impl Cell<f64> for LeakyBackward {
-        fn input_size(&self) -> usize {
-            self.0.input_size()
-        }
-        fn hidden_size(&self) -> usize {
-            self.0.hidden_size()
-        }
-        fn gate_width(&self) -> usize {
-            self.0.gate_width()
-        }
-        fn state_parts(&self) -> Vec<recurrent::StatePart> {
-            self.0.state_parts()
-        }
-        fn saved_width(&self) -> usize {
-            0
-        }
-        fn params(&self) -> &recurrent::CellParams<f64> {
-            self.0.params()
-        }
-        fn params_mut(&mut self) -> &mut recurrent::CellParams<f64> {
-            self.0.params_mut()
-        }
-        fn step(&self, batch: usize, p: &[f64], prev: &[f64], next: &mut [f64], saved: &mut [f64]) {
-            self.0.step(batch, p, prev, next, saved)
-        }
-        fn step_backward(
-            &self,
-            batch: usize,
-            _saved: &[f64],
-            _prev: &[f64],
-            _next: &[f64],
-            d_next: &[f64],
-            d_p: &mut [f64],
-            _d_hp: &mut [f64],
-            d_prev: &mut [f64],
-            _grads: &mut recurrent::CellParams<f64>,
-        ) {
-            // wrong: d relu(y)/dy taken as 1 wherever y >= 0, which is everywhere
-            d_p.copy_from_slice(d_next);
-            let h = self.hidden_size();
-            let w = self.0.params().weight_hh.as_mat();
-            recurrent::gemm(
-                1.0,
-                recurrent::MatRef::new(d_p, batch, h),
-                w,
-                0.0,
-                recurrent::MatMut::new(d_prev, batch, h),
-            );
-        }
-    }
     let mut rng = StdRng::seed_from_u64(4);
     let cell = RnnConfig::new(3, 6)
         .with_nonlinearity(Nonlinearity::Relu)
         .init(&mut rng);
-    let layer = Recurrent::new(LeakyBackward(cell));
+    let layer = Recurrent::new(Tampered {
+        inner: cell,
+        separate_hidden_grad: false,
+        backward: |rnn: &recurrent::RnnCell<f64>, batch, _, _, _, d_next, d_p, _, d_prev, _| {
+            // wrong: d relu(y)/dy taken as 1 wherever y >= 0, which is everywhere
+            d_p.copy_from_slice(d_next);
+            let h = rnn.hidden_size();
+            recurrent::gemm(
+                1.0,
+                recurrent::MatRef::new(d_p, batch, h),
+                rnn.params().weight_hh.as_mat(),
+                0.0,
+                recurrent::MatMut::new(d_prev, batch, h),
+            );
+        },
+    });
     let x = Tensor::randn(&[6, 3, 3], &mut rng);
     let out = layer.forward(&x, None, None).unwrap();
     assert!(
