@@ -159,6 +159,62 @@ pub enum Error {
         /// The name that was asked for.
         name: String,
     },
+    /// An index (a token id, a class label) is outside its range.
+    IndexOutOfRange {
+        /// What was being done, for example `"embedding lookup"`.
+        op: &'static str,
+        /// The index given.
+        index: usize,
+        /// The number of valid indices (`0..bound`).
+        bound: usize,
+    },
+    /// A configuration value or argument is outside its domain (a dropout probability of 1.5,
+    /// a negative learning rate).
+    InvalidArgument {
+        /// The argument, for example `"dropout"`.
+        name: &'static str,
+        /// What is wrong with it, naming the value.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: String,
+        /// The kind of failure.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A weight file is truncated or not a valid file of its format.
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A weight file holds a tensor the model does not have.
+    UnexpectedParameter {
+        /// The tensor's name.
+        name: String,
+    },
+    /// A tensor in a weight file has another shape than the model's parameter.
+    ParameterShape {
+        /// The tensor's name.
+        name: String,
+        /// The model's shape.
+        expected: Vec<usize>,
+        /// The file's shape.
+        actual: Vec<usize>,
+    },
+    /// A tensor in a weight file has another element type than the one asked for.
+    DtypeMismatch {
+        /// The tensor's name.
+        name: String,
+        /// The element type asked for, for example `"F32"`.
+        expected: &'static str,
+        /// The file's element type.
+        actual: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -201,6 +257,26 @@ impl fmt::Display for Error {
                 "trace mismatch: the layer's {what} is {expected}, the trace's is {actual}"
             ),
             Error::UnknownName { name } => write!(f, "unknown name `{name}`"),
+            Error::IndexOutOfRange { op, index, bound } => write!(
+                f,
+                "index out of range in {op}: {index} is not in 0..{bound}"
+            ),
+            Error::InvalidArgument { name, reason } => write!(f, "invalid {name}: {reason}"),
+            Error::Io { path, kind, message } => {
+                write!(f, "i/o error on `{path}` ({kind}): {message}")
+            }
+            Error::Corrupt { path, reason } => write!(f, "corrupt file `{path}`: {reason}"),
+            Error::UnexpectedParameter { name } => {
+                write!(f, "unexpected parameter `{name}`: the model has no tensor of that name")
+            }
+            Error::ParameterShape { name, expected, actual } => write!(
+                f,
+                "shape mismatch for parameter `{name}`: the model has {expected:?}, the file {actual:?}"
+            ),
+            Error::DtypeMismatch { name, expected, actual } => write!(
+                f,
+                "dtype mismatch for parameter `{name}`: expected {expected}, the file has {actual}"
+            ),
         }
     }
 }

@@ -72,6 +72,7 @@ mod error;
 mod float;
 mod gradcheck;
 mod layer;
+mod params;
 mod tensor;
 
 pub use cell::{
@@ -81,9 +82,8 @@ pub use cell::{
 pub use error::{Error, Result, Shape};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
-pub use layer::{
-    Grads, Recurrent, RecurrentTrace, SequenceGrads, SequenceLayer, SequenceOutput, Stream,
-};
+pub use layer::{Recurrent, RecurrentTrace, SequenceGrads, SequenceLayer, SequenceOutput, Stream};
+pub use params::{Grads, Parameters};
 pub use tensor::{gemm, MatMut, MatRef, Tensor};
 
 #[doc = include_str!("../README.md")]

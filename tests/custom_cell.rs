@@ -6,8 +6,8 @@
 
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    gemm, Cell, CellParams, Float, Gradcheck, LstmCell, LstmConfig, MatMut, MatRef, Recurrent,
-    SequenceLayer, StatePart, Tensor,
+    gemm, Cell, CellParams, Float, Gradcheck, LstmCell, LstmConfig, MatMut, MatRef, Parameters,
+    Recurrent, StatePart, Tensor,
 };
 
 /// ```text

@@ -3,13 +3,12 @@
 
 mod recurrent;
 
-use core::fmt;
-
 pub use recurrent::{Recurrent, RecurrentTrace, Stream};
 
 use crate::cell::{State, StatePart};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::float::Float;
+use crate::params::{Grads, Parameters};
 use crate::tensor::Tensor;
 
 /// What a sequence layer's forward pass returns.
@@ -35,75 +34,11 @@ pub struct SequenceGrads<T> {
     pub params: Grads<T>,
 }
 
-/// Named tensors, in the order a layer visits its parameters: the gradients of a model.
-#[derive(Clone, Default, PartialEq)]
-pub struct Grads<T> {
-    entries: Vec<(String, Tensor<T>)>,
-}
-
-impl<T: Float> Grads<T> {
-    /// No entries.
-    pub fn new() -> Self {
-        Grads {
-            entries: Vec::new(),
-        }
-    }
-
-    /// Appends an entry.
-    pub fn push(&mut self, name: impl Into<String>, tensor: Tensor<T>) {
-        self.entries.push((name.into(), tensor));
-    }
-
-    /// The tensor called `name`.
-    pub fn get(&self, name: &str) -> Option<&Tensor<T>> {
-        self.entries.iter().find(|(n, _)| n == name).map(|(_, t)| t)
-    }
-
-    /// The tensor called `name`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownName`] if there is none.
-    pub fn require(&self, name: &str) -> Result<&Tensor<T>> {
-        self.get(name).ok_or_else(|| Error::UnknownName {
-            name: name.to_string(),
-        })
-    }
-
-    /// The entries in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Tensor<T>)> {
-        self.entries.iter().map(|(n, t)| (n.as_str(), t))
-    }
-
-    /// The entries in order, mutably.
-    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Tensor<T>)> {
-        self.entries.iter_mut().map(|(n, t)| (n.as_str(), t))
-    }
-
-    /// The number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there is no entry.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-impl<T: fmt::Debug> fmt::Debug for Grads<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(n, t)| (n, t)))
-            .finish()
-    }
-}
-
 /// A layer over whole sequence batches with analytic backpropagation through time.
 ///
 /// Forward takes `&self`: everything a call needs later lives in the returned trace, so one
 /// layer can serve several threads.
-pub trait SequenceLayer<T: Float>: Send + Sync {
+pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// What forward keeps for backward.
     type Trace;
 
@@ -150,10 +85,4 @@ pub trait SequenceLayer<T: Float>: Send + Sync {
         d_output: Option<&Tensor<T>>,
         d_state: Option<&State<T>>,
     ) -> Result<SequenceGrads<T>>;
-
-    /// Calls `f` with each parameter's PyTorch `state_dict` name and value, in `state_dict` order.
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>));
-
-    /// Calls `f` with each parameter's name and a mutable reference to it.
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>));
 }

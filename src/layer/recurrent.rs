@@ -2,13 +2,14 @@
 
 use core::fmt;
 
-use super::{Grads, SequenceGrads, SequenceLayer, SequenceOutput};
+use super::{SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::cell::{
     accumulate_param_grads, check_params, check_trace, input_grad, pack_state, project_input,
     state_width, unpack_state, Cell, State, StatePart,
 };
 use crate::error::{check_shape, Error, Result, Shape};
 use crate::float::Float;
+use crate::params::{Grads, Parameters};
 use crate::tensor::{MatMut, MatRef, Tensor};
 
 /// One recurrent layer in one direction: a [`Cell`] run over every time step of a batch.
@@ -591,7 +592,9 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Recurrent<C> {
     ) -> Result<SequenceGrads<T>> {
         Recurrent::backward(self, trace, d_output, d_state)
     }
+}
 
+impl<T: Float, C: Cell<T>> Parameters<T> for Recurrent<C> {
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
         self.cell
             .params()
