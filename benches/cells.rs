@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
-use recurrent::{Cell, CellParams, GruConfig, LstmConfig, RnnConfig, Tensor};
+use recurrent::{Cell, CellParams, GruCellConfig, LstmCellConfig, RnnCellConfig, Tensor};
 
 /// `(B, H)` with `I = H`.
 const SHAPES: &[(usize, usize)] = &[(16, 128), (32, 256), (1, 256)];
@@ -67,11 +67,13 @@ fn bench_cell<C: Cell<f32>>(
 fn cells(c: &mut Criterion) {
     let rng = StdRng::seed_from_u64(1);
     bench_cell(c, "lstm", 4, |h| {
-        LstmConfig::new(h, h).init(&mut rng.clone())
+        LstmCellConfig::new(h, h).init(&mut rng.clone())
     });
-    bench_cell(c, "gru", 3, |h| GruConfig::new(h, h).init(&mut rng.clone()));
+    bench_cell(c, "gru", 3, |h| {
+        GruCellConfig::new(h, h).init(&mut rng.clone())
+    });
     bench_cell(c, "rnn_tanh", 1, |h| {
-        RnnConfig::new(h, h).init(&mut rng.clone())
+        RnnCellConfig::new(h, h).init(&mut rng.clone())
     });
 }
 

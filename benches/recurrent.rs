@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
-use recurrent::{Cell, GruConfig, LstmConfig, Recurrent, RnnConfig, Tensor};
+use recurrent::{Cell, GruCellConfig, LstmCellConfig, Recurrent, RnnCellConfig, Tensor};
 
 /// `(T, B, I, H)`: the small and medium workloads.
 const WORKLOADS: &[(usize, usize, usize, usize)] = &[(50, 16, 64, 128), (100, 32, 256, 256)];
@@ -51,14 +51,14 @@ fn bench_cell<C: Cell<f32>>(
 fn recurrent(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(1);
     bench_cell(c, "lstm", 4, |i, h| {
-        LstmConfig::new(i, h).init(&mut rng.clone())
+        LstmCellConfig::new(i, h).init(&mut rng.clone())
     });
     bench_cell(c, "gru", 3, |i, h| {
-        GruConfig::new(i, h).init(&mut rng.clone())
+        GruCellConfig::new(i, h).init(&mut rng.clone())
     });
     rng = StdRng::seed_from_u64(2);
     bench_cell(c, "rnn_tanh", 1, |i, h| {
-        RnnConfig::new(i, h).init(&mut rng.clone())
+        RnnCellConfig::new(i, h).init(&mut rng.clone())
     });
 }
 

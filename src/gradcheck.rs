@@ -36,10 +36,10 @@ use crate::tensor::Tensor;
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{Gradcheck, LstmConfig, Recurrent, Tensor};
+/// use recurrent::{Gradcheck, LstmCellConfig, Recurrent, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(3);
-/// let lstm = Recurrent::new(LstmConfig::new(3, 4).init::<f64, _>(&mut rng));
+/// let lstm = Recurrent::new(LstmCellConfig::new(3, 4).init::<f64, _>(&mut rng));
 /// let x = Tensor::randn(&[5, 2, 3], &mut rng);
 /// let report = Gradcheck::new().check_layer(&lstm, &x, None, Some(&[5, 3]))?;
 /// assert!(report.worst_error < 1e-7, "{report}");
@@ -259,10 +259,10 @@ impl Gradcheck {
     ///
     /// ```
     /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{Gradcheck, GruConfig, Tensor};
+    /// use recurrent::{Gradcheck, GruCellConfig, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(1);
-    /// let gru = GruConfig::new(3, 4).init::<f64, _>(&mut rng);
+    /// let gru = GruCellConfig::new(3, 4).init::<f64, _>(&mut rng);
     /// let x = Tensor::randn(&[2, 3], &mut rng);
     /// let report = Gradcheck::new().check_cell(&gru, &x, None)?;
     /// assert!(report.worst_error < 1e-7, "{report}");

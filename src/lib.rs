@@ -3,11 +3,11 @@
 //!
 //! ```
 //! use rand::{rngs::StdRng, SeedableRng};
-//! use recurrent::{LstmConfig, Recurrent, Tensor};
+//! use recurrent::{LstmCellConfig, Recurrent, Tensor};
 //!
 //! let mut rng = StdRng::seed_from_u64(42);
 //! // nn.LSTM(input_size=8, hidden_size=16) with PyTorch's parameter names and initialisation
-//! let lstm = Recurrent::new(LstmConfig::new(8, 16).init::<f32, _>(&mut rng));
+//! let lstm = Recurrent::new(LstmCellConfig::new(8, 16).init::<f32, _>(&mut rng));
 //! let x = Tensor::randn(&[20, 4, 8], &mut rng); // (T, B, I), time-major
 //! let out = lstm.forward(&x, None, Some(&[20, 17, 9, 3]))?; // variable lengths
 //! assert_eq!(out.output.shape(), &[20, 4, 16]);
@@ -76,8 +76,8 @@ mod params;
 mod tensor;
 
 pub use cell::{
-    Cell, CellParams, GruCell, GruConfig, LstmCell, LstmConfig, Nonlinearity, RnnCell, RnnConfig,
-    State, StatePart, StepGrads, StepTrace,
+    Cell, CellParams, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell,
+    RnnCellConfig, State, StatePart, StepGrads, StepTrace,
 };
 pub use error::{Error, Result, Shape};
 pub use float::Float;

@@ -6,7 +6,7 @@
 
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    gemm, Cell, CellParams, Float, Gradcheck, LstmCell, LstmConfig, MatMut, MatRef, Parameters,
+    gemm, Cell, CellParams, Float, Gradcheck, LstmCell, LstmCellConfig, MatMut, MatRef, Parameters,
     Recurrent, StatePart, Tensor,
 };
 
@@ -188,7 +188,7 @@ fn peephole_lstm(
     zero: bool,
 ) -> PeepholeLstm<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let lstm = LstmConfig::new(input_size, hidden_size).init(&mut rng);
+    let lstm = LstmCellConfig::new(input_size, hidden_size).init(&mut rng);
     let mut peephole = || {
         let w = Tensor::uniform(&[hidden_size], -0.5, 0.5, &mut rng);
         if zero {
@@ -244,7 +244,7 @@ fn x_step(x: &Tensor<f64>, batch: usize, input_size: usize) -> Tensor<f64> {
 fn zero_peepholes_are_the_builtin_lstm() {
     let peephole = peephole_lstm(3, 4, 7, true);
     let mut rng = StdRng::seed_from_u64(7);
-    let lstm: LstmCell<f64> = LstmConfig::new(3, 4).init(&mut rng);
+    let lstm: LstmCell<f64> = LstmCellConfig::new(3, 4).init(&mut rng);
     let x = Tensor::randn(&[6, 2, 3], &mut StdRng::seed_from_u64(8));
     let a = Recurrent::new(peephole)
         .forward(&x, None, Some(&[6, 4]))

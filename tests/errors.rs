@@ -2,10 +2,10 @@
 //! expected and what was given; never silent garbage. Not covered: weight files (no I/O yet).
 
 use rand::{rngs::StdRng, SeedableRng};
-use recurrent::{Cell, Error, GruConfig, LstmConfig, Recurrent, State, Tensor};
+use recurrent::{Cell, Error, GruCellConfig, LstmCellConfig, Recurrent, State, Tensor};
 
 fn lstm() -> Recurrent<recurrent::LstmCell<f64>> {
-    Recurrent::new(LstmConfig::new(8, 4).init(&mut StdRng::seed_from_u64(0)))
+    Recurrent::new(LstmCellConfig::new(8, 4).init(&mut StdRng::seed_from_u64(0)))
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn gradient_shape_mismatch_names_both_shapes() {
 
 #[test]
 fn cell_step_mismatch_names_both_shapes() {
-    let cell = GruConfig::new(3, 2).init::<f32, _>(&mut StdRng::seed_from_u64(0));
+    let cell = GruCellConfig::new(3, 2).init::<f32, _>(&mut StdRng::seed_from_u64(0));
     let e = cell.forward(&Tensor::zeros(&[4, 2]), None).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -121,7 +121,7 @@ fn cell_step_mismatch_names_both_shapes() {
 
 #[test]
 fn unpaired_bias_is_a_missing_parameter() {
-    let mut params = LstmConfig::new(2, 3)
+    let mut params = LstmCellConfig::new(2, 3)
         .init::<f64, _>(&mut StdRng::seed_from_u64(1))
         .params()
         .clone();
@@ -165,7 +165,7 @@ fn parameters_that_do_not_fit_the_cell_are_rejected_by_name() {
 
 #[test]
 fn a_trace_from_another_layer_is_rejected() {
-    let small = Recurrent::new(LstmConfig::new(3, 4).init(&mut StdRng::seed_from_u64(1)));
+    let small = Recurrent::new(LstmCellConfig::new(3, 4).init(&mut StdRng::seed_from_u64(1)));
     let out = small
         .forward(&Tensor::<f64>::zeros(&[5, 3, 3]), None, None)
         .unwrap();
@@ -182,8 +182,8 @@ fn a_trace_from_another_layer_is_rejected() {
         e.to_string(),
         "trace mismatch: the layer's input size is 8, the trace's is 3"
     );
-    let cell = GruConfig::new(3, 2).init::<f64, _>(&mut StdRng::seed_from_u64(0));
-    let other = GruConfig::new(3, 5).init::<f64, _>(&mut StdRng::seed_from_u64(0));
+    let cell = GruCellConfig::new(3, 2).init::<f64, _>(&mut StdRng::seed_from_u64(0));
+    let other = GruCellConfig::new(3, 5).init::<f64, _>(&mut StdRng::seed_from_u64(0));
     let (_, trace) = other.forward(&Tensor::zeros(&[2, 3]), None).unwrap();
     let e = cell
         .backward(&trace, &State::from_h(Tensor::zeros(&[2, 2])))

@@ -15,8 +15,8 @@ use common::runner;
 use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    Cell, Gradcheck, GradcheckReport, GruConfig, LstmConfig, Nonlinearity, Recurrent, RnnConfig,
-    State, Tensor,
+    Cell, Gradcheck, GradcheckReport, GruCellConfig, LstmCellConfig, Nonlinearity, Recurrent,
+    RnnCellConfig, State, Tensor,
 };
 
 const BOUND: f64 = 1e-6;
@@ -155,20 +155,20 @@ fn check_cell<C: Cell<f64> + Clone>(
 }
 
 fn lstm(p: &Problem, rng: &mut StdRng) -> recurrent::LstmCell<f64> {
-    LstmConfig::new(p.input_size, p.hidden_size)
+    LstmCellConfig::new(p.input_size, p.hidden_size)
         .with_bias(p.bias)
         .init(rng)
 }
 
 fn gru(p: &Problem, rng: &mut StdRng) -> recurrent::GruCell<f64> {
-    GruConfig::new(p.input_size, p.hidden_size)
+    GruCellConfig::new(p.input_size, p.hidden_size)
         .with_bias(p.bias)
         .init(rng)
 }
 
 fn rnn(nonlinearity: Nonlinearity) -> impl Fn(&Problem, &mut StdRng) -> recurrent::RnnCell<f64> {
     move |p, rng| {
-        RnnConfig::new(p.input_size, p.hidden_size)
+        RnnCellConfig::new(p.input_size, p.hidden_size)
             .with_bias(p.bias)
             .with_nonlinearity(nonlinearity)
             .init(rng)
@@ -299,7 +299,7 @@ impl<C: Cell<f64>> Cell<f64> for Tampered<C> {
 fn a_wrong_backward_is_caught() {
     let mut rng = StdRng::seed_from_u64(9);
     let layer = Recurrent::new(Tampered {
-        inner: GruConfig::new(3, 4).init(&mut rng),
+        inner: GruCellConfig::new(3, 4).init(&mut rng),
         separate_hidden_grad: false,
         backward: |gru: &recurrent::GruCell<f64>,
                    batch,
@@ -334,7 +334,7 @@ fn a_wrong_backward_is_caught() {
 #[test]
 fn a_wrong_relu_derivative_is_not_taken_for_a_kink() {
     let mut rng = StdRng::seed_from_u64(4);
-    let cell = RnnConfig::new(3, 6)
+    let cell = RnnCellConfig::new(3, 6)
         .with_nonlinearity(Nonlinearity::Relu)
         .init(&mut rng);
     let layer = Recurrent::new(Tampered {

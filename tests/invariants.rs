@@ -13,8 +13,8 @@ use common::runner;
 use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    Cell, Grads, GruCell, GruConfig, LstmCell, LstmConfig, Recurrent, RnnCell, RnnConfig,
-    SequenceLayer, State, Tensor,
+    Cell, Grads, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Recurrent, RnnCell,
+    RnnCellConfig, SequenceLayer, State, Tensor,
 };
 
 #[derive(Debug, Clone)]
@@ -106,9 +106,9 @@ type Layers = (
 
 fn layers(p: &Problem, rng: &mut StdRng) -> Layers {
     (
-        Recurrent::new(LstmConfig::new(p.input_size, p.hidden_size).init(rng)),
-        Recurrent::new(GruConfig::new(p.input_size, p.hidden_size).init(rng)),
-        Recurrent::new(RnnConfig::new(p.input_size, p.hidden_size).init(rng)),
+        Recurrent::new(LstmCellConfig::new(p.input_size, p.hidden_size).init(rng)),
+        Recurrent::new(GruCellConfig::new(p.input_size, p.hidden_size).init(rng)),
+        Recurrent::new(RnnCellConfig::new(p.input_size, p.hidden_size).init(rng)),
     )
 }
 

@@ -15,19 +15,19 @@ use crate::tensor::MatMut;
 /// Gates of a GRU, in PyTorch's packed order `r, z, n`.
 const GATES: usize = 3;
 
-/// Configuration of a [`GruCell`]: `GruConfig::new(input_size, hidden_size)`, then `with_*`
-/// options, then [`init`](GruConfig::init).
+/// Configuration of a [`GruCell`]: `GruCellConfig::new(input_size, hidden_size)`, then `with_*`
+/// options, then [`init`](GruCellConfig::init).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GruConfig {
+pub struct GruCellConfig {
     input_size: usize,
     hidden_size: usize,
     bias: bool,
 }
 
-impl GruConfig {
+impl GruCellConfig {
     /// A GRU cell reading `input_size` features into `hidden_size` units.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        GruConfig {
+        GruCellConfig {
             input_size,
             hidden_size,
             bias: true,
@@ -37,7 +37,7 @@ impl GruConfig {
     /// Whether the cell has the biases `bias_ih` and `bias_hh`. Defaults to `true`.
     #[must_use = "returns a new config and does not modify self"]
     pub fn with_bias(self, bias: bool) -> Self {
-        GruConfig { bias, ..self }
+        GruCellConfig { bias, ..self }
     }
 
     /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
@@ -81,9 +81,9 @@ impl GruConfig {
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{Cell, GruCell, GruConfig, Tensor};
+/// use recurrent::{Cell, GruCell, GruCellConfig, Tensor};
 ///
-/// let cell: GruCell<f32> = GruConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0));
+/// let cell: GruCell<f32> = GruCellConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0));
 /// let (next, _trace) = cell.forward(&Tensor::zeros(&[2, 3]), None)?;
 /// assert_eq!(next.h().shape(), &[2, 5]);
 /// # Ok::<(), recurrent::Error>(())
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn display_is_one_line() {
-        let cell: GruCell<f32> = GruConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
+        let cell: GruCell<f32> = GruCellConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
         assert_eq!(
             cell.to_string(),
             "GruCell { input_size: 2, hidden_size: 3, bias: true, params: 63 }"

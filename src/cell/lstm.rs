@@ -15,19 +15,19 @@ use crate::tensor::MatMut;
 /// Gates of an LSTM, in PyTorch's packed order `i, f, g, o`.
 const GATES: usize = 4;
 
-/// Configuration of an [`LstmCell`]: `LstmConfig::new(input_size, hidden_size)`, then `with_*`
-/// options, then [`init`](LstmConfig::init).
+/// Configuration of an [`LstmCell`]: `LstmCellConfig::new(input_size, hidden_size)`, then `with_*`
+/// options, then [`init`](LstmCellConfig::init).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LstmConfig {
+pub struct LstmCellConfig {
     input_size: usize,
     hidden_size: usize,
     bias: bool,
 }
 
-impl LstmConfig {
+impl LstmCellConfig {
     /// An LSTM cell reading `input_size` features into `hidden_size` units.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        LstmConfig {
+        LstmCellConfig {
             input_size,
             hidden_size,
             bias: true,
@@ -37,7 +37,7 @@ impl LstmConfig {
     /// Whether the cell has the biases `bias_ih` and `bias_hh`. Defaults to `true`.
     #[must_use = "returns a new config and does not modify self"]
     pub fn with_bias(self, bias: bool) -> Self {
-        LstmConfig { bias, ..self }
+        LstmCellConfig { bias, ..self }
     }
 
     /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
@@ -82,9 +82,9 @@ impl LstmConfig {
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{Cell, LstmCell, LstmConfig, Tensor};
+/// use recurrent::{Cell, LstmCell, LstmCellConfig, Tensor};
 ///
-/// let cell: LstmCell<f64> = LstmConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0));
+/// let cell: LstmCell<f64> = LstmCellConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0));
 /// let x = Tensor::zeros(&[2, 3]);
 /// let (next, _trace) = cell.forward(&x, None)?;
 /// assert_eq!(next.h().shape(), &[2, 5]);
@@ -282,12 +282,12 @@ mod tests {
 
     #[test]
     fn display_is_one_line() {
-        let cell: LstmCell<f32> = LstmConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
+        let cell: LstmCell<f32> = LstmCellConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
         assert_eq!(
             cell.to_string(),
             "LstmCell { input_size: 2, hidden_size: 3, bias: true, params: 84 }"
         );
-        let cell: LstmCell<f32> = LstmConfig::new(2, 3)
+        let cell: LstmCell<f32> = LstmCellConfig::new(2, 3)
             .with_bias(false)
             .init(&mut StdRng::seed_from_u64(1));
         assert_eq!(
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn init_is_within_pytorch_bounds() {
-        let cell: LstmCell<f64> = LstmConfig::new(7, 16).init(&mut StdRng::seed_from_u64(2));
+        let cell: LstmCell<f64> = LstmCellConfig::new(7, 16).init(&mut StdRng::seed_from_u64(2));
         cell.params().visit(|name, t| {
             assert!(
                 t.as_slice().iter().all(|v| v.abs() <= 0.25),
@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn from_params_names_the_wrong_tensor() {
-        let mut params = LstmConfig::new(2, 3)
+        let mut params = LstmCellConfig::new(2, 3)
             .init::<f64, _>(&mut StdRng::seed_from_u64(3))
             .params;
         params.weight_hh = crate::Tensor::zeros(&[12, 2]);

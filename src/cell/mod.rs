@@ -14,9 +14,9 @@ use core::fmt;
 
 use rand::Rng;
 
-pub use gru::{GruCell, GruConfig};
-pub use lstm::{LstmCell, LstmConfig};
-pub use rnn::{Nonlinearity, RnnCell, RnnConfig};
+pub use gru::{GruCell, GruCellConfig};
+pub use lstm::{LstmCell, LstmCellConfig};
+pub use rnn::{Nonlinearity, RnnCell, RnnCellConfig};
 
 use crate::error::{check_shape, Error, Result, Shape};
 use crate::float::Float;
@@ -68,9 +68,9 @@ impl<T: Float> CellParams<T> {
     ///
     /// ```
     /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{Cell, LstmConfig, Tensor};
+    /// use recurrent::{Cell, LstmCellConfig, Tensor};
     ///
-    /// let lstm = LstmConfig::new(2, 3).init::<f64, _>(&mut StdRng::seed_from_u64(0));
+    /// let lstm = LstmCellConfig::new(2, 3).init::<f64, _>(&mut StdRng::seed_from_u64(0));
     /// let params = lstm.params().clone().with_extra("weight_ci", Tensor::zeros(&[3]));
     /// assert_eq!(params.extra("weight_ci").unwrap().shape(), &[3]);
     /// assert_eq!(params.count(), lstm.params().count() + 3);

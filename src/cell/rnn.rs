@@ -22,20 +22,20 @@ pub enum Nonlinearity {
     Relu,
 }
 
-/// Configuration of an [`RnnCell`]: `RnnConfig::new(input_size, hidden_size)`, then `with_*`
-/// options, then [`init`](RnnConfig::init).
+/// Configuration of an [`RnnCell`]: `RnnCellConfig::new(input_size, hidden_size)`, then `with_*`
+/// options, then [`init`](RnnCellConfig::init).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RnnConfig {
+pub struct RnnCellConfig {
     input_size: usize,
     hidden_size: usize,
     bias: bool,
     nonlinearity: Nonlinearity,
 }
 
-impl RnnConfig {
+impl RnnCellConfig {
     /// A vanilla RNN cell reading `input_size` features into `hidden_size` units.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        RnnConfig {
+        RnnCellConfig {
             input_size,
             hidden_size,
             bias: true,
@@ -46,13 +46,13 @@ impl RnnConfig {
     /// Whether the cell has the biases `bias_ih` and `bias_hh`. Defaults to `true`.
     #[must_use = "returns a new config and does not modify self"]
     pub fn with_bias(self, bias: bool) -> Self {
-        RnnConfig { bias, ..self }
+        RnnCellConfig { bias, ..self }
     }
 
     /// The non-linearity. Defaults to [`Nonlinearity::Tanh`].
     #[must_use = "returns a new config and does not modify self"]
     pub fn with_nonlinearity(self, nonlinearity: Nonlinearity) -> Self {
-        RnnConfig {
+        RnnCellConfig {
             nonlinearity,
             ..self
         }
@@ -94,9 +94,9 @@ impl RnnConfig {
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{Cell, Nonlinearity, RnnCell, RnnConfig, Tensor};
+/// use recurrent::{Cell, Nonlinearity, RnnCell, RnnCellConfig, Tensor};
 ///
-/// let cell: RnnCell<f64> = RnnConfig::new(3, 5)
+/// let cell: RnnCell<f64> = RnnCellConfig::new(3, 5)
 ///     .with_nonlinearity(Nonlinearity::Relu)
 ///     .init(&mut StdRng::seed_from_u64(0));
 /// let (next, _trace) = cell.forward(&Tensor::zeros(&[2, 3]), None)?;
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn display_is_one_line() {
-        let cell: RnnCell<f32> = RnnConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
+        let cell: RnnCell<f32> = RnnCellConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
         assert_eq!(
             cell.to_string(),
             "RnnCell { input_size: 2, hidden_size: 3, nonlinearity: Tanh, bias: true, params: 21 }"

@@ -31,10 +31,10 @@ use crate::tensor::{MatMut, MatRef, Tensor};
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{GruConfig, Recurrent, Tensor};
+/// use recurrent::{GruCellConfig, Recurrent, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(7);
-/// let gru = Recurrent::new(GruConfig::new(4, 8).init::<f32, _>(&mut rng));
+/// let gru = Recurrent::new(GruCellConfig::new(4, 8).init::<f32, _>(&mut rng));
 /// let x = Tensor::randn(&[10, 3, 4], &mut rng); // T = 10, B = 3, I = 4
 /// let out = gru.forward(&x, None, Some(&[10, 6, 2]))?;
 /// assert_eq!(out.output.shape(), &[10, 3, 8]);
@@ -249,10 +249,10 @@ impl<C> Recurrent<C> {
     ///
     /// ```
     /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{LstmConfig, Recurrent, State, Tensor};
+    /// use recurrent::{LstmCellConfig, Recurrent, State, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
-    /// let lstm = Recurrent::new(LstmConfig::new(3, 2).init::<f64, _>(&mut rng));
+    /// let lstm = Recurrent::new(LstmCellConfig::new(3, 2).init::<f64, _>(&mut rng));
     /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
     /// let h0 = State::from_hc(Tensor::full(&[1, 2, 2], 0.1), Tensor::zeros(&[1, 2, 2]));
     /// let out = lstm.forward(&x, Some(&h0), Some(&[4, 2]))?;
@@ -370,10 +370,10 @@ impl<C> Recurrent<C> {
     ///
     /// ```
     /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{RnnConfig, Recurrent, State, Tensor};
+    /// use recurrent::{RnnCellConfig, Recurrent, State, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
-    /// let rnn = Recurrent::new(RnnConfig::new(3, 2).init::<f64, _>(&mut rng));
+    /// let rnn = Recurrent::new(RnnCellConfig::new(3, 2).init::<f64, _>(&mut rng));
     /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
     /// let out = rnn.forward(&x, None, Some(&[4, 2]))?;
     /// // L = Σ h_n: only the final state carries gradient
@@ -510,10 +510,10 @@ impl<C> Recurrent<C> {
     ///
     /// ```
     /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{LstmConfig, Recurrent, Tensor};
+    /// use recurrent::{LstmCellConfig, Recurrent, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(1);
-    /// let lstm = Recurrent::new(LstmConfig::new(2, 3).init::<f64, _>(&mut rng));
+    /// let lstm = Recurrent::new(LstmCellConfig::new(2, 3).init::<f64, _>(&mut rng));
     /// let x = Tensor::randn(&[5, 1, 2], &mut rng);
     /// let whole = lstm.forward(&x, None, None)?;
     /// let mut stream = lstm.stream(1, None)?;
