@@ -82,7 +82,11 @@ pub use cell::{
 pub use error::{Error, Result, Shape};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
-pub use layer::{Recurrent, RecurrentTrace, SequenceGrads, SequenceLayer, SequenceOutput, Stream};
+pub use layer::{
+    Bidirectional, BidirectionalTrace, Gru, GruConfig, Lstm, LstmConfig, Network, NetworkTrace,
+    Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads, SequenceLayer, SequenceOutput,
+    Stacked, StackedTrace, Stream,
+};
 pub use params::{Grads, Parameters};
 pub use tensor::{gemm, MatMut, MatRef, Tensor};
 

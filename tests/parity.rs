@@ -7,54 +7,28 @@
 //! about 1e-15); the forward pass in `f32` to 1e-4. One line is printed per case
 //! (`cargo test --release --test parity -- --nocapture` shows them).
 //!
-//! Not covered here: cases needing several layers, both directions or LSTM projections, which
-//! are listed by name in [`NOT_YET_SUPPORTED`] until those layers exist.
+//! Sequence cases are run through the PyTorch-style builders ([`Lstm`], [`Gru`], [`Rnn`]) made
+//! from the case's config, with the case's parameters loaded by their `state_dict` names: this
+//! covers several layers, both directions, variable lengths and LSTM projections.
 
 mod common;
 
 use common::{fixtures_dir, load_cases, worst_error, Case};
+use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    Cell, CellParams, Float, GruCell, LstmCell, Nonlinearity, Recurrent, RnnCell, State, Tensor,
+    Cell, CellParams, Float, Gru, GruCell, GruConfig, Lstm, LstmCell, LstmConfig, Nonlinearity,
+    Parameters, Rnn, RnnCell, RnnConfig, SequenceLayer, State, Tensor,
 };
 
 const F64_TOLERANCE: f64 = 1e-10;
 const F32_TOLERANCE: f64 = 1e-4;
 
-/// Public cases that need `Stacked`, `Bidirectional` or LSTM projections.
-const NOT_YET_SUPPORTED: &[&str] = &[
-    "gru_l1_bi_T5_B3",
-    "gru_l1_bi_varlen_T6_B3",
-    "gru_l2_T6_B3",
-    "gru_l2_varlen_T7_B4",
-    "gru_l3_T4_B2",
-    "lstm_l1_bi_T5_B2",
-    "lstm_l1_bi_varlen_T6_B3",
-    "lstm_l1_proj2_T5_B2",
-    "lstm_l2_T6_B3",
-    "lstm_l2_bi_T7_B3",
-    "lstm_l2_proj3_T4_B3",
-    "lstm_l3_T4_B2",
-    "rnn_relu_l2_T4_B3",
-    "rnn_tanh_l1_bi_T5_B3",
-    "rnn_tanh_l2_T6_B3",
-];
-
-/// What happened to one case.
-enum Outcome {
-    /// Worst `f64` error over everything compared, and worst `f32` forward error.
-    Checked {
-        f64_error: f64,
-        f32_error: f64,
-        worst_at: String,
-    },
-    NotYetSupported,
-}
-
-fn needs_unbuilt_layers(case: &Case) -> bool {
-    case.kind() == "sequence"
-        && (case.usize("num_layers") > 1
-            || case.flag("bidirectional")
-            || case.usize("proj_size") > 0)
+/// What happened to one case: the worst `f64` error over everything compared, where it was,
+/// and the worst `f32` forward error.
+struct Outcome {
+    f64_error: f64,
+    f32_error: f64,
+    worst_at: String,
 }
 
 /// Tracks the worst error and where it was.
@@ -178,23 +152,38 @@ fn check_cell_case<C64: Cell<f64>, C32: Cell<f32>>(case: &Case, cell: C64, cell3
         .expect("f32 forward");
     let mut worst32 = Worst::new();
     check_states(&mut worst32, case, &next32, "outputs", ["h_n", "c_n"]);
-    Outcome::Checked {
+    Outcome {
         f64_error: worst.error,
         f32_error: worst32.error,
         worst_at: worst.at,
     }
 }
 
-/// A one-layer, one-direction sequence, as `nn.LSTM` / `nn.GRU` / `nn.RNN`.
-fn check_sequence_case<C64: Cell<f64>, C32: Cell<f32>>(
-    case: &Case,
-    cell: C64,
-    cell32: C32,
-) -> Outcome {
+/// Sets every parameter of `model` to the case's tensor of the same name, and checks that the
+/// model has exactly the case's parameters.
+fn load_params<T: Float>(case: &Case, model: &mut impl Parameters<T>) {
+    let mut loaded = 0;
+    model.visit_params_mut(&mut |name, t| {
+        let value = case
+            .tensor("params", name)
+            .unwrap_or_else(|| panic!("{}: the case has no parameter {name}", case.name));
+        assert_eq!(t.shape(), value.shape(), "{}: shape of {name}", case.name);
+        *t = value.cast();
+        loaded += 1;
+    });
+    let expected = case.json["params"].as_object().map_or(0, |o| o.len());
+    assert_eq!(loaded, expected, "{}: parameter count", case.name);
+}
+
+/// A sequence case, as `nn.LSTM` / `nn.GRU` / `nn.RNN` with the case's configuration.
+fn check_sequence_case<N64, N32>(case: &Case, mut layer: N64, mut layer32: N32) -> Outcome
+where
+    N64: SequenceLayer<f64>,
+    N32: SequenceLayer<f32>,
+{
     let mut worst = Worst::new();
-    let batch_first = case.flag("batch_first");
-    let layer = Recurrent::new(cell).with_batch_first(batch_first);
-    let layer32 = Recurrent::new(cell32).with_batch_first(batch_first);
+    load_params(case, &mut layer);
+    load_params(case, &mut layer32);
     let x = case.tensor("inputs", "x").expect("x");
     let lengths = case.lengths();
     let out = layer
@@ -238,120 +227,138 @@ fn check_sequence_case<C64: Cell<f64>, C32: Cell<f32>>(
         case.tensor("outputs", "output"),
     );
     check_states(&mut worst32, case, &out32.state, "outputs", ["h_n", "c_n"]);
-    Outcome::Checked {
+    Outcome {
         f64_error: worst.error,
         f32_error: worst32.error,
         worst_at: worst.at,
     }
 }
 
-fn run_case(case: &Case) -> Outcome {
-    if needs_unbuilt_layers(case) {
-        return Outcome::NotYetSupported;
-    }
+/// Applies the options every network config shares from the case's config.
+macro_rules! configured {
+    ($config:expr, $case:expr) => {
+        $config
+            .with_num_layers($case.usize("num_layers"))
+            .with_bidirectional($case.flag("bidirectional"))
+            .with_bias($case.flag("bias"))
+            .with_batch_first($case.flag("batch_first"))
+    };
+}
+
+fn run_sequence_case(case: &Case) -> Outcome {
     let (i, h) = (case.usize("input_size"), case.usize("hidden_size"));
-    let suffix = if case.kind() == "cell" { "" } else { "_l0" };
-    let params = case.cell_params(suffix);
+    // the parameters are overwritten with the case's
+    let rng = &mut StdRng::seed_from_u64(0);
+    let built = "the case's configuration is valid";
+    match case.cell() {
+        "lstm" => {
+            let config =
+                configured!(LstmConfig::new(i, h), case).with_proj_size(case.usize("proj_size"));
+            let (a, b) = (Lstm::new(config, rng), Lstm::new(config, rng));
+            check_sequence_case(case, a.expect(built), b.expect(built))
+        }
+        "gru" => {
+            let config = configured!(GruConfig::new(i, h), case);
+            let (a, b) = (Gru::new(config, rng), Gru::new(config, rng));
+            check_sequence_case(case, a.expect(built), b.expect(built))
+        }
+        cell @ ("rnn_tanh" | "rnn_relu") => {
+            let config =
+                configured!(RnnConfig::new(i, h), case).with_nonlinearity(nonlinearity(cell));
+            let (a, b) = (Rnn::new(config, rng), Rnn::new(config, rng));
+            check_sequence_case(case, a.expect(built), b.expect(built))
+        }
+        other => panic!("{}: unknown cell {other:?}", case.name),
+    }
+}
+
+fn nonlinearity(cell: &str) -> Nonlinearity {
+    if cell == "rnn_tanh" {
+        Nonlinearity::Tanh
+    } else {
+        Nonlinearity::Relu
+    }
+}
+
+fn run_cell_case(case: &Case) -> Outcome {
+    let (i, h) = (case.usize("input_size"), case.usize("hidden_size"));
+    let params = case.cell_params("");
     let params32 = cast_params(&params);
+    let valid = "the case's parameters have the cell's shapes";
     match case.cell() {
         "lstm" => {
             let (a, b) = (
                 LstmCell::from_params(i, h, params),
                 LstmCell::from_params(i, h, params32),
             );
-            dispatch(case, a.expect("lstm params"), b.expect("lstm params"))
+            check_cell_case(case, a.expect(valid), b.expect(valid))
         }
         "gru" => {
             let (a, b) = (
                 GruCell::from_params(i, h, params),
                 GruCell::from_params(i, h, params32),
             );
-            dispatch(case, a.expect("gru params"), b.expect("gru params"))
+            check_cell_case(case, a.expect(valid), b.expect(valid))
         }
         cell @ ("rnn_tanh" | "rnn_relu") => {
-            let nl = if cell == "rnn_tanh" {
-                Nonlinearity::Tanh
-            } else {
-                Nonlinearity::Relu
-            };
-            let a = RnnCell::from_params(i, h, nl, params).expect("rnn params");
-            let b = RnnCell::from_params(i, h, nl, params32).expect("rnn params");
-            dispatch(case, a, b)
+            let nl = nonlinearity(cell);
+            let a = RnnCell::from_params(i, h, nl, params).expect(valid);
+            let b = RnnCell::from_params(i, h, nl, params32).expect(valid);
+            check_cell_case(case, a, b)
         }
         other => panic!("{}: unknown cell {other:?}", case.name),
     }
 }
 
-fn dispatch<C64: Cell<f64>, C32: Cell<f32>>(case: &Case, cell: C64, cell32: C32) -> Outcome {
+fn run_case(case: &Case) -> Outcome {
     match case.kind() {
-        "cell" => check_cell_case(case, cell, cell32),
-        "sequence" => check_sequence_case(case, cell, cell32),
+        "cell" => run_cell_case(case),
+        "sequence" => run_sequence_case(case),
         other => panic!("{}: unknown kind {other:?}", case.name),
     }
 }
 
-/// Runs every case in `dir`, prints one line each, and returns the failures and the names of
-/// the cases not yet supported.
-fn run_dir(dir: &std::path::Path) -> (usize, Vec<String>, Vec<String>) {
+/// Runs every case in `dir`, prints one line each, and returns the number passed and the
+/// failures.
+fn run_dir(dir: &std::path::Path) -> (usize, Vec<String>) {
     let cases = load_cases(dir);
     assert!(!cases.is_empty(), "no reference case in {}", dir.display());
     println!("{} ({} cases)", dir.display(), cases.len());
-    let (mut passed, mut failures, mut unsupported) = (0, Vec::new(), Vec::new());
+    let (mut passed, mut failures) = (0, Vec::new());
     for case in &cases {
-        match run_case(case) {
-            Outcome::Checked {
-                f64_error,
-                f32_error,
-                worst_at,
-            } => {
-                let ok = f64_error <= F64_TOLERANCE && f32_error <= F32_TOLERANCE;
-                println!(
-                    "  {} {:<28} f64 worst {f64_error:.2e} ({worst_at}), f32 forward worst {f32_error:.2e}",
-                    if ok { "pass" } else { "FAIL" },
-                    case.name
-                );
-                if ok {
-                    passed += 1;
-                } else {
-                    failures.push(format!(
-                        "{}: f64 {f64_error:.2e} at {worst_at}, f32 {f32_error:.2e}",
-                        case.name
-                    ));
-                }
-            }
-            Outcome::NotYetSupported => {
-                println!(
-                    "  not yet supported {:<28} (several layers, bidirectional or projection)",
-                    case.name
-                );
-                unsupported.push(case.name.clone());
-            }
+        let Outcome {
+            f64_error,
+            f32_error,
+            worst_at,
+        } = run_case(case);
+        let ok = f64_error <= F64_TOLERANCE && f32_error <= F32_TOLERANCE;
+        println!(
+            "  {} {:<28} f64 worst {f64_error:.2e} ({worst_at}), f32 forward worst {f32_error:.2e}",
+            if ok { "pass" } else { "FAIL" },
+            case.name
+        );
+        if ok {
+            passed += 1;
+        } else {
+            failures.push(format!(
+                "{}: f64 {f64_error:.2e} at {worst_at}, f32 {f32_error:.2e}",
+                case.name
+            ));
         }
     }
-    (passed, failures, unsupported)
+    (passed, failures)
 }
 
 #[test]
 fn pytorch_reference_cases_match() {
-    let (passed, failures, unsupported) = run_dir(&fixtures_dir());
-    println!(
-        "{passed} passed, {} failed, {} not yet supported",
-        failures.len(),
-        unsupported.len()
-    );
+    let (passed, failures) = run_dir(&fixtures_dir());
+    println!("{passed} passed, {} failed", failures.len());
     assert!(
         failures.is_empty(),
         "cases that do not match PyTorch:\n{}",
         failures.join("\n")
     );
-    assert_eq!(
-        unsupported, NOT_YET_SUPPORTED,
-        "only the listed cases may be skipped"
-    );
-    assert_eq!(
-        passed + unsupported.len(),
-        load_cases(&fixtures_dir()).len()
-    );
+    assert_eq!(passed, load_cases(&fixtures_dir()).len());
 }
 
 #[test]
@@ -362,7 +369,7 @@ fn user_reference_dirs_match() {
     };
     let mut failures = Vec::new();
     for dir in std::env::split_paths(&dirs).filter(|d| !d.as_os_str().is_empty()) {
-        let (_, f, _) = run_dir(&dir);
+        let (_, f) = run_dir(&dir);
         failures.extend(f);
     }
     assert!(
@@ -383,7 +390,7 @@ fn a_corrupted_case_is_reported() {
     *value = (value.as_f64().expect("number") + 1e-6).into();
     json["name"] = "gru_corrupted".into();
     std::fs::write(dir.join("gru_corrupted.json"), json.to_string()).expect("write case");
-    let (passed, failures, _) = run_dir(&dir);
+    let (passed, failures) = run_dir(&dir);
     std::fs::remove_dir_all(&dir).expect("clean up");
     assert_eq!(passed, 0);
     assert_eq!(failures.len(), 1);

@@ -8,12 +8,15 @@ use super::{
     display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
     CellParams, StatePart,
 };
-use crate::error::Result;
+use crate::error::{check_shape, Error, Result, Shape};
 use crate::float::Float;
-use crate::tensor::MatMut;
+use crate::tensor::{gemm, MatMut, MatRef, Tensor};
 
 /// Gates of an LSTM, in PyTorch's packed order `i, f, g, o`.
 const GATES: usize = 4;
+
+/// The name of the projection weight, PyTorch's `weight_hr`.
+const PROJECTION: &str = "weight_hr";
 
 /// Configuration of an [`LstmCell`]: `LstmCellConfig::new(input_size, hidden_size)`, then `with_*`
 /// options, then [`init`](LstmCellConfig::init).
@@ -22,6 +25,7 @@ pub struct LstmCellConfig {
     input_size: usize,
     hidden_size: usize,
     bias: bool,
+    proj_size: usize,
 }
 
 impl LstmCellConfig {
@@ -31,6 +35,7 @@ impl LstmCellConfig {
             input_size,
             hidden_size,
             bias: true,
+            proj_size: 0,
         }
     }
 
@@ -40,23 +45,38 @@ impl LstmCellConfig {
         LstmCellConfig { bias, ..self }
     }
 
+    /// Projects `h` to `proj_size` units with a weight `weight_hr (P, H)`, as PyTorch's
+    /// `nn.LSTM(proj_size=P)`: `h' = W_hr (o ⊙ tanh(c'))`. `0` (the default) means no projection.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_proj_size(self, proj_size: usize) -> Self {
+        LstmCellConfig { proj_size, ..self }
+    }
+
     /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
     ///
     /// # Panics
     ///
-    /// Panics if `hidden_size` is 0.
+    /// Panics if `hidden_size` is 0, or if `proj_size` is not smaller than `hidden_size` (as
+    /// PyTorch rejects it).
     #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> LstmCell<T> {
-        let params = CellParams::init(
-            GATES * self.hidden_size,
-            self.input_size,
-            self.hidden_size,
-            self.bias,
-            rng,
+        let (h, p) = (self.hidden_size, self.proj_size);
+        assert!(
+            p < h,
+            "proj_size ({p}) must be smaller than hidden_size ({h})"
         );
+        let mut params = CellParams::init(GATES * h, self.input_size, h, self.bias, rng);
+        if p > 0 {
+            let k = T::one() / T::from_f64(h as f64).sqrt();
+            params.weight_hh = Tensor::uniform(&[GATES * h, p], -k, k, rng);
+            params
+                .extra
+                .push((PROJECTION, Tensor::uniform(&[p, h], -k, k, rng)));
+        }
         LstmCell {
             input_size: self.input_size,
-            hidden_size: self.hidden_size,
+            hidden_size: h,
+            proj_size: p,
             params,
         }
     }
@@ -70,13 +90,17 @@ impl LstmCellConfig {
 /// g  = tanh(W_ig x + b_ig + W_hg h + b_hg)
 /// o  = σ(W_io x + b_io + W_ho h + b_ho)
 /// c' = f ⊙ c + i ⊙ g
-/// h' = o ⊙ tanh(c')
+/// h' = o ⊙ tanh(c')              (h' = W_hr (o ⊙ tanh(c')) with a projection)
 /// ```
 ///
 /// The gates are packed in the order `i, f, g, o` into `weight_ih (4H, I)`,
 /// `weight_hh (4H, H)`, `bias_ih (4H)` and `bias_hh (4H)`, as in
 /// [`torch.nn.LSTM`](https://pytorch.org/docs/stable/generated/torch.nn.LSTM.html).
 /// The state is `(h, c)`.
+///
+/// With a projection of size `P` ([`LstmCellConfig::with_proj_size`]), `h` has `P` units,
+/// `weight_hh` is `(4H, P)`, and the extra parameter `weight_hr (P, H)` (in
+/// [`CellParams::extra`]) maps `o ⊙ tanh(c')` to `h'`; `c` keeps `H` units.
 ///
 /// # Examples
 ///
@@ -95,26 +119,47 @@ impl LstmCellConfig {
 pub struct LstmCell<T> {
     input_size: usize,
     hidden_size: usize,
+    /// `P`, or 0 without a projection.
+    proj_size: usize,
     params: CellParams<T>,
 }
 
 impl<T: Float> LstmCell<T> {
-    /// A cell with the given parameters (for example loaded from PyTorch).
+    /// A cell with the given parameters (for example loaded from PyTorch). A projection cell
+    /// is recognised by its extra parameter `weight_hr (P, H)`.
     ///
     /// # Errors
     ///
     /// [`crate::Error::ShapeMismatch`] naming the first parameter whose shape is not
-    /// `weight_ih (4H, I)`, `weight_hh (4H, H)`, `bias_* (4H)`.
+    /// `weight_ih (4H, I)`, `weight_hh (4H, P or H)`, `bias_* (4H)`, `weight_hr (P, H)` with
+    /// `0 < P < H`.
     pub fn from_params(
         input_size: usize,
         hidden_size: usize,
         params: CellParams<T>,
     ) -> Result<Self> {
-        params.validate(GATES * hidden_size, input_size, hidden_size)?;
-        Ok(LstmCell {
+        let proj_size = params.extra(PROJECTION).map_or(0, |w| w.shape()[0]);
+        let cell = LstmCell {
             input_size,
             hidden_size,
+            proj_size,
             params,
+        };
+        cell.validate_params()?;
+        Ok(cell)
+    }
+
+    /// The projection size `P`, or 0 without a projection.
+    pub fn proj_size(&self) -> usize {
+        self.proj_size
+    }
+
+    /// `weight_hr` if the cell has a projection.
+    fn projection(&self) -> Option<&Tensor<T>> {
+        (self.proj_size > 0).then(|| {
+            self.params
+                .extra(PROJECTION)
+                .expect("validated: a projection cell has weight_hr")
         })
     }
 }
@@ -133,15 +178,43 @@ impl<T: Float> Cell<T> for LstmCell<T> {
     }
 
     fn state_parts(&self) -> Vec<StatePart> {
+        let h_out = if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        };
         vec![
-            StatePart::new("h", self.hidden_size),
+            StatePart::new("h", h_out),
             StatePart::new("c", self.hidden_size),
         ]
     }
 
-    /// Saved per sample: the activated gates `i, f, g, o` and `tanh(c')`.
+    /// Saved per sample: the activated gates `i, f, g, o` and `tanh(c')`, and with a
+    /// projection also `o ⊙ tanh(c')`.
     fn saved_width(&self) -> usize {
-        (GATES + 1) * self.hidden_size
+        let unprojected = usize::from(self.proj_size > 0);
+        (GATES + 1 + unprojected) * self.hidden_size
+    }
+
+    fn validate_params(&self) -> Result<()> {
+        let (h, p) = (self.hidden_size, self.proj_size);
+        if p > 0 {
+            let Some(w_hr) = self.params.extra(PROJECTION) else {
+                return Err(Error::MissingParameter {
+                    name: PROJECTION.into(),
+                    reason: "the cell has a projection",
+                });
+            };
+            if p >= h {
+                return Err(Error::InvalidArgument {
+                    name: "proj_size",
+                    reason: format!("{p} must be smaller than hidden_size ({h})"),
+                });
+            }
+            check_shape(PROJECTION, Shape::from([p, h]), w_hr.raw_shape())?;
+        }
+        self.params
+            .validate(GATES * h, self.input_size, self.output_size())
     }
 
     fn params(&self) -> &CellParams<T> {
@@ -154,7 +227,9 @@ impl<T: Float> Cell<T> for LstmCell<T> {
 
     fn step(&self, batch: usize, p: &[T], prev: &[T], next: &mut [T], saved: &mut [T]) {
         let h = self.hidden_size;
-        let (gw, sw, width) = (GATES * h, (GATES + 1) * h, 2 * h);
+        let h_out = self.output_size();
+        let (gw, sw, width) = (GATES * h, self.saved_width(), h_out + h);
+        let projection = self.projection();
         debug_assert_eq!(p.len(), batch * gw);
         debug_assert_eq!(prev.len(), batch * width);
         debug_assert_eq!(saved.len(), batch * sw);
@@ -171,8 +246,8 @@ impl<T: Float> Cell<T> for LstmCell<T> {
         for b in 0..batch {
             let p = &p[b * gw..][..gw];
             let s = &mut saved[b * sw..][..sw];
-            let c_prev = &prev[b * width + h..][..h];
-            let (h_next, c_next) = next[b * width..][..width].split_at_mut(h);
+            let c_prev = &prev[b * width + h_out..][..h];
+            let (h_next, c_next) = next[b * width..][..width].split_at_mut(h_out);
             for j in 0..h {
                 let i = (s[j] + p[j]).sigmoid();
                 let f = (s[h + j] + p[h + j]).sigmoid();
@@ -182,8 +257,22 @@ impl<T: Float> Cell<T> for LstmCell<T> {
                 let tc = c.tanh();
                 (s[j], s[h + j], s[2 * h + j], s[3 * h + j], s[4 * h + j]) = (i, f, g, o, tc);
                 c_next[j] = c;
-                h_next[j] = o * tc;
+                if projection.is_some() {
+                    s[5 * h + j] = o * tc;
+                } else {
+                    h_next[j] = o * tc;
+                }
             }
+        }
+        if let Some(w_hr) = projection {
+            // h' = (o ⊙ tanh c')·W_hrᵀ
+            gemm(
+                T::one(),
+                MatRef::strided(&saved[5 * h..], batch, h, sw, 1),
+                w_hr.as_mat().t(),
+                T::zero(),
+                MatMut::strided(next, batch, h_out, width, 1),
+            );
         }
     }
 
@@ -197,26 +286,43 @@ impl<T: Float> Cell<T> for LstmCell<T> {
         d_p: &mut [T],
         _d_hp: &mut [T],
         d_prev: &mut [T],
-        _grads: &mut CellParams<T>,
+        grads: &mut CellParams<T>,
     ) {
         let h = self.hidden_size;
-        let (gw, sw, width) = (GATES * h, (GATES + 1) * h, 2 * h);
+        let h_out = self.output_size();
+        let (gw, sw, width) = (GATES * h, self.saved_width(), h_out + h);
         let one = T::one();
+        if let Some(w_hr) = self.projection() {
+            // h' = u·W_hrᵀ with u = o ⊙ tanh c': du = dh'·W_hr, parked in the o block of d_p
+            // (each element is read there before its own slot is overwritten below);
+            // dW_hr += dh'ᵀ·u
+            let d_h = MatRef::strided(d_next, batch, h_out, width, 1);
+            let u = MatRef::strided(&saved[5 * h..], batch, h, sw, 1);
+            let d_w_hr = grads
+                .extra_mut(PROJECTION)
+                .expect("a projection cell's gradients have weight_hr");
+            gemm(T::one(), d_h.t(), u, T::one(), d_w_hr.as_mat_mut());
+            let d_u = MatMut::strided(&mut d_p[3 * h..], batch, h, gw, 1);
+            gemm(T::one(), d_h, w_hr.as_mat(), T::zero(), d_u);
+        }
+        let projected = self.proj_size > 0;
         for b in 0..batch {
             let s = &saved[b * sw..][..sw];
-            let c_prev = &prev[b * width + h..][..h];
-            let (dh, dc_next) = d_next[b * width..][..width].split_at(h);
+            let c_prev = &prev[b * width + h_out..][..h];
+            let (dh, dc_next) = d_next[b * width..][..width].split_at(h_out);
             let dg = &mut d_p[b * gw..][..gw];
-            let dc_prev = &mut d_prev[b * width + h..][..h];
+            let dc_prev = &mut d_prev[b * width + h_out..][..h];
             for j in 0..h {
                 let (i, f, g, o, tc) = (s[j], s[h + j], s[2 * h + j], s[3 * h + j], s[4 * h + j]);
+                // the gradient of o ⊙ tanh c' (before the projection, if any)
+                let du = if projected { dg[3 * h + j] } else { dh[j] };
                 // h' = o·tanh(c'): dc' gets dh·o·(1 − tanh²c') on top of the incoming dc'
-                let dc = dc_next[j] + dh[j] * o * (one - tc * tc);
+                let dc = dc_next[j] + du * o * (one - tc * tc);
                 // dσ/dx = σ(1 − σ), dtanh/dx = 1 − tanh²
                 dg[j] = dc * g * i * (one - i);
                 dg[h + j] = dc * c_prev[j] * f * (one - f);
                 dg[2 * h + j] = dc * i * (one - g * g);
-                dg[3 * h + j] = dh[j] * tc * o * (one - o);
+                dg[3 * h + j] = du * tc * o * (one - o);
                 // c' = f·c + i·g: dc = dc'·f
                 dc_prev[j] = dc * f;
             }
@@ -233,7 +339,7 @@ impl<T: Float> fmt::Display for LstmCell<T> {
             "LstmCell",
             self.input_size,
             self.hidden_size,
-            None,
+            (self.proj_size > 0).then_some(("proj_size", &self.proj_size as &dyn fmt::Debug)),
             &self.params,
         )
     }

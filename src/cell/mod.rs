@@ -392,6 +392,19 @@ pub trait Cell<T: Float>: Send + Sync {
         false
     }
 
+    /// Checks that the parameters have the shapes the cell's sizes imply. The default checks
+    /// the four standard parameters with [`CellParams::validate`]; a cell with extra
+    /// parameters overrides it to check those too. Every forward and backward pass calls it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] naming the first parameter whose shape is wrong;
+    /// [`Error::MissingParameter`] for a parameter that is absent.
+    fn validate_params(&self) -> Result<()> {
+        self.params()
+            .validate(self.gate_width(), self.input_size(), self.output_size())
+    }
+
     /// The parameters.
     fn params(&self) -> &CellParams<T>;
 
@@ -450,7 +463,7 @@ pub trait Cell<T: Float>: Send + Sync {
     where
         Self: Sized,
     {
-        check_params(self)?;
+        self.validate_params()?;
         let layout = self.state_parts();
         let (batch, width) = (x.shape()[0], state_width(&layout));
         check_shape(
@@ -493,7 +506,7 @@ pub trait Cell<T: Float>: Send + Sync {
     where
         Self: Sized,
     {
-        check_params(self)?;
+        self.validate_params()?;
         let layout = self.state_parts();
         let (batch, width, gw) = (trace.x.shape()[0], state_width(&layout), self.gate_width());
         check_trace(&[
@@ -595,12 +608,6 @@ pub(crate) fn display_cell<T: Float>(
     }
     let bias = params.bias_ih.is_some();
     write!(f, "bias: {bias}, params: {} }}", params.count())
-}
-
-/// Checks that a cell's parameters have the shapes its sizes imply.
-pub(crate) fn check_params<T: Float, C: Cell<T> + ?Sized>(cell: &C) -> Result<()> {
-    cell.params()
-        .validate(cell.gate_width(), cell.input_size(), cell.output_size())
 }
 
 /// Checks trace buffers: each `(what, width, len, rows)` must hold `rows` rows of `width`.

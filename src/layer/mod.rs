@@ -1,9 +1,16 @@
 //! Sequence layers: [`Recurrent`] runs one cell over a whole batch of sequences; every layer
 //! implements [`SequenceLayer`] so that layers compose and share gradient checking.
 
+mod bidirectional;
+mod network;
+mod ops;
 mod recurrent;
+mod stacked;
 
+pub use bidirectional::{Bidirectional, BidirectionalTrace};
+pub use network::{Gru, GruConfig, Lstm, LstmConfig, Network, NetworkTrace, Rnn, RnnConfig};
 pub use recurrent::{Recurrent, RecurrentTrace, Stream};
+pub use stacked::{Stacked, StackedTrace};
 
 use crate::cell::{State, StatePart};
 use crate::error::Result;
@@ -40,7 +47,7 @@ pub struct SequenceGrads<T> {
 /// layer can serve several threads.
 pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// What forward keeps for backward.
-    type Trace;
+    type Trace: Send + Sync;
 
     /// Features per input step.
     fn input_size(&self) -> usize;
@@ -85,4 +92,19 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
         d_output: Option<&Tensor<T>>,
         d_state: Option<&State<T>>,
     ) -> Result<SequenceGrads<T>>;
+
+    /// Places the layer at depth `layer` of a network, in the reverse direction if `reverse`,
+    /// so that its parameters carry PyTorch's names for that place: `weight_ih_l{layer}`, with
+    /// `_reverse` appended for the reverse direction. [`Stacked`] and [`Bidirectional`] call it
+    /// on the layers they own; the default does nothing.
+    fn set_position(&mut self, layer: usize, reverse: bool) {
+        let _ = (layer, reverse);
+    }
+
+    /// Switches between training (dropout active) and evaluation, like PyTorch's
+    /// `module.train()` / `module.eval()`. Combinators pass it on to the layers they own; the
+    /// default does nothing.
+    fn set_training(&mut self, training: bool) {
+        let _ = training;
+    }
 }

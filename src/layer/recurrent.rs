@@ -2,12 +2,13 @@
 
 use core::fmt;
 
+use super::ops::{check_lengths, sequence_dims};
 use super::{SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::cell::{
-    accumulate_param_grads, check_params, check_trace, input_grad, pack_state, project_input,
-    state_width, unpack_state, Cell, State, StatePart,
+    accumulate_param_grads, check_trace, input_grad, pack_state, project_input, state_width,
+    unpack_state, Cell, State, StatePart,
 };
-use crate::error::{check_shape, Error, Result, Shape};
+use crate::error::{check_shape, Result, Shape};
 use crate::float::Float;
 use crate::params::{Grads, Parameters};
 use crate::tensor::{MatMut, MatRef, Tensor};
@@ -117,26 +118,10 @@ fn pack_lengths(
     seq_len: usize,
     batch: usize,
 ) -> Result<(Option<Vec<usize>>, Vec<usize>)> {
+    check_lengths(lengths, seq_len, batch)?;
     let Some(lengths) = lengths else {
         return Ok((None, vec![batch; seq_len]));
     };
-    if lengths.len() != batch {
-        return Err(Error::LengthCount {
-            expected: batch,
-            actual: lengths.len(),
-        });
-    }
-    let invalid = lengths
-        .iter()
-        .enumerate()
-        .find(|(_, &l)| l == 0 || l > seq_len);
-    if let Some((index, &length)) = invalid {
-        return Err(Error::InvalidLength {
-            index,
-            length,
-            seq_len,
-        });
-    }
     let mut order: Vec<usize> = (0..batch).collect();
     order.sort_by_key(|&b| core::cmp::Reverse(lengths[b]));
     let batch_sizes = (0..seq_len)
@@ -146,34 +131,6 @@ fn pack_lengths(
 }
 
 impl<C> Recurrent<C> {
-    /// `(T, B)` of a sequence tensor with `features` per step, in this layer's layout.
-    fn sequence_dims<T: Float>(
-        &self,
-        op: &'static str,
-        t: &Tensor<T>,
-        features: usize,
-    ) -> Result<(usize, usize)> {
-        let layout = if self.batch_first {
-            "(B, T, F)"
-        } else {
-            "(T, B, F)"
-        };
-        let &[d0, d1, f] = t.shape() else {
-            return Err(Error::RankMismatch {
-                op,
-                expected: 3,
-                layout,
-                actual: t.raw_shape(),
-            });
-        };
-        check_shape(
-            op,
-            Shape::from([d0, d1, features]),
-            Shape::from([d0, d1, f]),
-        )?;
-        Ok(if self.batch_first { (d1, d0) } else { (d0, d1) })
-    }
-
     /// The row of step `t` of sample `b` in a sequence tensor of this layer's layout.
     fn row_index(&self, t: usize, b: usize, seq_len: usize, batch: usize) -> usize {
         if self.batch_first {
@@ -271,9 +228,9 @@ impl<C> Recurrent<C> {
         C: Cell<T>,
     {
         let cell = &self.cell;
-        check_params(cell)?;
+        cell.validate_params()?;
         let in_size = cell.input_size();
-        let (seq_len, batch) = self.sequence_dims("recurrent input", input, in_size)?;
+        let (seq_len, batch) = sequence_dims("recurrent input", input, in_size, self.batch_first)?;
         let (order, batch_sizes) = pack_lengths(lengths, seq_len, batch)?;
         let layout = cell.state_parts();
         if let Some(initial) = initial {
@@ -404,7 +361,7 @@ impl<C> Recurrent<C> {
         let in_size = cell.input_size();
         let rows = seq_len * batch;
         let order = trace.order.as_deref();
-        check_params(cell)?;
+        cell.validate_params()?;
         check_trace(&[
             ("input size", in_size, trace.x.len(), rows),
             ("state width", width, trace.states.len(), rows + batch),
@@ -532,7 +489,7 @@ impl<C> Recurrent<C> {
     where
         C: Cell<T>,
     {
-        check_params(&self.cell)?;
+        self.cell.validate_params()?;
         let layout = self.cell.state_parts();
         let width = state_width(&layout);
         let mut state = vec![T::zero(); batch * width];
@@ -591,6 +548,11 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Recurrent<C> {
         d_state: Option<&State<T>>,
     ) -> Result<SequenceGrads<T>> {
         Recurrent::backward(self, trace, d_output, d_state)
+    }
+
+    fn set_position(&mut self, layer: usize, reverse: bool) {
+        let direction = if reverse { "_reverse" } else { "" };
+        self.name_suffix = format!("_l{layer}{direction}");
     }
 }
 

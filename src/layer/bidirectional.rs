@@ -1,0 +1,360 @@
+//! `Bidirectional<L>`: a layer and its mirror image, reading each sequence forwards and
+//! backwards.
+
+use core::fmt;
+
+use super::ops::{
+    add, check_lengths, concat_features, concat_slots, reverse_time, sequence_dims, split_features,
+    split_slots,
+};
+use super::{SequenceGrads, SequenceLayer, SequenceOutput};
+use crate::cell::{State, StatePart};
+use crate::error::{check_shape, Error, Result, Shape};
+use crate::float::Float;
+use crate::params::Parameters;
+use crate::tensor::Tensor;
+
+/// Below this much work per direction (`T·B·(I + H_out)·H_out`) the two directions run one
+/// after the other; above it, on two threads. Measured with `benches/recurrent.rs`: see
+/// [`Bidirectional::with_parallel_threshold`].
+const PARALLEL_THRESHOLD: usize = 1 << 20;
+
+/// Two layers over the same input, one reading each sequence forwards and one backwards, as
+/// PyTorch's `bidirectional=True`.
+///
+/// The reverse layer reads each sequence from its own last step (`lengths[b] − 1`) back to
+/// step 0, so padding never enters it. The output concatenates both along features, forward
+/// first: `(T, B, 2·H_out)`, where step `t` of the reverse half is the reverse layer's state
+/// after it has read steps `n_b − 1` down to `t`. States stack the forward layer's slots
+/// before the reverse layer's, so `Bidirectional<Recurrent<_>>` has PyTorch's
+/// `(2, B, H)` with index 0 forward and 1 reverse, and [`crate::Stacked`] of it has PyTorch's
+/// layer-major, direction-minor `(2·L, B, H)`.
+///
+/// The reverse layer's parameters are named with `_reverse` appended
+/// (`weight_ih_l0_reverse`), after the forward layer's.
+///
+/// The two directions run on two threads when the work is large enough to pay for starting
+/// them ([`with_parallel_threshold`](Bidirectional::with_parallel_threshold)).
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{Bidirectional, GruCellConfig, Parameters, Recurrent, SequenceLayer, Tensor};
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let config = GruCellConfig::new(4, 8);
+/// let bi = Bidirectional::new(
+///     Recurrent::new(config.init::<f32, _>(&mut rng)),
+///     Recurrent::new(config.init(&mut rng)),
+/// )?;
+/// let x = Tensor::randn(&[6, 2, 4], &mut rng);
+/// let out = bi.forward(&x, None, Some(&[6, 3]))?;
+/// assert_eq!(out.output.shape(), &[6, 2, 16]);
+/// assert_eq!(out.state.h().shape(), &[2, 2, 8]);
+/// assert_eq!(bi.param_names()[4], "weight_ih_l0_reverse");
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Bidirectional<L> {
+    forward: L,
+    reverse: L,
+    parallel_threshold: usize,
+}
+
+/// What [`Bidirectional::forward`] keeps for [`Bidirectional::backward`].
+#[derive(Clone)]
+pub struct BidirectionalTrace<Tr> {
+    forward: Tr,
+    reverse: Tr,
+    lengths: Option<Vec<usize>>,
+    /// Whether forward ran the directions on two threads (backward does the same).
+    parallel: bool,
+}
+
+impl<Tr> fmt::Debug for BidirectionalTrace<Tr> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BidirectionalTrace")
+            .field("lengths", &self.lengths)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L> Bidirectional<L> {
+    /// The forward layer.
+    pub fn forward_layer(&self) -> &L {
+        &self.forward
+    }
+
+    /// The reverse layer.
+    pub fn reverse_layer(&self) -> &L {
+        &self.reverse
+    }
+
+    /// Both layers, mutably: forward, then reverse.
+    pub fn layers_mut(&mut self) -> (&mut L, &mut L) {
+        (&mut self.forward, &mut self.reverse)
+    }
+
+    /// The amount of work per direction, `T·B·(I + H_out)·H_out`, from which the two
+    /// directions run on two threads (if the machine has two cores). `0` always uses two
+    /// threads, `usize::MAX` never. The default, 2²⁰, is where two threads start to win for
+    /// an LSTM on a two-core machine: below it, starting a thread costs more than it saves.
+    #[must_use = "returns a new layer and does not modify self"]
+    pub fn with_parallel_threshold(self, work: usize) -> Self {
+        Bidirectional {
+            parallel_threshold: work,
+            ..self
+        }
+    }
+}
+
+impl<L> Bidirectional<L> {
+    /// Pairs a forward and a reverse layer, and names the reverse layer's parameters with
+    /// `_reverse`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if the two layers differ in input size, output size, state
+    /// layout, state slots or layout (batch-first or not).
+    pub fn new<T: Float>(forward: L, reverse: L) -> Result<Self>
+    where
+        L: SequenceLayer<T>,
+    {
+        let describe = |l: &L| {
+            format!(
+                "input {}, output {}, state {:?} x{}, batch_first {}",
+                l.input_size(),
+                l.output_size(),
+                l.state_parts(),
+                l.state_slots(),
+                l.batch_first()
+            )
+        };
+        let (f, r) = (describe(&forward), describe(&reverse));
+        if f != r {
+            return Err(Error::InvalidArgument {
+                name: "bidirectional layers",
+                reason: format!("the forward layer has {f}, the reverse layer {r}"),
+            });
+        }
+        let mut bi = Bidirectional {
+            forward,
+            reverse,
+            parallel_threshold: PARALLEL_THRESHOLD,
+        };
+        SequenceLayer::<T>::set_position(&mut bi, 0, false);
+        Ok(bi)
+    }
+
+    /// Whether a call of `T·B` steps is worth two threads.
+    fn parallel<T: Float>(&self, seq_len: usize, batch: usize) -> bool
+    where
+        L: SequenceLayer<T>,
+    {
+        let h = self.forward.output_size();
+        let work = (seq_len * batch)
+            .saturating_mul(self.forward.input_size() + h)
+            .saturating_mul(h);
+        work >= self.parallel_threshold
+            && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+    }
+}
+
+/// Runs `a` and `b`, on two threads if `parallel`.
+fn join<A: Send, B: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if parallel {
+        std::thread::scope(|s| {
+            let b = s.spawn(b);
+            let a = a();
+            (a, b.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        })
+    } else {
+        (a(), b())
+    }
+}
+
+impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
+    type Trace = BidirectionalTrace<L::Trace>;
+
+    fn input_size(&self) -> usize {
+        self.forward.input_size()
+    }
+
+    fn output_size(&self) -> usize {
+        2 * self.forward.output_size()
+    }
+
+    fn state_parts(&self) -> Vec<StatePart> {
+        self.forward.state_parts()
+    }
+
+    fn state_slots(&self) -> usize {
+        2 * self.forward.state_slots()
+    }
+
+    fn batch_first(&self) -> bool {
+        self.forward.batch_first()
+    }
+
+    fn forward(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, Self::Trace>> {
+        let batch_first = self.batch_first();
+        let op = "bidirectional input";
+        let (seq_len, batch) = sequence_dims(op, input, self.input_size(), batch_first)?;
+        check_lengths(lengths, seq_len, batch)?;
+        let slots = self.forward.state_slots();
+        let initial = match initial {
+            Some(s) => {
+                s.validate("initial state", &self.state_parts(), &[2 * slots, batch])?;
+                split_slots(s, &[slots, slots])
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
+            None => vec![None, None],
+        };
+        let reversed = reverse_time(input, lengths, batch_first);
+        let parallel = self.parallel(seq_len, batch);
+        let (fwd, rev) = join(
+            parallel,
+            || self.forward.forward(input, initial[0].as_ref(), lengths),
+            || {
+                self.reverse
+                    .forward(&reversed, initial[1].as_ref(), lengths)
+            },
+        );
+        let (fwd, rev) = (fwd?, rev?);
+        let output = concat_features(
+            &fwd.output,
+            &reverse_time(&rev.output, lengths, batch_first),
+        );
+        Ok(SequenceOutput {
+            output,
+            state: concat_slots(&[fwd.state, rev.state]),
+            trace: BidirectionalTrace {
+                forward: fwd.trace,
+                reverse: rev.trace,
+                lengths: lengths.map(<[usize]>::to_vec),
+                parallel,
+            },
+        })
+    }
+
+    fn backward(
+        &self,
+        trace: &Self::Trace,
+        d_output: Option<&Tensor<T>>,
+        d_state: Option<&State<T>>,
+    ) -> Result<SequenceGrads<T>> {
+        let batch_first = self.batch_first();
+        let lengths = trace.lengths.as_deref();
+        let h_out = self.forward.output_size();
+        let d_output = match d_output {
+            Some(d) => {
+                let &[d0, d1, _] = d.shape() else {
+                    return Err(Error::RankMismatch {
+                        op: "bidirectional output gradient",
+                        expected: 3,
+                        layout: if batch_first {
+                            "(B, T, F)"
+                        } else {
+                            "(T, B, F)"
+                        },
+                        actual: d.raw_shape(),
+                    });
+                };
+                let expected = Shape::from([d0, d1, 2 * h_out]);
+                check_shape("bidirectional output gradient", expected, d.raw_shape())?;
+                let (f, r) = split_features(d, h_out);
+                (Some(f), Some(reverse_time(&r, lengths, batch_first)))
+            }
+            None => (None, None),
+        };
+        let slots = self.forward.state_slots();
+        let d_state = match d_state {
+            Some(s) => {
+                let batch = s.h().shape().get(1).copied().unwrap_or(0);
+                s.validate(
+                    "final state gradient",
+                    &self.state_parts(),
+                    &[2 * slots, batch],
+                )?;
+                split_slots(s, &[slots, slots])
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
+            None => vec![None, None],
+        };
+        let (fwd, rev) = join(
+            trace.parallel,
+            || {
+                self.forward
+                    .backward(&trace.forward, d_output.0.as_ref(), d_state[0].as_ref())
+            },
+            || {
+                self.reverse
+                    .backward(&trace.reverse, d_output.1.as_ref(), d_state[1].as_ref())
+            },
+        );
+        let (fwd, rev) = (fwd?, rev?);
+        let mut params = fwd.params;
+        params.extend_prefixed("", rev.params);
+        Ok(SequenceGrads {
+            input: add(&fwd.input, &reverse_time(&rev.input, lengths, batch_first)),
+            initial_state: concat_slots(&[fwd.initial_state, rev.initial_state]),
+            params,
+        })
+    }
+
+    fn set_position(&mut self, layer: usize, reverse: bool) {
+        self.forward.set_position(layer, reverse);
+        self.reverse.set_position(layer, true);
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.forward.set_training(training);
+        self.reverse.set_training(training);
+    }
+}
+
+impl<T: Float, L: SequenceLayer<T>> Parameters<T> for Bidirectional<L> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        self.forward.visit_params(f);
+        self.reverse.visit_params(f);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        self.forward.visit_params_mut(f);
+        self.reverse.visit_params_mut(f);
+    }
+}
+
+impl<L: fmt::Display> fmt::Display for Bidirectional<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Bidirectional {{ forward: {}, reverse: {} }}",
+            self.forward, self.reverse
+        )
+    }
+}
+
+impl<L: fmt::Debug> fmt::Debug for Bidirectional<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bidirectional")
+            .field("forward", &self.forward)
+            .field("reverse", &self.reverse)
+            .field("parallel_threshold", &self.parallel_threshold)
+            .finish()
+    }
+}

@@ -1,0 +1,528 @@
+//! PyTorch-style networks: [`Lstm`], [`Gru`] and [`Rnn`] built from a config the way
+//! `nn.LSTM(...)`, `nn.GRU(...)` and `nn.RNN(...)` are, with the same parameter names.
+
+use core::fmt;
+
+use rand::Rng;
+
+use super::{
+    Bidirectional, BidirectionalTrace, Recurrent, RecurrentTrace, SequenceGrads, SequenceLayer,
+    SequenceOutput, Stacked, StackedTrace,
+};
+use crate::cell::{
+    Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig,
+    State, StatePart,
+};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::params::Parameters;
+use crate::tensor::Tensor;
+
+/// The options every network config shares, with PyTorch's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Shared {
+    input_size: usize,
+    hidden_size: usize,
+    num_layers: usize,
+    bias: bool,
+    batch_first: bool,
+    dropout: f64,
+    bidirectional: bool,
+}
+
+impl Shared {
+    fn new(input_size: usize, hidden_size: usize) -> Self {
+        Shared {
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            bias: true,
+            batch_first: false,
+            dropout: 0.0,
+            bidirectional: false,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let invalid = |name, reason: &str| {
+            Err(Error::InvalidArgument {
+                name,
+                reason: reason.to_string(),
+            })
+        };
+        if self.hidden_size == 0 {
+            return invalid("hidden_size", "0: a layer needs at least one unit");
+        }
+        if self.num_layers == 0 {
+            return invalid("num_layers", "0: a network needs at least one layer");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::InvalidArgument {
+                name: "dropout",
+                reason: format!("{} is not a probability in [0, 1)", self.dropout),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The `with_*` methods of the options every network config shares.
+macro_rules! shared_options {
+    ($config:ident) => {
+        impl $config {
+            /// The number of stacked layers, PyTorch's `num_layers`. Defaults to 1.
+            #[must_use = "returns a new config and does not modify self"]
+            pub fn with_num_layers(mut self, num_layers: usize) -> Self {
+                self.shared.num_layers = num_layers;
+                self
+            }
+
+            /// Whether the layers have the biases `bias_ih` and `bias_hh`. Defaults to `true`.
+            #[must_use = "returns a new config and does not modify self"]
+            pub fn with_bias(mut self, bias: bool) -> Self {
+                self.shared.bias = bias;
+                self
+            }
+
+            /// Whether inputs and outputs are `(B, T, F)`; states stay `(L·D, B, H)`, as in
+            /// PyTorch. Defaults to `false`.
+            #[must_use = "returns a new config and does not modify self"]
+            pub fn with_batch_first(mut self, batch_first: bool) -> Self {
+                self.shared.batch_first = batch_first;
+                self
+            }
+
+            /// Dropout on the output of every layer but the last, in training mode; see
+            /// [`Stacked`]. Defaults to 0.
+            #[must_use = "returns a new config and does not modify self"]
+            pub fn with_dropout(mut self, dropout: f64) -> Self {
+                self.shared.dropout = dropout;
+                self
+            }
+
+            /// Whether every layer reads the sequences in both directions; see
+            /// [`Bidirectional`]. Defaults to `false`.
+            #[must_use = "returns a new config and does not modify self"]
+            pub fn with_bidirectional(mut self, bidirectional: bool) -> Self {
+                self.shared.bidirectional = bidirectional;
+                self
+            }
+
+            /// Features per input step, `I`.
+            pub fn input_size(&self) -> usize {
+                self.shared.input_size
+            }
+
+            /// Hidden units per layer and direction, `H`.
+            pub fn hidden_size(&self) -> usize {
+                self.shared.hidden_size
+            }
+
+            /// The number of stacked layers.
+            pub fn num_layers(&self) -> usize {
+                self.shared.num_layers
+            }
+
+            /// Whether the network reads both directions.
+            pub fn bidirectional(&self) -> bool {
+                self.shared.bidirectional
+            }
+        }
+    };
+}
+
+/// The configuration of an [`Lstm`], with the arguments of PyTorch's `nn.LSTM`:
+/// `LstmConfig::new(input_size, hidden_size)`, then `with_*` options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LstmConfig {
+    shared: Shared,
+    proj_size: usize,
+}
+
+impl LstmConfig {
+    /// One forward layer of `hidden_size` units reading `input_size` features, with biases,
+    /// time-major, no dropout and no projection: PyTorch's defaults.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        LstmConfig {
+            shared: Shared::new(input_size, hidden_size),
+            proj_size: 0,
+        }
+    }
+
+    /// Projects every layer's `h` to `proj_size` units (PyTorch's `proj_size`, parameter
+    /// `weight_hr_l{k}`); 0, the default, means no projection.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_proj_size(mut self, proj_size: usize) -> Self {
+        self.proj_size = proj_size;
+        self
+    }
+}
+
+shared_options!(LstmConfig);
+
+/// The configuration of a [`Gru`], with the arguments of PyTorch's `nn.GRU`:
+/// `GruConfig::new(input_size, hidden_size)`, then `with_*` options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GruConfig {
+    shared: Shared,
+}
+
+impl GruConfig {
+    /// One forward layer of `hidden_size` units reading `input_size` features, with biases,
+    /// time-major and no dropout: PyTorch's defaults.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        GruConfig {
+            shared: Shared::new(input_size, hidden_size),
+        }
+    }
+}
+
+shared_options!(GruConfig);
+
+/// The configuration of an [`Rnn`], with the arguments of PyTorch's `nn.RNN`:
+/// `RnnConfig::new(input_size, hidden_size)`, then `with_*` options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RnnConfig {
+    shared: Shared,
+    nonlinearity: Nonlinearity,
+}
+
+impl RnnConfig {
+    /// One forward tanh layer of `hidden_size` units reading `input_size` features, with
+    /// biases, time-major and no dropout: PyTorch's defaults.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        RnnConfig {
+            shared: Shared::new(input_size, hidden_size),
+            nonlinearity: Nonlinearity::Tanh,
+        }
+    }
+
+    /// The non-linearity, PyTorch's `nonlinearity`. Defaults to [`Nonlinearity::Tanh`].
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_nonlinearity(mut self, nonlinearity: Nonlinearity) -> Self {
+        self.nonlinearity = nonlinearity;
+        self
+    }
+}
+
+shared_options!(RnnConfig);
+
+/// A multi-layer, optionally bidirectional recurrent network of one cell type, as PyTorch's
+/// `nn.LSTM` / `nn.GRU` / `nn.RNN`: use it as [`Lstm`], [`Gru`] or [`Rnn`].
+///
+/// It is a [`Stacked`] of [`Recurrent`] layers, or of [`Bidirectional`] pairs of them, built
+/// from a config. Parameters have PyTorch's names and `state_dict` order
+/// (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, [`weight_hr_l0`],
+/// then `…_l0_reverse`, then `…_l1`, …), so weights saved from PyTorch load into it directly.
+/// Use it through [`SequenceLayer`]: input `(T, B, I)`, output `(T, B, D·H_out)`, states
+/// `(L·D, B, H)`.
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{Lstm, LstmConfig, Parameters, SequenceLayer, Tensor};
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// // nn.LSTM(input_size=8, hidden_size=16, num_layers=2, bidirectional=True)
+/// let config = LstmConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
+/// let lstm: Lstm<f32> = Lstm::new(config, &mut rng)?;
+/// let x = Tensor::randn(&[12, 4, 8], &mut rng);
+/// let out = lstm.forward(&x, None, Some(&[12, 9, 7, 2]))?;
+/// assert_eq!(out.output.shape(), &[12, 4, 32]);
+/// assert_eq!(out.state.h().shape(), &[4, 4, 16]);
+/// assert_eq!(lstm.param_names()[4..6], ["weight_ih_l0_reverse", "weight_hh_l0_reverse"]);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+///
+/// [`weight_hr_l0`]: LstmConfig::with_proj_size
+pub struct Network<C> {
+    layers: Layers<C>,
+}
+
+/// An LSTM network, PyTorch's `nn.LSTM`; built with [`Lstm::new`](Network::<LstmCell<T>>::new).
+pub type Lstm<T> = Network<LstmCell<T>>;
+/// A GRU network, PyTorch's `nn.GRU`; built with [`Gru::new`](Network::<GruCell<T>>::new).
+pub type Gru<T> = Network<GruCell<T>>;
+/// A vanilla RNN network, PyTorch's `nn.RNN`; built with [`Rnn::new`](Network::<RnnCell<T>>::new).
+pub type Rnn<T> = Network<RnnCell<T>>;
+
+#[derive(Clone)]
+enum Layers<C> {
+    Forward(Stacked<Recurrent<C>>),
+    Bidirectional(Stacked<Bidirectional<Recurrent<C>>>),
+}
+
+/// What a [`Network`]'s forward pass keeps for its backward pass.
+pub struct NetworkTrace<T> {
+    inner: TraceOf<T>,
+}
+
+enum TraceOf<T> {
+    Forward(StackedTrace<T, RecurrentTrace<T>>),
+    Bidirectional(StackedTrace<T, BidirectionalTrace<RecurrentTrace<T>>>),
+}
+
+impl<T> fmt::Debug for NetworkTrace<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            TraceOf::Forward(t) => t.fmt(f),
+            TraceOf::Bidirectional(t) => t.fmt(f),
+        }
+    }
+}
+
+impl<C> Network<C> {
+    /// Builds the layers: `make_cell(input_size)` makes one cell for one layer and direction.
+    fn build<T: Float>(
+        shared: &Shared,
+        h_out: usize,
+        mut make_cell: impl FnMut(usize) -> C,
+    ) -> Result<Self>
+    where
+        C: Cell<T>,
+    {
+        shared.check()?;
+        let directions = if shared.bidirectional { 2 } else { 1 };
+        let input_size = |k: usize| {
+            if k == 0 {
+                shared.input_size
+            } else {
+                directions * h_out
+            }
+        };
+        let mut recurrent = |k: usize| {
+            Recurrent::new(make_cell(input_size(k))).with_batch_first(shared.batch_first)
+        };
+        let layers = if shared.bidirectional {
+            let layers = (0..shared.num_layers)
+                .map(|k| Bidirectional::new(recurrent(k), recurrent(k)))
+                .collect::<Result<Vec<_>>>()?;
+            Layers::Bidirectional(Stacked::new(layers)?.with_dropout(shared.dropout)?)
+        } else {
+            let layers = (0..shared.num_layers).map(recurrent).collect();
+            Layers::Forward(Stacked::new(layers)?.with_dropout(shared.dropout)?)
+        };
+        Ok(Network { layers })
+    }
+
+    /// The seed of the dropout masks; see [`Stacked::with_seed`].
+    #[must_use = "returns a new network and does not modify self"]
+    pub fn with_seed(self, seed: u64) -> Self {
+        let layers = match self.layers {
+            Layers::Forward(s) => Layers::Forward(s.with_seed(seed)),
+            Layers::Bidirectional(s) => Layers::Bidirectional(s.with_seed(seed)),
+        };
+        Network { layers }
+    }
+
+    /// The cell of layer `layer` in the forward (`reverse == false`) or reverse direction.
+    pub fn cell(&self, layer: usize, reverse: bool) -> Option<&C> {
+        match &self.layers {
+            Layers::Forward(s) if !reverse => s.layers().get(layer).map(Recurrent::cell),
+            Layers::Forward(_) => None,
+            Layers::Bidirectional(s) => s.layers().get(layer).map(|b| {
+                if reverse {
+                    b.reverse_layer().cell()
+                } else {
+                    b.forward_layer().cell()
+                }
+            }),
+        }
+    }
+}
+
+impl<T: Float> Network<LstmCell<T>> {
+    /// The network `config` describes, with PyTorch's default initialisation
+    /// `U(−1/√H, 1/√H)` drawn from `rng`, layer by layer and forward before reverse.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, a dropout
+    /// outside `[0, 1)` or a projection not smaller than the hidden size.
+    pub fn new<R: Rng + ?Sized>(config: LstmConfig, rng: &mut R) -> Result<Self> {
+        let (h, p) = (config.shared.hidden_size, config.proj_size);
+        if p >= h && h > 0 {
+            return Err(Error::InvalidArgument {
+                name: "proj_size",
+                reason: format!("{p} must be smaller than hidden_size ({h})"),
+            });
+        }
+        let h_out = if p > 0 { p } else { h };
+        Network::build(&config.shared, h_out, |input_size| {
+            LstmCellConfig::new(input_size, h)
+                .with_bias(config.shared.bias)
+                .with_proj_size(p)
+                .init(rng)
+        })
+    }
+}
+
+impl<T: Float> Network<GruCell<T>> {
+    /// The network `config` describes, with PyTorch's default initialisation
+    /// `U(−1/√H, 1/√H)` drawn from `rng`, layer by layer and forward before reverse.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, or a dropout
+    /// outside `[0, 1)`.
+    pub fn new<R: Rng + ?Sized>(config: GruConfig, rng: &mut R) -> Result<Self> {
+        let h = config.shared.hidden_size;
+        Network::build(&config.shared, h, |input_size| {
+            GruCellConfig::new(input_size, h)
+                .with_bias(config.shared.bias)
+                .init(rng)
+        })
+    }
+}
+
+impl<T: Float> Network<RnnCell<T>> {
+    /// The network `config` describes, with PyTorch's default initialisation
+    /// `U(−1/√H, 1/√H)` drawn from `rng`, layer by layer and forward before reverse.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, or a dropout
+    /// outside `[0, 1)`.
+    pub fn new<R: Rng + ?Sized>(config: RnnConfig, rng: &mut R) -> Result<Self> {
+        let h = config.shared.hidden_size;
+        Network::build(&config.shared, h, |input_size| {
+            RnnCellConfig::new(input_size, h)
+                .with_bias(config.shared.bias)
+                .with_nonlinearity(config.nonlinearity)
+                .init(rng)
+        })
+    }
+}
+
+/// Calls the same method on whichever stack the network holds.
+macro_rules! on_layers {
+    ($layers:expr, $s:ident => $body:expr) => {
+        match $layers {
+            Layers::Forward($s) => $body,
+            Layers::Bidirectional($s) => $body,
+        }
+    };
+}
+
+impl<T: Float, C: Cell<T>> SequenceLayer<T> for Network<C> {
+    type Trace = NetworkTrace<T>;
+
+    fn input_size(&self) -> usize {
+        on_layers!(&self.layers, s => s.input_size())
+    }
+
+    fn output_size(&self) -> usize {
+        on_layers!(&self.layers, s => s.output_size())
+    }
+
+    fn state_parts(&self) -> Vec<StatePart> {
+        on_layers!(&self.layers, s => s.state_parts())
+    }
+
+    fn state_slots(&self) -> usize {
+        on_layers!(&self.layers, s => s.state_slots())
+    }
+
+    fn batch_first(&self) -> bool {
+        on_layers!(&self.layers, s => s.batch_first())
+    }
+
+    fn forward(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, Self::Trace>> {
+        Ok(match &self.layers {
+            Layers::Forward(s) => with_trace(s.forward(input, initial, lengths)?, TraceOf::Forward),
+            Layers::Bidirectional(s) => {
+                with_trace(s.forward(input, initial, lengths)?, TraceOf::Bidirectional)
+            }
+        })
+    }
+
+    fn backward(
+        &self,
+        trace: &Self::Trace,
+        d_output: Option<&Tensor<T>>,
+        d_state: Option<&State<T>>,
+    ) -> Result<SequenceGrads<T>> {
+        match (&self.layers, &trace.inner) {
+            (Layers::Forward(s), TraceOf::Forward(t)) => s.backward(t, d_output, d_state),
+            (Layers::Bidirectional(s), TraceOf::Bidirectional(t)) => {
+                s.backward(t, d_output, d_state)
+            }
+            _ => Err(Error::TraceMismatch {
+                what: "number of directions",
+                expected: self.directions(),
+                actual: match trace.inner {
+                    TraceOf::Forward(_) => 1,
+                    TraceOf::Bidirectional(_) => 2,
+                },
+            }),
+        }
+    }
+
+    fn set_position(&mut self, layer: usize, reverse: bool) {
+        on_layers!(&mut self.layers, s => SequenceLayer::<T>::set_position(s, layer, reverse));
+    }
+
+    fn set_training(&mut self, training: bool) {
+        on_layers!(&mut self.layers, s => SequenceLayer::<T>::set_training(s, training));
+    }
+}
+
+/// `out` with its trace wrapped into a [`NetworkTrace`].
+fn with_trace<T, Tr>(
+    out: SequenceOutput<T, Tr>,
+    inner: impl FnOnce(Tr) -> TraceOf<T>,
+) -> SequenceOutput<T, NetworkTrace<T>> {
+    SequenceOutput {
+        output: out.output,
+        state: out.state,
+        trace: NetworkTrace {
+            inner: inner(out.trace),
+        },
+    }
+}
+
+impl<C> Network<C> {
+    /// 1, or 2 if bidirectional.
+    fn directions(&self) -> usize {
+        match self.layers {
+            Layers::Forward(_) => 1,
+            Layers::Bidirectional(_) => 2,
+        }
+    }
+}
+
+impl<T: Float, C: Cell<T>> Parameters<T> for Network<C> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        on_layers!(&self.layers, s => s.visit_params(f));
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        on_layers!(&mut self.layers, s => s.visit_params_mut(f));
+    }
+}
+
+impl<C: Clone> Clone for Network<C> {
+    fn clone(&self) -> Self {
+        Network {
+            layers: self.layers.clone(),
+        }
+    }
+}
+
+impl<C: fmt::Display> fmt::Display for Network<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        on_layers!(&self.layers, s => write!(f, "Network {{ {s} }}"))
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Network<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        on_layers!(&self.layers, s => f.debug_struct("Network").field("layers", s).finish())
+    }
+}

@@ -1,0 +1,221 @@
+//! Rearrangements of sequence tensors and states shared by the combinators: time reversal
+//! within each sequence's length, concatenation along features, and splitting states into the
+//! slots of their layers and directions.
+
+use crate::cell::State;
+use crate::error::{check_shape, Error, Result, Shape};
+use crate::float::Float;
+use crate::tensor::Tensor;
+
+/// `(T, B)` of a sequence tensor with `features` per step, `(T, B, F)` or, if `batch_first`,
+/// `(B, T, F)`.
+pub(crate) fn sequence_dims<T: Float>(
+    op: &'static str,
+    x: &Tensor<T>,
+    features: usize,
+    batch_first: bool,
+) -> Result<(usize, usize)> {
+    let layout = if batch_first {
+        "(B, T, F)"
+    } else {
+        "(T, B, F)"
+    };
+    let &[d0, d1, f] = x.shape() else {
+        return Err(Error::RankMismatch {
+            op,
+            expected: 3,
+            layout,
+            actual: x.raw_shape(),
+        });
+    };
+    check_shape(
+        op,
+        Shape::from([d0, d1, features]),
+        Shape::from([d0, d1, f]),
+    )?;
+    Ok(if batch_first { (d1, d0) } else { (d0, d1) })
+}
+
+/// Checks that `lengths` has one entry per sample, each in `1..=seq_len`.
+pub(crate) fn check_lengths(lengths: Option<&[usize]>, seq_len: usize, batch: usize) -> Result<()> {
+    let Some(lengths) = lengths else {
+        return Ok(());
+    };
+    if lengths.len() != batch {
+        return Err(Error::LengthCount {
+            expected: batch,
+            actual: lengths.len(),
+        });
+    }
+    match lengths
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l == 0 || l > seq_len)
+    {
+        Some((index, &length)) => Err(Error::InvalidLength {
+            index,
+            length,
+            seq_len,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `(T, B, F)` of a sequence tensor (`(B, T, F)` in memory if `batch_first`).
+fn dims<T: Float>(x: &Tensor<T>, batch_first: bool) -> (usize, usize, usize) {
+    let &[d0, d1, f] = x.shape() else {
+        unreachable!("sequence tensors are validated as rank 3 before they get here")
+    };
+    if batch_first {
+        (d1, d0, f)
+    } else {
+        (d0, d1, f)
+    }
+}
+
+/// Each sequence reversed in time within its own length: step `t < n_b` of sample `b` becomes
+/// step `n_b − 1 − t`; steps past the length stay where they are. Its own inverse.
+pub(crate) fn reverse_time<T: Float>(
+    x: &Tensor<T>,
+    lengths: Option<&[usize]>,
+    batch_first: bool,
+) -> Tensor<T> {
+    let (seq_len, batch, f) = dims(x, batch_first);
+    let row = |t: usize, b: usize| {
+        if batch_first {
+            b * seq_len + t
+        } else {
+            t * batch + b
+        }
+    };
+    let src = x.as_slice();
+    let mut out = src.to_vec();
+    for b in 0..batch {
+        let n = lengths.map_or(seq_len, |l| l[b]);
+        for t in 0..n {
+            out[row(t, b) * f..][..f].copy_from_slice(&src[row(n - 1 - t, b) * f..][..f]);
+        }
+    }
+    Tensor::from_vec(out, x.shape()).expect("same shape as the input")
+}
+
+/// `[a | b]` along the last axis of two tensors with the same leading dimensions.
+pub(crate) fn concat_features<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+    let (fa, fb) = (a.shape()[a.rank() - 1], b.shape()[b.rank() - 1]);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    for (ra, rb) in a
+        .as_slice()
+        .chunks_exact(fa)
+        .zip(b.as_slice().chunks_exact(fb))
+    {
+        out.extend_from_slice(ra);
+        out.extend_from_slice(rb);
+    }
+    let mut dims = a.shape().to_vec();
+    *dims.last_mut().expect("rank ≥ 1") = fa + fb;
+    Tensor::from_vec(out, &dims).expect("the rows of both")
+}
+
+/// The inverse of [`concat_features`]: the first `fa` features and the rest.
+pub(crate) fn split_features<T: Float>(x: &Tensor<T>, fa: usize) -> (Tensor<T>, Tensor<T>) {
+    let f = x.shape()[x.rank() - 1];
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for row in x.as_slice().chunks_exact(f) {
+        a.extend_from_slice(&row[..fa]);
+        b.extend_from_slice(&row[fa..]);
+    }
+    let with_last = |n: usize| {
+        let mut dims = x.shape().to_vec();
+        *dims.last_mut().expect("rank ≥ 1") = n;
+        dims
+    };
+    (
+        Tensor::from_vec(a, &with_last(fa)).expect("the first features of every row"),
+        Tensor::from_vec(b, &with_last(f - fa)).expect("the last features of every row"),
+    )
+}
+
+/// Element-wise `a + b` of tensors of the same shape.
+pub(crate) fn add<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+    debug_assert_eq!(a.shape(), b.shape());
+    let sum = a.as_slice().iter().zip(b.as_slice()).map(|(&x, &y)| x + y);
+    Tensor::from_vec(sum.collect(), a.shape()).expect("the shape of both")
+}
+
+/// The states of consecutive slot groups (parts `(S_k, B, width)`) joined into one state with
+/// parts `(Σ S_k, B, width)`.
+pub(crate) fn concat_slots<T: Float>(states: &[State<T>]) -> State<T> {
+    let first = &states[0];
+    let parts = first
+        .parts()
+        .enumerate()
+        .map(|(p, (name, t))| {
+            let mut slots = 0;
+            let mut data = Vec::new();
+            for s in states {
+                let part = s.parts().nth(p).expect("the states have the same parts").1;
+                slots += part.shape()[0];
+                data.extend_from_slice(part.as_slice());
+            }
+            let dims = [slots, t.shape()[1], t.shape()[2]];
+            (
+                name,
+                Tensor::from_vec(data, &dims).expect("the slots of every state"),
+            )
+        })
+        .collect();
+    State::new(parts)
+}
+
+/// The inverse of [`concat_slots`]: `counts[k]` slots for group `k`.
+pub(crate) fn split_slots<T: Float>(state: &State<T>, counts: &[usize]) -> Vec<State<T>> {
+    let mut groups: Vec<Vec<(&'static str, Tensor<T>)>> = vec![Vec::new(); counts.len()];
+    for (name, t) in state.parts() {
+        let slot_len = t.shape()[1] * t.shape()[2];
+        let mut offset = 0;
+        for (group, &n) in groups.iter_mut().zip(counts) {
+            let data = t.as_slice()[offset * slot_len..][..n * slot_len].to_vec();
+            let dims = [n, t.shape()[1], t.shape()[2]];
+            group.push((name, Tensor::from_vec(data, &dims).expect("n slots")));
+            offset += n;
+        }
+    }
+    groups.into_iter().map(State::new).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(dims: &[usize]) -> Tensor<f64> {
+        let n = dims.iter().product::<usize>();
+        Tensor::from_vec((0..n).map(|v| v as f64).collect(), dims).unwrap()
+    }
+
+    #[test]
+    fn reverse_time_stays_within_each_length() {
+        // T = 3, B = 2, F = 1: sample 0 has length 3, sample 1 length 2
+        let x = seq(&[3, 2, 1]);
+        let r = reverse_time(&x, Some(&[3, 2]), false);
+        assert_eq!(r.as_slice(), &[4.0, 3.0, 2.0, 1.0, 0.0, 5.0]);
+        assert_eq!(reverse_time(&r, Some(&[3, 2]), false), x);
+        let b = seq(&[2, 3, 1]); // batch-first: (B, T, F)
+        let r = reverse_time(&b, Some(&[3, 2]), true);
+        assert_eq!(r.as_slice(), &[2.0, 1.0, 0.0, 4.0, 3.0, 5.0]);
+    }
+
+    #[test]
+    fn features_and_slots_round_trip() {
+        let (a, b) = (seq(&[2, 2, 3]), seq(&[2, 2, 1]));
+        let joined = concat_features(&a, &b);
+        assert_eq!(joined.shape(), &[2, 2, 4]);
+        assert_eq!(&joined.as_slice()[..4], &[0.0, 1.0, 2.0, 0.0]);
+        assert_eq!(split_features(&joined, 3), (a, b));
+
+        let s = State::from_hc(seq(&[3, 2, 2]), seq(&[3, 2, 1]));
+        let groups = split_slots(&s, &[1, 2]);
+        assert_eq!(groups[1].h().shape(), &[2, 2, 2]);
+        assert_eq!(groups[1].c().unwrap().as_slice(), &[2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(concat_slots(&groups), s);
+    }
+}

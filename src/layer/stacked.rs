@@ -1,0 +1,412 @@
+//! `Stacked<L>`: layers in sequence, each reading the previous one's output.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use super::ops::{check_lengths, concat_slots, sequence_dims, split_slots};
+use super::{SequenceGrads, SequenceLayer, SequenceOutput};
+use crate::cell::{State, StatePart};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::params::{Grads, Parameters};
+use crate::tensor::Tensor;
+
+/// Layers run one after the other, each reading the previous one's output, as PyTorch's
+/// `num_layers`; with optional dropout between them (PyTorch's `dropout` argument).
+///
+/// Every layer sees the same sequence lengths. States stack the layers' slots in order, so
+/// `Stacked<Recurrent<_>>` has PyTorch's `(L, B, H)` and `Stacked<Bidirectional<_>>` PyTorch's
+/// layer-major, direction-minor `(2·L, B, H)`. Layer `k`'s parameters are named `…_l{k}`.
+///
+/// # Dropout
+///
+/// With [`with_dropout`](Stacked::with_dropout)`(p)`, in training mode (the default, as in
+/// PyTorch; see [`SequenceLayer::set_training`]) each element of every layer's output except
+/// the last layer's is zeroed with probability `p` and the others are scaled by `1/(1 − p)`.
+/// The masks are drawn from a generator seeded with [`with_seed`](Stacked::with_seed) plus the
+/// number of earlier training calls, so a run is reproducible; [`forward_seeded`](Stacked::forward_seeded)
+/// takes the seed explicitly. In evaluation mode dropout does nothing.
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{LstmCellConfig, Parameters, Recurrent, SequenceLayer, Stacked, Tensor};
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let stack = Stacked::new(vec![
+///     Recurrent::new(LstmCellConfig::new(4, 8).init::<f32, _>(&mut rng)),
+///     Recurrent::new(LstmCellConfig::new(8, 8).init(&mut rng)),
+/// ])?
+/// .with_dropout(0.2)?;
+/// let x = Tensor::randn(&[5, 3, 4], &mut rng);
+/// let out = stack.forward(&x, None, None)?;
+/// assert_eq!(out.state.h().shape(), &[2, 3, 8]);
+/// assert_eq!(stack.param_names()[4], "weight_ih_l1");
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+pub struct Stacked<L> {
+    layers: Vec<L>,
+    dropout: f64,
+    training: bool,
+    seed: u64,
+    calls: AtomicU64,
+}
+
+/// What [`Stacked::forward`] keeps for [`Stacked::backward`].
+#[derive(Clone)]
+pub struct StackedTrace<T, Tr> {
+    layers: Vec<Tr>,
+    /// The dropout mask applied to each layer's output but the last (`0` or `1/(1 − p)`), if
+    /// dropout was active.
+    masks: Vec<Option<Vec<T>>>,
+}
+
+impl<T, Tr> fmt::Debug for StackedTrace<T, Tr> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackedTrace")
+            .field("layers", &self.layers.len())
+            .field("dropout", &self.masks.iter().any(Option::is_some))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L> Stacked<L> {
+    /// The layers in order, each placed at its depth so that its parameters carry PyTorch's
+    /// names (`weight_ih_l{k}`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if there is no layer, if a layer's input size is not the
+    /// previous layer's output size, or if the layers differ in state layout or in layout
+    /// (batch-first or not).
+    pub fn new<T: Float>(layers: Vec<L>) -> Result<Self>
+    where
+        L: SequenceLayer<T>,
+    {
+        let invalid = |reason: String| Error::InvalidArgument {
+            name: "stacked layers",
+            reason,
+        };
+        let Some(first) = layers.first() else {
+            return Err(invalid("a stack needs at least one layer".into()));
+        };
+        for (k, pair) in layers.windows(2).enumerate() {
+            let (below, above) = (&pair[0], &pair[1]);
+            if above.input_size() != below.output_size() {
+                return Err(invalid(format!(
+                    "layer {} reads {} features but layer {k} outputs {}",
+                    k + 1,
+                    above.input_size(),
+                    below.output_size()
+                )));
+            }
+            if above.state_parts() != first.state_parts()
+                || above.batch_first() != first.batch_first()
+            {
+                return Err(invalid(format!(
+                    "layer {} has state {:?} (batch_first {}), layer 0 has {:?} (batch_first {})",
+                    k + 1,
+                    above.state_parts(),
+                    above.batch_first(),
+                    first.state_parts(),
+                    first.batch_first()
+                )));
+            }
+        }
+        let mut stack = Stacked {
+            layers,
+            dropout: 0.0,
+            training: true,
+            seed: 0,
+            calls: AtomicU64::new(0),
+        };
+        SequenceLayer::<T>::set_position(&mut stack, 0, false);
+        Ok(stack)
+    }
+
+    /// Dropout with probability `p` on every layer's output but the last, in training mode.
+    /// Defaults to 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] unless `0 ≤ p < 1`.
+    pub fn with_dropout(self, p: f64) -> Result<Self> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::InvalidArgument {
+                name: "dropout",
+                reason: format!("{p} is not a probability in [0, 1)"),
+            });
+        }
+        Ok(Stacked { dropout: p, ..self })
+    }
+
+    /// The seed of the dropout masks; also restarts the count of training calls. Defaults to 0.
+    #[must_use = "returns a new layer and does not modify self"]
+    pub fn with_seed(self, seed: u64) -> Self {
+        Stacked {
+            seed,
+            calls: AtomicU64::new(0),
+            ..self
+        }
+    }
+
+    /// The layers, first to last.
+    pub fn layers(&self) -> &[L] {
+        &self.layers
+    }
+
+    /// The layers, mutably (for example to change their parameters).
+    pub fn layers_mut(&mut self) -> &mut [L] {
+        &mut self.layers
+    }
+
+    /// The dropout probability.
+    pub fn dropout(&self) -> f64 {
+        self.dropout
+    }
+
+    /// Whether the stack is in training mode.
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// Like [`SequenceLayer::forward`], with the dropout masks drawn from `seed` (and the count
+    /// of training calls left alone): two calls with the same seed drop the same elements.
+    ///
+    /// # Errors
+    ///
+    /// As [`SequenceLayer::forward`].
+    pub fn forward_seeded<T: Float>(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+        seed: u64,
+    ) -> Result<SequenceOutput<T, StackedTrace<T, L::Trace>>>
+    where
+        L: SequenceLayer<T>,
+    {
+        let first = &self.layers[0];
+        let op = "stacked input";
+        let (seq_len, batch) = sequence_dims(op, input, first.input_size(), first.batch_first())?;
+        check_lengths(lengths, seq_len, batch)?;
+        let slots: Vec<usize> = self.layers.iter().map(|l| l.state_slots()).collect();
+        let initial: Vec<Option<State<T>>> = match initial {
+            Some(s) => {
+                let lead = [slots.iter().sum(), batch];
+                s.validate("initial state", &first.state_parts(), &lead)?;
+                split_slots(s, &slots).into_iter().map(Some).collect()
+            }
+            None => vec![None; slots.len()],
+        };
+        let mut rng = (self.training && self.dropout > 0.0).then(|| StdRng::seed_from_u64(seed));
+        let last = self.layers.len() - 1;
+        let (mut traces, mut states, mut masks) = (Vec::new(), Vec::new(), Vec::new());
+        let mut output: Option<Tensor<T>> = None;
+        for (k, (layer, init)) in self.layers.iter().zip(&initial).enumerate() {
+            let x = output.as_ref().unwrap_or(input);
+            let mut out = layer.forward(x, init.as_ref(), lengths)?;
+            if k < last {
+                masks.push(rng.as_mut().map(|rng| {
+                    let mask = self.draw_mask::<T>(out.output.len(), rng);
+                    multiply(&mut out.output, &mask);
+                    mask
+                }));
+            }
+            traces.push(out.trace);
+            states.push(out.state);
+            output = Some(out.output);
+        }
+        Ok(SequenceOutput {
+            output: output.expect("a stack has at least one layer"),
+            state: concat_slots(&states),
+            trace: StackedTrace {
+                layers: traces,
+                masks,
+            },
+        })
+    }
+
+    /// `n` mask values: 0 with probability `p`, else `1/(1 − p)`.
+    fn draw_mask<T: Float>(&self, n: usize, rng: &mut StdRng) -> Vec<T> {
+        let keep = 1.0 - self.dropout;
+        let scale = T::from_f64(1.0 / keep);
+        (0..n)
+            .map(|_| {
+                if rng.random_bool(keep) {
+                    scale
+                } else {
+                    T::zero()
+                }
+            })
+            .collect()
+    }
+}
+
+/// `x ← x ⊙ mask`.
+fn multiply<T: Float>(x: &mut Tensor<T>, mask: &[T]) {
+    x.as_mut_slice()
+        .iter_mut()
+        .zip(mask)
+        .for_each(|(v, &m)| *v = *v * m);
+}
+
+impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
+    type Trace = StackedTrace<T, L::Trace>;
+
+    fn input_size(&self) -> usize {
+        self.layers[0].input_size()
+    }
+
+    fn output_size(&self) -> usize {
+        self.layers[self.layers.len() - 1].output_size()
+    }
+
+    fn state_parts(&self) -> Vec<StatePart> {
+        self.layers[0].state_parts()
+    }
+
+    fn state_slots(&self) -> usize {
+        self.layers.iter().map(|l| l.state_slots()).sum()
+    }
+
+    fn batch_first(&self) -> bool {
+        self.layers[0].batch_first()
+    }
+
+    fn forward(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, Self::Trace>> {
+        let dropout = self.training && self.dropout > 0.0;
+        let call = if dropout {
+            self.calls.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        self.forward_seeded(input, initial, lengths, self.seed.wrapping_add(call))
+    }
+
+    fn backward(
+        &self,
+        trace: &Self::Trace,
+        d_output: Option<&Tensor<T>>,
+        d_state: Option<&State<T>>,
+    ) -> Result<SequenceGrads<T>> {
+        if trace.layers.len() != self.layers.len() {
+            return Err(Error::TraceMismatch {
+                what: "number of layers",
+                expected: self.layers.len(),
+                actual: trace.layers.len(),
+            });
+        }
+        let slots: Vec<usize> = self.layers.iter().map(|l| l.state_slots()).collect();
+        let d_states: Vec<Option<State<T>>> = match d_state {
+            Some(s) => {
+                let batch = s.h().shape().get(1).copied().unwrap_or(0);
+                let lead = [slots.iter().sum(), batch];
+                s.validate("final state gradient", &self.state_parts(), &lead)?;
+                split_slots(s, &slots).into_iter().map(Some).collect()
+            }
+            None => vec![None; slots.len()],
+        };
+        let mut d_out: Option<Tensor<T>> = None;
+        let mut initial = Vec::with_capacity(self.layers.len());
+        let mut layer_params = Vec::with_capacity(self.layers.len());
+        let mut input = None;
+        for (k, layer) in self.layers.iter().enumerate().rev() {
+            let d = if k == self.layers.len() - 1 {
+                d_output
+            } else {
+                d_out.as_ref()
+            };
+            let mut g = layer.backward(&trace.layers[k], d, d_states[k].as_ref())?;
+            initial.push(g.initial_state);
+            layer_params.push(g.params);
+            if k == 0 {
+                input = Some(g.input);
+            } else {
+                if let Some(mask) = &trace.masks[k - 1] {
+                    multiply(&mut g.input, mask);
+                }
+                d_out = Some(g.input);
+            }
+        }
+        initial.reverse();
+        let mut params = Grads::new();
+        for p in layer_params.into_iter().rev() {
+            params.extend_prefixed("", p);
+        }
+        Ok(SequenceGrads {
+            input: input.expect("a stack has at least one layer"),
+            initial_state: concat_slots(&initial),
+            params,
+        })
+    }
+
+    fn set_position(&mut self, _layer: usize, reverse: bool) {
+        for (k, layer) in self.layers.iter_mut().enumerate() {
+            layer.set_position(k, reverse);
+        }
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        for layer in &mut self.layers {
+            layer.set_training(training);
+        }
+    }
+}
+
+impl<T: Float, L: SequenceLayer<T>> Parameters<T> for Stacked<L> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        for layer in &self.layers {
+            layer.visit_params(f);
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        for layer in &mut self.layers {
+            layer.visit_params_mut(f);
+        }
+    }
+}
+
+impl<L: Clone> Clone for Stacked<L> {
+    fn clone(&self) -> Self {
+        Stacked {
+            layers: self.layers.clone(),
+            dropout: self.dropout,
+            training: self.training,
+            seed: self.seed,
+            calls: AtomicU64::new(self.calls.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl<L: fmt::Display> fmt::Display for Stacked<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Stacked {{ layers: [")?;
+        for (k, layer) in self.layers.iter().enumerate() {
+            let sep = if k == 0 { "" } else { ", " };
+            write!(f, "{sep}{layer}")?;
+        }
+        write!(f, "], dropout: {} }}", self.dropout)
+    }
+}
+
+impl<L: fmt::Debug> fmt::Debug for Stacked<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stacked")
+            .field("layers", &self.layers)
+            .field("dropout", &self.dropout)
+            .field("training", &self.training)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
