@@ -4,7 +4,8 @@
 //! length (including NaN and extra steps) changes nothing; batch-first is the transposed
 //! time-major computation, gradients included; streaming one step at a time equals the whole
 //! forward; lengths all equal to `T` are no lengths. Also: the public layer types are
-//! `Send + Sync`. Not covered: PyTorch's values (`parity.rs`), gradient correctness
+//! `Send + Sync`. Batch independence and padding invariance are also checked for networks
+//! built from `Stacked` and `Bidirectional` in both orders. Not covered: PyTorch's values (`parity.rs`), gradient correctness
 //! (`gradcheck.rs`).
 
 mod common;
@@ -13,8 +14,9 @@ use common::runner;
 use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    Cell, Grads, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Recurrent, RnnCell,
-    RnnCellConfig, SequenceLayer, State, Tensor,
+    Bidirectional, Cell, Grads, Gru, GruCell, GruCellConfig, GruConfig, Lstm, LstmCell,
+    LstmCellConfig, LstmConfig, Recurrent, RnnCell, RnnCellConfig, SequenceLayer, Stacked, State,
+    Tensor,
 };
 
 #[derive(Debug, Clone)]
@@ -49,11 +51,13 @@ fn random_lengths(p: &Problem, rng: &mut StdRng) -> Vec<usize> {
         .collect()
 }
 
-fn random_state<C: Cell<f64>>(cell: &C, batch: usize, rng: &mut StdRng) -> State<f64> {
-    let parts = cell.state_parts().into_iter();
+/// A random state for `layer`, parts `(L·D, batch, width)`.
+fn random_state<L: SequenceLayer<f64>>(layer: &L, batch: usize, rng: &mut StdRng) -> State<f64> {
+    let slots = layer.state_slots();
+    let parts = layer.state_parts().into_iter();
     State::new(
         parts
-            .map(|p| (p.name, Tensor::randn(&[1, batch, p.size], rng)))
+            .map(|p| (p.name, Tensor::randn(&[slots, batch, p.size], rng)))
             .collect(),
     )
 }
@@ -114,16 +118,16 @@ fn layers(p: &Problem, rng: &mut StdRng) -> Layers {
 
 /// Each sample run alone gives its slice of the batched output, final state, input and
 /// initial-state gradients; the batch's parameter gradients are the sum of the samples'.
-fn batch_independence<C: Cell<f64>>(
-    layer: &Recurrent<C>,
+fn batch_independence<L: SequenceLayer<f64>>(
+    layer: &L,
     p: &Problem,
     rng: &mut StdRng,
 ) -> Result<(), TestCaseError> {
     let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
     let lengths = random_lengths(p, rng);
-    let init = random_state(layer.cell(), p.batch, rng);
-    let g = Tensor::randn(&[p.seq_len, p.batch, p.hidden_size], rng);
-    let g_state = random_state(layer.cell(), p.batch, rng);
+    let init = random_state(layer, p.batch, rng);
+    let g = Tensor::randn(&[p.seq_len, p.batch, layer.output_size()], rng);
+    let g_state = random_state(layer, p.batch, rng);
     let all = layer.forward(&x, Some(&init), Some(&lengths)).unwrap();
     let all_grads = layer
         .backward(&all.trace, Some(&g), Some(&g_state))
@@ -174,16 +178,16 @@ fn batch_independence<C: Cell<f64>>(
 }
 
 /// Values and gradients past each sequence's length, and extra padded steps, change nothing.
-fn padding_invariance<C: Cell<f64>>(
-    layer: &Recurrent<C>,
+fn padding_invariance<L: SequenceLayer<f64>>(
+    layer: &L,
     p: &Problem,
     rng: &mut StdRng,
 ) -> Result<(), TestCaseError> {
     let (t, extra, i) = (p.seq_len, 3, p.input_size);
     let lengths = random_lengths(p, rng);
     let x = Tensor::randn(&[t, p.batch, i], rng);
-    let g = Tensor::randn(&[t + extra, p.batch, p.hidden_size], rng);
-    let g_state = random_state(layer.cell(), p.batch, rng);
+    let g = Tensor::randn(&[t + extra, p.batch, layer.output_size()], rng);
+    let g_state = random_state(layer, p.batch, rng);
     // the same valid values, other padding (NaN at every other step), and `extra` more steps
     let mut longer = Tensor::randn(&[t + extra, p.batch, i], rng);
     for step in 0..t + extra {
@@ -237,8 +241,8 @@ fn batch_first_matches<C: Cell<f64> + Clone>(
 ) -> Result<(), TestCaseError> {
     let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
     let lengths = random_lengths(p, rng);
-    let init = random_state(layer.cell(), p.batch, rng);
-    let g_state = random_state(layer.cell(), p.batch, rng);
+    let init = random_state(layer, p.batch, rng);
+    let g_state = random_state(layer, p.batch, rng);
     let tm = layer.forward(&x, Some(&init), Some(&lengths)).unwrap();
     let bf_layer = layer.clone().with_batch_first(true);
     let bf = bf_layer
@@ -265,7 +269,7 @@ fn stream_matches<C: Cell<f64>>(
     rng: &mut StdRng,
 ) -> Result<(), TestCaseError> {
     let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
-    let init = random_state(layer.cell(), p.batch, rng);
+    let init = random_state(layer, p.batch, rng);
     let whole = layer.forward(&x, Some(&init), None).unwrap();
     let full = layer
         .forward(&x, Some(&init), Some(&vec![p.seq_len; p.batch]))
@@ -304,14 +308,69 @@ macro_rules! on_every_cell {
     }};
 }
 
+/// One network of each composition.
+type Networks = (
+    Lstm<f64>,
+    Gru<f64>,
+    Bidirectional<Stacked<Recurrent<RnnCell<f64>>>>,
+);
+
+/// Networks built from the combinators: a two-layer bidirectional LSTM with a projection (as
+/// PyTorch's `nn.LSTM`), a three-layer GRU with dropout in evaluation mode, and a
+/// bidirectional pair of two-layer tanh RNN stacks (the other composition order).
+fn networks(p: &Problem, rng: &mut StdRng) -> Networks {
+    let (i, h) = (p.input_size, p.hidden_size + 1);
+    let lstm = LstmConfig::new(i, h)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .with_proj_size(h - 1);
+    let mut gru = Gru::new(
+        GruConfig::new(i, h).with_num_layers(3).with_dropout(0.5),
+        rng,
+    )
+    .unwrap();
+    gru.set_training(false);
+    let mut stack = || {
+        Stacked::new(vec![
+            Recurrent::new(RnnCellConfig::new(i, h).init(rng)),
+            Recurrent::new(RnnCellConfig::new(h, h).init(rng)),
+        ])
+        .unwrap()
+    };
+    let (forward, reverse) = (stack(), stack());
+    (
+        Lstm::new(lstm, rng).unwrap(),
+        gru,
+        Bidirectional::new(forward, reverse).unwrap(),
+    )
+}
+
+/// Runs `check` on every network of [`networks`], for every drawn problem.
+macro_rules! on_every_network {
+    ($check:ident) => {{
+        let result = runner(32).run(&problems(), |p| {
+            let mut rng = StdRng::seed_from_u64(p.seed);
+            let (lstm, gru, rnn) = networks(&p, &mut rng);
+            $check(&lstm, &p, &mut rng)?;
+            $check(&gru, &p, &mut rng)?;
+            $check(&rnn, &p, &mut rng)
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }};
+}
+
 #[test]
 fn a_sample_does_not_depend_on_its_batch() {
     on_every_cell!(batch_independence);
+    on_every_network!(batch_independence);
 }
 
 #[test]
 fn padding_changes_nothing() {
     on_every_cell!(padding_invariance);
+    on_every_network!(padding_invariance);
 }
 
 #[test]
@@ -333,6 +392,10 @@ fn layers_and_cells_are_send_and_sync() {
     send_sync::<recurrent::RecurrentTrace<f32>>();
     send_sync::<Tensor<f32>>();
     send_sync::<State<f64>>();
+    send_sync::<Lstm<f32>>();
+    send_sync::<Bidirectional<Stacked<Recurrent<GruCell<f32>>>>>();
+    send_sync::<recurrent::NetworkTrace<f32>>();
     fn sequence_layer<L: SequenceLayer<f32>>() {}
     sequence_layer::<Recurrent<LstmCell<f32>>>();
+    sequence_layer::<Stacked<Bidirectional<Recurrent<LstmCell<f32>>>>>();
 }

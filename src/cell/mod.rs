@@ -352,7 +352,8 @@ impl<T: fmt::Debug> fmt::Debug for State<T> {
 /// One recurrent time step and its derivative: the part of a recurrent network that differs
 /// between RNN, LSTM and GRU.
 ///
-/// Buffers are row-major `(batch, width)` slices with exactly `batch` rows:
+/// Buffers are row-major `(batch, width)` slices with exactly `batch` rows (`batch ≥ 1`: the
+/// driver skips steps where every sequence has ended):
 ///
 /// | buffer | width | meaning |
 /// |---|---|---|

@@ -265,6 +265,11 @@ impl<C> Recurrent<C> {
             let (done, rest) = states.split_at_mut((t + 1) * step_len);
             let prev = &done[t * step_len..];
             let next = &mut rest[..step_len];
+            if bt == 0 {
+                // past every sequence's end: nothing runs
+                next.copy_from_slice(prev);
+                continue;
+            }
             cell.step(
                 bt,
                 &p[t * batch * gw..][..bt * gw],
@@ -385,6 +390,9 @@ impl<C> Recurrent<C> {
         let mut param_grads = cell.params().zeros_like();
         let step_len = batch * width;
         for (t, &bt) in trace.batch_sizes.iter().enumerate().rev() {
+            if bt == 0 {
+                continue; // past every sequence's end: the state passes through
+            }
             if let Some(d_out) = d_output {
                 for j in 0..bt {
                     let b = order.map_or(j, |o| o[j]);

@@ -410,3 +410,34 @@ impl<L: fmt::Debug> fmt::Debug for Stacked<L> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::GruCellConfig;
+    use crate::layer::Recurrent;
+
+    #[test]
+    fn dropout_zeroes_about_p_and_scales_the_rest() {
+        let rng = &mut StdRng::seed_from_u64(3);
+        let layers = vec![
+            Recurrent::new(GruCellConfig::new(2, 50).init::<f64, _>(rng)),
+            Recurrent::new(GruCellConfig::new(50, 50).init(rng)),
+        ];
+        let stack = Stacked::new(layers).unwrap().with_dropout(0.25).unwrap();
+        let x = Tensor::randn(&[40, 8, 2], rng);
+        let out = stack.forward_seeded(&x, None, None, 5).unwrap();
+        let mask = out.trace.masks[0]
+            .as_ref()
+            .expect("dropout is active in training");
+        let dropped = mask.iter().filter(|&&m| m == 0.0).count() as f64 / mask.len() as f64;
+        assert!((dropped - 0.25).abs() < 0.02, "dropped {dropped}");
+        assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0 / 0.75));
+
+        let mut eval = stack.clone();
+        SequenceLayer::<f64>::set_training(&mut eval, false);
+        let plain = eval.forward(&x, None, None).unwrap();
+        assert!(plain.trace.masks[0].is_none());
+        assert_ne!(plain.output, out.output);
+    }
+}

@@ -1,0 +1,443 @@
+//! `Bidirectional`, `Stacked` and the PyTorch-style builders: analytic gradients against central
+//! finite differences (`f64`, bound 1e-6 on `|analytic − numeric| / max(1, |analytic|,
+//! |numeric|)`) for both directions, stacks of depth 1 to 3, both composition orders, LSTM
+//! projections and inter-layer dropout, over random shapes, lengths and seeds drawn from a fixed
+//! seed; a stack of one layer equals that layer; dropout's training and evaluation behaviour;
+//! threads change nothing; and the errors of bad configurations. PyTorch's values are checked
+//! in `parity.rs`, the invariants in `invariants.rs`.
+
+mod common;
+
+use std::cell::Cell as StdCell;
+
+use common::runner;
+use proptest::prelude::*;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use recurrent::{
+    Bidirectional, Cell, Error, Gradcheck, GradcheckReport, GruCellConfig, Lstm, LstmCellConfig,
+    LstmConfig, Parameters, Recurrent, RnnCellConfig, SequenceGrads, SequenceLayer, SequenceOutput,
+    Stacked, StackedTrace, State, Tensor,
+};
+
+const BOUND: f64 = 1e-6;
+
+/// How the layers are put together.
+#[derive(Debug, Clone, Copy)]
+enum Composition {
+    /// `Bidirectional<Recurrent<C>>`
+    Bidirectional,
+    /// `Stacked<Recurrent<C>>`
+    Stacked,
+    /// `Stacked<Bidirectional<Recurrent<C>>>`, PyTorch's multi-layer bidirectional network
+    StackedBidirectional,
+    /// `Bidirectional<Stacked<Recurrent<C>>>`, two deep stacks
+    BidirectionalStacked,
+    /// `Stacked<Recurrent<C>>` with dropout 0.3 between the layers, masks from a fixed seed
+    StackedDropout,
+}
+
+#[derive(Debug, Clone)]
+struct Problem {
+    seq_len: usize,
+    batch: usize,
+    input_size: usize,
+    hidden_size: usize,
+    depth: usize,
+    /// 0 LSTM, 1 LSTM with a projection, 2 GRU, 3 tanh RNN
+    cell: u8,
+    bias: bool,
+    initial_state: bool,
+    variable_lengths: bool,
+    seed: u64,
+}
+
+fn problems() -> impl Strategy<Value = Problem> {
+    (
+        (1..=7usize, 1..=4usize, 1..=5usize, 2..=5usize, 1..=3usize),
+        (
+            0..4u8,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<u64>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (seq_len, batch, input_size, hidden_size, depth),
+                (cell, bias, initial_state, variable_lengths, seed),
+            )| Problem {
+                seq_len,
+                batch,
+                input_size,
+                hidden_size,
+                depth,
+                cell,
+                bias,
+                initial_state,
+                variable_lengths,
+                seed,
+            },
+        )
+}
+
+/// `Stacked` with its dropout masks always drawn from seed 7, so that the checked function is
+/// deterministic.
+#[derive(Clone)]
+struct Seeded<L>(Stacked<L>);
+
+impl<L: SequenceLayer<f64>> Parameters<f64> for Seeded<L> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<f64>)) {
+        self.0.visit_params(f);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<f64>)) {
+        self.0.visit_params_mut(f);
+    }
+}
+
+impl<L: SequenceLayer<f64>> SequenceLayer<f64> for Seeded<L> {
+    type Trace = StackedTrace<f64, L::Trace>;
+
+    fn input_size(&self) -> usize {
+        self.0.input_size()
+    }
+
+    fn output_size(&self) -> usize {
+        self.0.output_size()
+    }
+
+    fn state_parts(&self) -> Vec<recurrent::StatePart> {
+        self.0.state_parts()
+    }
+
+    fn state_slots(&self) -> usize {
+        self.0.state_slots()
+    }
+
+    fn batch_first(&self) -> bool {
+        self.0.batch_first()
+    }
+
+    fn forward(
+        &self,
+        input: &Tensor<f64>,
+        initial: Option<&State<f64>>,
+        lengths: Option<&[usize]>,
+    ) -> recurrent::Result<SequenceOutput<f64, Self::Trace>> {
+        self.0.forward_seeded(input, initial, lengths, 7)
+    }
+
+    fn backward(
+        &self,
+        trace: &Self::Trace,
+        d_output: Option<&Tensor<f64>>,
+        d_state: Option<&State<f64>>,
+    ) -> recurrent::Result<SequenceGrads<f64>> {
+        self.0.backward(trace, d_output, d_state)
+    }
+}
+
+/// A random state for `layer`, parts `(L·D, B, width)`.
+fn random_state<L: SequenceLayer<f64>>(layer: &L, batch: usize, rng: &mut StdRng) -> State<f64> {
+    let slots = layer.state_slots();
+    let parts = layer.state_parts().into_iter().map(|p| {
+        let t = Tensor::randn(&[slots, batch, p.size], rng).map(|v| 0.5 * v);
+        (p.name, t)
+    });
+    State::new(parts.collect())
+}
+
+fn check<L: SequenceLayer<f64> + Clone>(
+    layer: L,
+    p: &Problem,
+    rng: &mut StdRng,
+) -> GradcheckReport {
+    let x = Tensor::randn(&[p.seq_len, p.batch, layer.input_size()], rng);
+    let init = p.initial_state.then(|| random_state(&layer, p.batch, rng));
+    let lengths: Option<Vec<usize>> = p.variable_lengths.then(|| {
+        (0..p.batch)
+            .map(|_| rng.random_range(1..=p.seq_len))
+            .collect()
+    });
+    Gradcheck::new()
+        .with_seed(p.seed)
+        .check_layer(&layer, &x, init.as_ref(), lengths.as_deref())
+        .expect("valid problem")
+}
+
+/// Builds the composition out of cells from `make(input_size, rng)` and checks it.
+fn compose<C: Cell<f64> + Clone>(
+    how: Composition,
+    p: &Problem,
+    make: impl Fn(usize, &mut StdRng) -> C,
+) -> GradcheckReport {
+    let rng = &mut StdRng::seed_from_u64(p.seed);
+    let layer = |input: usize, rng: &mut StdRng| Recurrent::new(make(input, rng));
+    let out = make(1, &mut StdRng::seed_from_u64(0)).output_size();
+    let stack = |first_input: usize, rng: &mut StdRng| {
+        let layers = (0..p.depth)
+            .map(|k| layer(if k == 0 { first_input } else { out }, rng))
+            .collect();
+        Stacked::new(layers).expect("sizes chain")
+    };
+    match how {
+        Composition::Bidirectional => {
+            let bi = Bidirectional::new(layer(p.input_size, rng), layer(p.input_size, rng));
+            check(bi.expect("same sizes"), p, rng)
+        }
+        Composition::Stacked => check(stack(p.input_size, rng), p, rng),
+        Composition::StackedBidirectional => {
+            let layers = (0..p.depth)
+                .map(|k| {
+                    let input = if k == 0 { p.input_size } else { 2 * out };
+                    Bidirectional::new(layer(input, rng), layer(input, rng)).expect("same sizes")
+                })
+                .collect();
+            check(Stacked::new(layers).expect("sizes chain"), p, rng)
+        }
+        Composition::BidirectionalStacked => {
+            let (f, r) = (stack(p.input_size, rng), stack(p.input_size, rng));
+            check(Bidirectional::new(f, r).expect("same sizes"), p, rng)
+        }
+        Composition::StackedDropout => {
+            let stacked = stack(p.input_size, rng).with_dropout(0.3).expect("valid p");
+            check(Seeded(stacked), p, rng)
+        }
+    }
+}
+
+/// Checks `how` with the problem's cell over every drawn problem and asserts the bound.
+fn run(how: Composition) {
+    let (worst, checked) = (StdCell::new(0.0f64), StdCell::new(0));
+    let result = runner(48).run(&problems(), |p| {
+        let (h, bias) = (p.hidden_size, p.bias);
+        let report = match p.cell {
+            0 => compose(how, &p, |i, rng| {
+                LstmCellConfig::new(i, h).with_bias(bias).init(rng)
+            }),
+            1 => compose(how, &p, |i, rng| {
+                LstmCellConfig::new(i, h)
+                    .with_bias(bias)
+                    .with_proj_size(h - 1)
+                    .init(rng)
+            }),
+            2 => compose(how, &p, |i, rng| {
+                GruCellConfig::new(i, h).with_bias(bias).init(rng)
+            }),
+            _ => compose(how, &p, |i, rng| {
+                RnnCellConfig::new(i, h).with_bias(bias).init(rng)
+            }),
+        };
+        worst.set(worst.get().max(report.worst_error));
+        checked.set(checked.get() + report.checked);
+        prop_assert!(report.worst_error <= BOUND, "{how:?} {p:?}: {report}");
+        prop_assert_eq!(report.kinks, 0, "{:?} {:?}: {}", how, p, report);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    println!(
+        "{how:?}: worst error {:.3e} over {} problems, {} elements",
+        worst.get(),
+        runner(48).config().cases,
+        checked.get()
+    );
+}
+
+#[test]
+fn bidirectional_gradients_match_finite_differences() {
+    run(Composition::Bidirectional);
+}
+
+#[test]
+fn stacked_gradients_match_finite_differences() {
+    run(Composition::Stacked);
+}
+
+#[test]
+fn stacked_bidirectional_gradients_match_finite_differences() {
+    run(Composition::StackedBidirectional);
+}
+
+#[test]
+fn bidirectional_stacked_gradients_match_finite_differences() {
+    run(Composition::BidirectionalStacked);
+}
+
+#[test]
+fn stacked_dropout_gradients_match_finite_differences() {
+    run(Composition::StackedDropout);
+}
+
+#[test]
+fn a_stack_of_one_layer_is_that_layer() {
+    let result = runner(64).run(&problems(), |p| {
+        let rng = &mut StdRng::seed_from_u64(p.seed);
+        let layer = Recurrent::new(GruCellConfig::new(p.input_size, p.hidden_size).init(rng));
+        let stack = Stacked::new(vec![layer.clone()])
+            .unwrap()
+            .with_dropout(0.5)
+            .unwrap();
+        let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
+        let lengths: Vec<usize> = (0..p.batch)
+            .map(|_| rng.random_range(1..=p.seq_len))
+            .collect();
+        let init = random_state(&layer, p.batch, rng);
+        let (a, b) = (
+            layer.forward(&x, Some(&init), Some(&lengths)).unwrap(),
+            stack.forward(&x, Some(&init), Some(&lengths)).unwrap(),
+        );
+        prop_assert_eq!(&a.output, &b.output);
+        prop_assert_eq!(&a.state, &b.state);
+        let g = Tensor::randn(a.output.shape(), rng);
+        let g_state = random_state(&layer, p.batch, rng);
+        let ga = layer.backward(&a.trace, Some(&g), Some(&g_state)).unwrap();
+        let gb = stack.backward(&b.trace, Some(&g), Some(&g_state)).unwrap();
+        prop_assert_eq!(&ga.input, &gb.input);
+        prop_assert_eq!(&ga.initial_state, &gb.initial_state);
+        prop_assert_eq!(&ga.params, &gb.params);
+        prop_assert_eq!(layer.param_names(), stack.param_names());
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+fn two_layer_lstm(dropout: f64) -> Lstm<f64> {
+    let config = LstmConfig::new(3, 6)
+        .with_num_layers(2)
+        .with_dropout(dropout);
+    Lstm::new(config, &mut StdRng::seed_from_u64(1)).unwrap()
+}
+
+#[test]
+fn dropout_is_active_in_training_only_and_reproducible() {
+    let x = Tensor::randn(&[5, 4, 3], &mut StdRng::seed_from_u64(2));
+    let plain = two_layer_lstm(0.0).forward(&x, None, None).unwrap().output;
+
+    let mut lstm = two_layer_lstm(0.5).with_seed(11);
+    let first = lstm.forward(&x, None, None).unwrap().output;
+    let second = lstm.forward(&x, None, None).unwrap().output;
+    assert_ne!(first, plain, "training mode drops");
+    assert_ne!(first, second, "each call draws new masks");
+    let again = two_layer_lstm(0.5).with_seed(11);
+    assert_eq!(
+        again.forward(&x, None, None).unwrap().output,
+        first,
+        "same seed, same masks"
+    );
+
+    lstm.set_training(false);
+    assert_eq!(
+        lstm.forward(&x, None, None).unwrap().output,
+        plain,
+        "evaluation mode does not drop"
+    );
+}
+
+#[test]
+fn two_threads_give_the_same_results_as_one() {
+    let rng = &mut StdRng::seed_from_u64(4);
+    let config = LstmCellConfig::new(5, 7);
+    let bi = Bidirectional::new(
+        Recurrent::new(config.init::<f64, _>(rng)),
+        Recurrent::new(config.init(rng)),
+    )
+    .unwrap();
+    let (serial, parallel) = (
+        bi.clone().with_parallel_threshold(usize::MAX),
+        bi.with_parallel_threshold(0),
+    );
+    let x = Tensor::randn(&[9, 3, 5], rng);
+    let lengths = [9, 4, 6];
+    let a = serial.forward(&x, None, Some(&lengths)).unwrap();
+    let b = parallel.forward(&x, None, Some(&lengths)).unwrap();
+    assert_eq!(a.output, b.output);
+    assert_eq!(a.state, b.state);
+    let g = Tensor::randn(a.output.shape(), rng);
+    let ga = serial.backward(&a.trace, Some(&g), None).unwrap();
+    let gb = parallel.backward(&b.trace, Some(&g), None).unwrap();
+    assert_eq!(ga.input, gb.input);
+    assert_eq!(ga.params, gb.params);
+}
+
+#[test]
+fn names_follow_pytorch() {
+    let config = LstmConfig::new(3, 4)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .with_proj_size(2);
+    let lstm: Lstm<f32> = Lstm::new(config, &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut expected = Vec::new();
+    for layer in 0..2 {
+        for suffix in ["", "_reverse"] {
+            for base in ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"] {
+                expected.push(format!("{base}_l{layer}{suffix}"));
+            }
+        }
+    }
+    assert_eq!(lstm.param_names(), expected);
+    let shapes = lstm.state_dict();
+    assert_eq!(shapes.get("weight_ih_l1").unwrap().shape(), &[16, 4]);
+    assert_eq!(
+        shapes.get("weight_hh_l1_reverse").unwrap().shape(),
+        &[16, 2]
+    );
+    assert_eq!(shapes.get("weight_hr_l0").unwrap().shape(), &[2, 4]);
+}
+
+#[test]
+fn bad_configurations_are_rejected_with_their_reason() {
+    let rng = &mut StdRng::seed_from_u64(0);
+    let invalid = |r: recurrent::Result<Lstm<f32>>| match r {
+        Err(Error::InvalidArgument { name, reason }) => format!("{name}: {reason}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    };
+    let msg = invalid(Lstm::new(LstmConfig::new(3, 4).with_num_layers(0), rng));
+    assert!(msg.starts_with("num_layers"), "{msg}");
+    let msg = invalid(Lstm::new(LstmConfig::new(3, 4).with_dropout(1.0), rng));
+    assert!(msg.starts_with("dropout: 1"), "{msg}");
+    let msg = invalid(Lstm::new(LstmConfig::new(3, 4).with_proj_size(4), rng));
+    assert!(msg.starts_with("proj_size: 4"), "{msg}");
+    let msg = invalid(Lstm::new(LstmConfig::new(3, 0), rng));
+    assert!(msg.starts_with("hidden_size"), "{msg}");
+
+    let a = Recurrent::new(GruCellConfig::new(3, 4).init::<f32, _>(rng));
+    let b = Recurrent::new(GruCellConfig::new(5, 4).init::<f32, _>(rng));
+    let e = Stacked::new(vec![a.clone(), b.clone()]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("layer 1 reads 5 features but layer 0 outputs 4"),
+        "{e}"
+    );
+    assert!(Stacked::<Recurrent<recurrent::GruCell<f32>>>::new(vec![]).is_err());
+    let e = Bidirectional::new(a.clone(), b).unwrap_err();
+    assert!(
+        e.to_string().contains("the forward layer has input 3"),
+        "{e}"
+    );
+
+    let bi = Bidirectional::new(a.clone(), a).unwrap();
+    let x = Tensor::zeros(&[4, 2, 3]);
+    let h0 = State::from_h(Tensor::zeros(&[1, 2, 4]));
+    let e = bi.forward(&x, Some(&h0), None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in initial state: expected [2, 2, 4], got [1, 2, 4]"
+    );
+    let e = bi.forward(&x, None, Some(&[4, 5])).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidLength {
+                index: 1,
+                length: 5,
+                seq_len: 4
+            }
+        ),
+        "{e}"
+    );
+}
