@@ -17,7 +17,7 @@ use crate::tensor::Tensor;
 /// Below this much work per direction (`T·B·(I + H_out)·H_out`) the two directions run one
 /// after the other; above it, on two threads. Measured with `benches/recurrent.rs`: see
 /// [`Bidirectional::with_parallel_threshold`].
-const PARALLEL_THRESHOLD: usize = 1 << 20;
+const PARALLEL_THRESHOLD: usize = 1 << 18;
 
 /// Two layers over the same input, one reading each sequence forwards and one backwards, as
 /// PyTorch's `bidirectional=True`.
@@ -98,7 +98,7 @@ impl<L> Bidirectional<L> {
 
     /// The amount of work per direction, `T·B·(I + H_out)·H_out`, from which the two
     /// directions run on two threads (if the machine has two cores). `0` always uses two
-    /// threads, `usize::MAX` never. The default, 2²⁰, is where two threads start to win for
+    /// threads, `usize::MAX` never. The default, 2¹⁸, is where two threads start to win for
     /// an LSTM on a two-core machine: below it, starting a thread costs more than it saves.
     #[must_use = "returns a new layer and does not modify self"]
     pub fn with_parallel_threshold(self, work: usize) -> Self {
