@@ -6,6 +6,8 @@ mod recurrent;
 pub use recurrent::{Recurrent, RecurrentTrace, Stream};
 
 use crate::cell::{State, StatePart};
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::Result;
 use crate::float::Float;
 use crate::params::{Grads, Parameters};
