@@ -72,6 +72,7 @@ mod error;
 mod float;
 mod gradcheck;
 mod layer;
+mod nn;
 mod params;
 mod tensor;
 
@@ -83,6 +84,10 @@ pub use error::{Error, Result, Shape};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
 pub use layer::{Recurrent, RecurrentTrace, SequenceGrads, SequenceLayer, SequenceOutput, Stream};
+pub use nn::{
+    binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Dropout, DropoutMask,
+    Embedding, Linear, LinearGrads, Loss,
+};
 pub use params::{Grads, Parameters};
 pub use tensor::{gemm, MatMut, MatRef, Tensor};
 
