@@ -5,7 +5,7 @@ use core::fmt;
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::cell::{Cell, State};
-use crate::error::Result;
+use crate::error::{check_shape, Result};
 use crate::layer::SequenceLayer;
 use crate::tensor::Tensor;
 
@@ -30,7 +30,9 @@ use crate::tensor::Tensor;
 /// wrong backward pass cannot hide behind a kink.
 ///
 /// Use: `Gradcheck::new()`, then `with_*` options, then
-/// [`check_layer`](Gradcheck::check_layer) or [`check_cell`](Gradcheck::check_cell).
+/// [`check_layer`](Gradcheck::check_layer) or [`check_cell`](Gradcheck::check_cell); or
+/// [`check_fn`](Gradcheck::check_fn) for any scalar function of one tensor with a loss of
+/// your own (a [`Linear`](crate::Linear) layer's weight, a loss's prediction).
 ///
 /// # Examples
 ///
@@ -305,6 +307,75 @@ impl Gradcheck {
             });
         };
         Ok(self.compare_all(cell, x, state, &analytic, perturb, loss))
+    }
+
+    /// Checks the gradient of any scalar function of one tensor: `analytic` is the claimed
+    /// `dL/d(at)` and `loss(θ)` evaluates `L` at `θ`, a copy of `at` with one element moved
+    /// by `±ε` (or `at` itself, for the base value used by the [kink](Gradcheck#kinks) test).
+    /// The loss weights are the caller's, so the seed is not used. Elements are reported as
+    /// `name[i, j]`.
+    ///
+    /// To check several tensors of one model, call it once per tensor, rebuilding the model
+    /// from the perturbed tensor inside `loss`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if `analytic` does not have the
+    /// shape of `at`, naming both.
+    ///
+    /// # Examples
+    ///
+    /// The weight gradient of a [`Linear`](crate::Linear) layer under `L = Σ y ⊙ g`:
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Gradcheck, Linear, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let fc = Linear::<f64>::new(3, 2, true, &mut rng);
+    /// let x = Tensor::randn(&[4, 3], &mut rng);
+    /// let g = Tensor::randn(&[4, 2], &mut rng); // dL/dy
+    /// let grads = fc.backward(&x, &g)?;
+    ///
+    /// let report = Gradcheck::new().check_fn(
+    ///     "weight",
+    ///     fc.weight(),
+    ///     grads.params.require("weight")?,
+    ///     |w| {
+    ///         let fc = Linear::from_params(w.clone(), fc.bias().cloned()).unwrap();
+    ///         fc.forward(&x).unwrap().dot(&g).unwrap()
+    ///     },
+    /// )?;
+    /// assert_eq!(report.checked, 6);
+    /// assert!(report.worst_error < 1e-7, "{report}");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn check_fn(
+        &self,
+        name: &str,
+        at: &Tensor<f64>,
+        analytic: &Tensor<f64>,
+        mut loss: impl FnMut(&Tensor<f64>) -> f64,
+    ) -> Result<GradcheckReport> {
+        check_shape(
+            "gradcheck analytic gradient",
+            at.raw_shape(),
+            analytic.raw_shape(),
+        )?;
+        let eps = self.epsilon;
+        let mut theta = at.clone();
+        let base = loss(&theta);
+        let mut report = GradcheckReport::new();
+        report.compare(name, at.shape(), analytic.as_slice(), (base, eps), |i| {
+            let mut eval = |delta: f64| {
+                let original = nudge(&mut theta, i, delta);
+                let l = loss(&theta);
+                theta.as_mut_slice()[i] = original;
+                l
+            };
+            (eval(eps), eval(-eps))
+        });
+        Ok(report)
     }
 
     /// Compares every analytic gradient with its central difference. `perturb(model, k, f)`

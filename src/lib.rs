@@ -72,6 +72,7 @@ mod error;
 mod float;
 mod gradcheck;
 mod layer;
+mod nn;
 mod params;
 mod tensor;
 
@@ -86,6 +87,10 @@ pub use layer::{
     Bidirectional, BidirectionalTrace, Gru, GruConfig, Lstm, LstmConfig, Network, NetworkTrace,
     Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads, SequenceLayer, SequenceOutput,
     Stacked, StackedTrace, Stream,
+};
+pub use nn::{
+    binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Dropout, DropoutMask,
+    Embedding, Linear, LinearGrads, Loss,
 };
 pub use params::{Grads, Parameters};
 pub use tensor::{gemm, MatMut, MatRef, Tensor};

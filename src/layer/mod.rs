@@ -13,6 +13,8 @@ pub use recurrent::{Recurrent, RecurrentTrace, Stream};
 pub use stacked::{Stacked, StackedTrace};
 
 use crate::cell::{State, StatePart};
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::Result;
 use crate::float::Float;
 use crate::params::{Grads, Parameters};

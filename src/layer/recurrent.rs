@@ -8,6 +8,8 @@ use crate::cell::{
     accumulate_param_grads, check_trace, input_grad, pack_state, project_input, state_width,
     unpack_state, Cell, State, StatePart,
 };
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::{check_shape, Result, Shape};
 use crate::float::Float;
 use crate::params::{Grads, Parameters};

@@ -1,0 +1,288 @@
+//! Inverted dropout, as PyTorch's `nn.Dropout` in training mode.
+
+use core::fmt;
+
+use rand::Rng;
+
+use crate::error::{check_shape, Error, Result};
+use crate::float::Float;
+use crate::tensor::Tensor;
+
+/// Inverted dropout: during training each element is zeroed with probability `p` and the kept
+/// ones are scaled by `1/(1 − p)`, so that the expected output is the input, as
+/// [`torch.nn.Dropout`](https://pytorch.org/docs/stable/generated/torch.nn.Dropout.html).
+///
+/// ```text
+/// y = x ⊙ m,   m_i = 0 with probability p, 1/(1 − p) otherwise
+/// ```
+///
+/// [`forward`](Dropout::forward) is the training pass: it draws a mask and returns it with the
+/// output, for [`backward`](Dropout::backward). In evaluation dropout is the identity: do not
+/// call `forward` (PyTorch's `model.eval()`). With `p = 0`, `forward` returns the input
+/// unchanged and draws nothing from the generator.
+///
+/// The layer has no parameters and no state; the mask is a value, so one layer can serve
+/// several threads.
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{Dropout, Tensor};
+///
+/// let dropout = Dropout::new(0.5)?;
+/// let x = Tensor::<f32>::full(&[4, 8], 3.0);
+/// let (y, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(0));
+/// assert!(y.as_slice().iter().all(|&v| v == 0.0 || v == 6.0));
+///
+/// // dL/dx = dL/dy ⊙ m
+/// let dx = dropout.backward(&mask, &Tensor::full(&[4, 8], 1.0))?;
+/// assert_eq!(dx.as_slice(), mask.as_tensor().as_slice());
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dropout {
+    p: f64,
+}
+
+/// The multipliers that one [`Dropout::forward`] call applied: `0` for a dropped element,
+/// `1/(1 − p)` for a kept one, in the shape of the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DropoutMask<T> {
+    scale: Tensor<T>,
+}
+
+impl Dropout {
+    /// Dropout that zeroes each element with probability `p`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] unless `0 ≤ p < 1` (NaN included). PyTorch accepts `p = 1`
+    /// and then returns zeros; here it is rejected, since such a layer cuts every gradient and
+    /// its scale `1/(1 − p)` is undefined.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::Dropout;
+    ///
+    /// assert_eq!(Dropout::new(0.2)?.p(), 0.2);
+    /// let e = Dropout::new(1.0).unwrap_err();
+    /// assert_eq!(e.to_string(), "invalid dropout probability: 1 is not in [0, 1)");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn new(p: f64) -> Result<Self> {
+        if (0.0..1.0).contains(&p) {
+            Ok(Dropout { p })
+        } else {
+            Err(Error::InvalidArgument {
+                name: "dropout probability",
+                reason: format!("{p} is not in [0, 1)"),
+            })
+        }
+    }
+
+    /// The probability of zeroing an element.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+
+    /// The training pass: draws a mask and returns `x ⊙ mask` with the mask.
+    ///
+    /// Every element takes one `f64` from `rng`, in row-major order, and is dropped when it is
+    /// below `p`; so the mask is a function of the generator's state and of `x`'s length, and
+    /// a seeded generator gives the same mask on every run. With `p = 0` nothing is drawn.
+    ///
+    /// # Shapes
+    ///
+    /// - `x`: any
+    /// - output and mask: the shape of `x`
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Dropout, Tensor};
+    ///
+    /// let dropout = Dropout::new(0.3)?;
+    /// let x = Tensor::<f64>::randn(&[5, 2, 4], &mut StdRng::seed_from_u64(1));
+    /// let (a, _) = dropout.forward(&x, &mut StdRng::seed_from_u64(7));
+    /// let (b, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(7));
+    /// assert_eq!(a, b);
+    /// assert_eq!(mask.apply(&x)?, a);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn forward<T: Float, R: Rng + ?Sized>(
+        &self,
+        x: &Tensor<T>,
+        rng: &mut R,
+    ) -> (Tensor<T>, DropoutMask<T>) {
+        let keep = T::from_f64(1.0 / (1.0 - self.p));
+        let scale = if self.p == 0.0 {
+            x.map(|_| T::one())
+        } else {
+            x.map(|_| {
+                if rng.random::<f64>() < self.p {
+                    T::zero()
+                } else {
+                    keep
+                }
+            })
+        };
+        let mask = DropoutMask { scale };
+        let y = mask.apply_unchecked(x);
+        (y, mask)
+    }
+
+    /// The gradient of a loss with respect to the input of the [`forward`](Dropout::forward)
+    /// call that made `mask`: `dL/dx = d_output ⊙ mask`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if `d_output` does not have the mask's shape, naming both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Dropout, Tensor};
+    ///
+    /// let dropout = Dropout::new(0.5)?;
+    /// let (_, mask) = dropout.forward(&Tensor::<f64>::zeros(&[2, 3]), &mut StdRng::seed_from_u64(0));
+    /// let dx = dropout.backward(&mask, &Tensor::full(&[2, 3], 0.5))?;
+    /// assert!(dx.as_slice().iter().all(|&g| g == 0.0 || g == 1.0));
+    /// let e = dropout.backward(&mask, &Tensor::zeros(&[3, 2])).unwrap_err();
+    /// assert_eq!(e.to_string(), "shape mismatch in dropout d_output: expected [2, 3], got [3, 2]");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn backward<T: Float>(
+        &self,
+        mask: &DropoutMask<T>,
+        d_output: &Tensor<T>,
+    ) -> Result<Tensor<T>> {
+        check_shape(
+            "dropout d_output",
+            mask.scale.raw_shape(),
+            d_output.raw_shape(),
+        )?;
+        // dy/dx = m
+        Ok(mask.apply_unchecked(d_output))
+    }
+}
+
+impl<T: Float> DropoutMask<T> {
+    /// `x ⊙ mask`: the same dropout applied to another tensor of the same shape (for example
+    /// to recompute a forward pass with a fixed mask).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if `x` does not have the mask's shape, naming both.
+    pub fn apply(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        check_shape("dropout mask", self.scale.raw_shape(), x.raw_shape())?;
+        Ok(self.apply_unchecked(x))
+    }
+
+    /// The multipliers: `0` where an element was dropped, `1/(1 − p)` where it was kept.
+    pub fn as_tensor(&self) -> &Tensor<T> {
+        &self.scale
+    }
+
+    /// `x ⊙ mask` for `x` of the mask's shape.
+    fn apply_unchecked(&self, x: &Tensor<T>) -> Tensor<T> {
+        debug_assert_eq!(x.shape(), self.scale.shape());
+        let mut y = x.clone();
+        y.as_mut_slice()
+            .iter_mut()
+            .zip(self.scale.as_slice())
+            .for_each(|(v, &m)| *v = *v * m);
+        y
+    }
+}
+
+impl fmt::Display for Dropout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dropout {{ p: {} }}", self.p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn kept_elements_are_scaled_by_one_over_one_minus_p() {
+        let dropout = Dropout::new(0.25).unwrap();
+        let x = Tensor::<f64>::full(&[100, 40], 3.0);
+        let (y, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(3));
+        let kept = y.as_slice().iter().filter(|&&v| v != 0.0).count();
+        assert!(y.as_slice().iter().all(|&v| v == 0.0 || v == 4.0));
+        // 3000 expected of 4000; a binomial with σ ≈ 27
+        assert!((2850..=3150).contains(&kept), "{kept}");
+        assert_eq!(mask.as_tensor().as_slice()[0] * 3.0, y.as_slice()[0]);
+        assert_eq!(dropout.to_string(), "Dropout { p: 0.25 }");
+    }
+
+    #[test]
+    fn p_zero_is_the_identity_and_draws_nothing() {
+        let x = Tensor::<f32>::randn(&[3, 4], &mut StdRng::seed_from_u64(0));
+        let mut rng = StdRng::seed_from_u64(5);
+        let (y, mask) = Dropout::new(0.0).unwrap().forward(&x, &mut rng);
+        assert_eq!(y, x);
+        assert!(mask.as_tensor().as_slice().iter().all(|&m| m == 1.0));
+        assert_eq!(
+            rng.random::<u64>(),
+            StdRng::seed_from_u64(5).random::<u64>()
+        );
+    }
+
+    #[test]
+    fn backward_is_the_mask() {
+        let dropout = Dropout::new(0.5).unwrap();
+        let x = Tensor::<f64>::randn(&[2, 3, 4], &mut StdRng::seed_from_u64(0));
+        let (_, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(1));
+        let g = Tensor::randn(&[2, 3, 4], &mut StdRng::seed_from_u64(2));
+        let dx = dropout.backward(&mask, &g).unwrap();
+        for ((&d, &gi), &m) in dx
+            .as_slice()
+            .iter()
+            .zip(g.as_slice())
+            .zip(mask.as_tensor().as_slice())
+        {
+            assert_eq!(d, gi * m);
+        }
+        let e = dropout
+            .backward(&mask, &Tensor::zeros(&[2, 4, 3]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shape mismatch in dropout d_output: expected [2, 3, 4], got [2, 4, 3]"
+        );
+        let e = mask.apply(&Tensor::zeros(&[24])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shape mismatch in dropout mask: expected [2, 3, 4], got [24]"
+        );
+    }
+
+    #[test]
+    fn probabilities_outside_zero_one_are_rejected() {
+        for p in [-0.1, 1.0, 1.5, f64::NAN, f64::INFINITY] {
+            let e = Dropout::new(p).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidArgument {
+                        name: "dropout probability",
+                        ..
+                    }
+                ),
+                "{p}: {e}"
+            );
+        }
+        assert_eq!(
+            Dropout::new(-0.1).unwrap_err().to_string(),
+            "invalid dropout probability: -0.1 is not in [0, 1)"
+        );
+    }
+}

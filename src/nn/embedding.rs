@@ -1,0 +1,401 @@
+//! The lookup table of learned vectors, as PyTorch's `nn.Embedding`.
+
+use core::fmt;
+
+use rand::Rng;
+
+use crate::error::{check_shape, Error, Result, Shape};
+use crate::float::Float;
+use crate::params::{Grads, Parameters};
+use crate::tensor::Tensor;
+
+/// A table of `num_embeddings` learned vectors of `embedding_dim` features: token id `i` maps
+/// to row `i` of `weight (num_embeddings, embedding_dim)`, as
+/// [`torch.nn.Embedding`](https://pytorch.org/docs/stable/generated/torch.nn.Embedding.html).
+///
+/// An optional `padding_idx` names a row that receives no gradient (for the padding token of
+/// variable-length batches); [`with_padding_idx`](Embedding::with_padding_idx) also zeroes it,
+/// as PyTorch does when it creates the layer.
+///
+/// # Shapes
+///
+/// - ids: a flat `&[usize]` laid out as `dims`, for example `(T, B)` time-major
+/// - output: `dims ++ [embedding_dim]`, for example `(T, B, embedding_dim)`
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{Embedding, Parameters};
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let emb = Embedding::<f32>::new(100, 8, &mut rng).with_padding_idx(0)?;
+/// // two sequences of three tokens, time-major (T, B) = (3, 2); the second is padded with 0
+/// let ids = [5, 7, 9, 0, 5, 0];
+/// let x = emb.forward(&ids, &[3, 2])?;
+/// assert_eq!(x.shape(), &[3, 2, 8]);
+/// assert_eq!(x.as_slice()[..8], x.as_slice()[32..40]); // token 5 twice
+/// assert!(x.as_slice()[24..32].iter().all(|&v| v == 0.0)); // padding
+///
+/// let grads = emb.backward(&ids, &x.map(|_| 1.0))?;
+/// let d_weight = grads.get("weight").unwrap();
+/// assert_eq!(d_weight.as_slice()[5 * 8], 2.0); // token 5 occurs twice
+/// assert!(d_weight.as_slice()[..8].iter().all(|&v| v == 0.0)); // padding gets no gradient
+/// assert_eq!(emb.param_names(), ["weight"]);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding<T> {
+    weight: Tensor<T>,
+    padding_idx: Option<usize>,
+}
+
+impl<T: Float> Embedding<T> {
+    /// A table with PyTorch's default initialisation: every entry drawn from `N(0, 1)`.
+    pub fn new<R: Rng + ?Sized>(num_embeddings: usize, embedding_dim: usize, rng: &mut R) -> Self {
+        Embedding {
+            weight: Tensor::randn(&[num_embeddings, embedding_dim], rng),
+            padding_idx: None,
+        }
+    }
+
+    /// Makes row `padding_idx` the padding row: it is set to zero now and never receives a
+    /// gradient. Defaults to no padding row.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IndexOutOfRange`] unless `padding_idx < num_embeddings`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::Embedding;
+    ///
+    /// let emb = Embedding::<f64>::new(4, 2, &mut StdRng::seed_from_u64(0));
+    /// let e = emb.with_padding_idx(4).unwrap_err();
+    /// assert_eq!(e.to_string(), "index out of range in embedding padding_idx: 4 is not in 0..4");
+    /// ```
+    #[must_use = "returns a new embedding and does not modify self"]
+    pub fn with_padding_idx(mut self, padding_idx: usize) -> Result<Self> {
+        self.check_padding_idx(padding_idx)?;
+        let dim = self.embedding_dim();
+        self.weight.as_mut_slice()[padding_idx * dim..(padding_idx + 1) * dim]
+            .iter_mut()
+            .for_each(|v| *v = T::zero());
+        self.padding_idx = Some(padding_idx);
+        Ok(self)
+    }
+
+    /// A table with the given weight `(num_embeddings, embedding_dim)` (for example loaded from
+    /// PyTorch) and padding row. The padding row is kept as given, not zeroed, as in PyTorch's
+    /// `Embedding.from_pretrained`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RankMismatch`] if `weight` is not a matrix; [`Error::IndexOutOfRange`] unless
+    /// `padding_idx` is a row of it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{Embedding, Tensor};
+    ///
+    /// let w = Tensor::from_vec(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0], &[3, 2])?;
+    /// let emb = Embedding::from_weight(w, None)?;
+    /// assert_eq!(emb.forward(&[2, 0], &[2])?.as_slice(), &[4.0, 5.0, 0.0, 1.0]);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn from_weight(weight: Tensor<T>, padding_idx: Option<usize>) -> Result<Self> {
+        if weight.rank() != 2 {
+            return Err(Error::RankMismatch {
+                op: "embedding weight",
+                expected: 2,
+                layout: "(num_embeddings, embedding_dim)",
+                actual: weight.raw_shape(),
+            });
+        }
+        let emb = Embedding {
+            weight,
+            padding_idx,
+        };
+        if let Some(idx) = padding_idx {
+            emb.check_padding_idx(idx)?;
+        }
+        Ok(emb)
+    }
+
+    /// The table, `(num_embeddings, embedding_dim)`.
+    pub fn weight(&self) -> &Tensor<T> {
+        &self.weight
+    }
+
+    /// The number of rows (the vocabulary size).
+    pub fn num_embeddings(&self) -> usize {
+        self.weight.shape()[0]
+    }
+
+    /// The features per row.
+    pub fn embedding_dim(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    /// The row that receives no gradient, if any.
+    pub fn padding_idx(&self) -> Option<usize> {
+        self.padding_idx
+    }
+
+    /// Looks up every id: the output holds row `ids[k]` of the table at position `k` of
+    /// `dims`.
+    ///
+    /// # Shapes
+    ///
+    /// - `ids`: `product(dims)` ids, row-major in `dims`; `dims` has at most two axes
+    /// - output: `dims ++ [embedding_dim]`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRank`] if `dims` has more than two axes (the output would have more
+    /// than three); [`Error::DataLength`] if `ids.len()` is not the product of `dims`;
+    /// [`Error::IndexOutOfRange`], naming the id, if an id is not below `num_embeddings`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::Embedding;
+    ///
+    /// let emb = Embedding::<f32>::new(10, 4, &mut StdRng::seed_from_u64(0));
+    /// assert_eq!(emb.forward(&[1, 2, 3], &[3])?.shape(), &[3, 4]);
+    /// let e = emb.forward(&[1, 2, 3], &[2, 2]).unwrap_err();
+    /// assert_eq!(e.to_string(), "data length mismatch: shape [2, 2] needs 4 values, got 3");
+    /// let e = emb.forward(&[1, 12], &[2]).unwrap_err();
+    /// assert_eq!(e.to_string(), "index out of range in embedding lookup: 12 is not in 0..10");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn forward(&self, ids: &[usize], dims: &[usize]) -> Result<Tensor<T>> {
+        if dims.len() > 2 {
+            return Err(Error::InvalidRank {
+                rank: dims.len() + 1,
+            });
+        }
+        let layout = Shape::new(dims);
+        if ids.len() != layout.len() {
+            return Err(Error::DataLength {
+                shape: layout,
+                actual: ids.len(),
+            });
+        }
+        self.check_ids(ids)?;
+        let dim = self.embedding_dim();
+        let table = self.weight.as_slice();
+        let mut data = Vec::with_capacity(ids.len() * dim);
+        for &id in ids {
+            data.extend_from_slice(&table[id * dim..(id + 1) * dim]);
+        }
+        let mut out_dims = dims.to_vec();
+        out_dims.push(dim);
+        Tensor::from_vec(data, &out_dims)
+    }
+
+    /// The gradient of a loss with respect to the table, given `d_output = dL/d(output)` for
+    /// the ids that [`forward`](Embedding::forward) looked up: row `i` is the sum of the rows
+    /// of `d_output` at the positions where id `i` occurs (a scatter-add), and zero for the
+    /// padding row. The result is named `weight`.
+    ///
+    /// # Shapes
+    ///
+    /// - `d_output`: `(…, embedding_dim)` with one leading position per id, for example the
+    ///   output's shape `dims ++ [embedding_dim]`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IndexOutOfRange`] if an id is not below `num_embeddings`;
+    /// [`Error::ShapeMismatch`] if `d_output` does not hold one `embedding_dim` row per id,
+    /// naming the expected and the actual shape.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{Embedding, Tensor};
+    ///
+    /// let emb = Embedding::from_weight(Tensor::<f64>::zeros(&[3, 2]), None)?;
+    /// let d_out = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// let grads = emb.backward(&[1, 1], &d_out)?;
+    /// assert_eq!(grads.get("weight").unwrap().as_slice(), &[0.0, 0.0, 4.0, 6.0, 0.0, 0.0]);
+    ///
+    /// let e = emb.backward(&[1, 1, 2], &d_out).unwrap_err();
+    /// assert_eq!(e.to_string(), "shape mismatch in embedding d_output: expected [3, 2], got [2, 2]");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn backward(&self, ids: &[usize], d_output: &Tensor<T>) -> Result<Grads<T>> {
+        self.check_ids(ids)?;
+        let dim = self.embedding_dim();
+        let dims = d_output.shape();
+        let lead = &dims[..dims.len() - 1];
+        let expected = if lead.iter().product::<usize>() == ids.len() {
+            let mut e = lead.to_vec();
+            e.push(dim);
+            Shape::new(&e)
+        } else {
+            Shape::from([ids.len(), dim])
+        };
+        check_shape("embedding d_output", expected, d_output.raw_shape())?;
+        let mut d_weight = self.weight.zeros_like();
+        let table = d_weight.as_mut_slice();
+        for (&id, row) in ids.iter().zip(d_output.as_slice().chunks_exact(dim.max(1))) {
+            if Some(id) == self.padding_idx {
+                continue;
+            }
+            // dW[id] += dY[k]
+            table[id * dim..(id + 1) * dim]
+                .iter_mut()
+                .zip(row)
+                .for_each(|(s, &g)| *s = *s + g);
+        }
+        let mut grads = Grads::new();
+        grads.push("weight", d_weight);
+        Ok(grads)
+    }
+
+    fn check_ids(&self, ids: &[usize]) -> Result<()> {
+        let bound = self.num_embeddings();
+        match ids.iter().find(|&&id| id >= bound) {
+            Some(&index) => Err(Error::IndexOutOfRange {
+                op: "embedding lookup",
+                index,
+                bound,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_padding_idx(&self, index: usize) -> Result<()> {
+        let bound = self.num_embeddings();
+        if index < bound {
+            Ok(())
+        } else {
+            Err(Error::IndexOutOfRange {
+                op: "embedding padding_idx",
+                index,
+                bound,
+            })
+        }
+    }
+}
+
+impl<T: Float> Parameters<T> for Embedding<T> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        f("weight", &self.weight);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        f("weight", &mut self.weight);
+    }
+}
+
+impl<T: Float> fmt::Display for Embedding<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Embedding {{ num_embeddings: {}, embedding_dim: {}, padding_idx: {:?} }}",
+            self.num_embeddings(),
+            self.embedding_dim(),
+            self.padding_idx
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn table() -> Embedding<f64> {
+        let w = Tensor::from_vec(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0], &[3, 2]).unwrap();
+        Embedding::from_weight(w, None).unwrap()
+    }
+
+    /// `W = [[0, 1], [2, 3], [4, 5]]`, ids `[2, 0, 2]`: the output is rows 2, 0, 2; with
+    /// `dY = [[1, 2], [3, 4], [5, 6]]`, `dW[2] = [1 + 5, 2 + 6]`, `dW[0] = [3, 4]`, `dW[1] = 0`.
+    #[test]
+    fn lookup_and_scatter_add_by_hand() {
+        let emb = table();
+        let y = emb.forward(&[2, 0, 2], &[3]).unwrap();
+        assert_eq!(y.shape(), &[3, 2]);
+        assert_eq!(y.as_slice(), &[4.0, 5.0, 0.0, 1.0, 4.0, 5.0]);
+        let d_out = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]).unwrap();
+        let grads = emb.backward(&[2, 0, 2], &d_out).unwrap();
+        assert_eq!(grads.len(), 1);
+        assert_eq!(
+            grads.get("weight").unwrap().as_slice(),
+            &[3.0, 4.0, 0.0, 0.0, 6.0, 8.0]
+        );
+    }
+
+    #[test]
+    fn padding_row_is_zeroed_and_gets_no_gradient() {
+        let emb = table().with_padding_idx(1).unwrap();
+        assert_eq!(emb.padding_idx(), Some(1));
+        assert_eq!(emb.weight().as_slice(), &[0.0, 1.0, 0.0, 0.0, 4.0, 5.0]);
+        let d_out = Tensor::full(&[2, 2, 2], 1.0);
+        let grads = emb.backward(&[1, 1, 0, 1], &d_out).unwrap();
+        assert_eq!(
+            grads.get("weight").unwrap().as_slice(),
+            &[1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+        );
+        // from_weight keeps the padding row as given
+        let kept = Embedding::from_weight(table().weight().clone(), Some(1)).unwrap();
+        assert_eq!(kept.forward(&[1], &[]).unwrap().as_slice(), &[2.0, 3.0]);
+    }
+
+    #[test]
+    fn time_major_ids_give_time_batch_features() {
+        let emb = Embedding::<f32>::new(7, 3, &mut StdRng::seed_from_u64(0));
+        let y = emb.forward(&[0, 1, 2, 3, 4, 5], &[3, 2]).unwrap();
+        assert_eq!(y.shape(), &[3, 2, 3]);
+        assert_eq!(&y.as_slice()[9..12], &emb.weight().as_slice()[9..12]);
+        assert_eq!(
+            emb.to_string(),
+            "Embedding { num_embeddings: 7, embedding_dim: 3, padding_idx: None }"
+        );
+    }
+
+    #[test]
+    fn bad_ids_and_shapes_are_errors() {
+        let emb = table();
+        assert_eq!(
+            emb.forward(&[0, 3], &[2]).unwrap_err(),
+            Error::IndexOutOfRange {
+                op: "embedding lookup",
+                index: 3,
+                bound: 3
+            }
+        );
+        assert!(matches!(
+            emb.backward(&[5], &Tensor::zeros(&[1, 2])),
+            Err(Error::IndexOutOfRange { index: 5, .. })
+        ));
+        assert_eq!(
+            emb.forward(&[0; 8], &[2, 2, 2]).unwrap_err(),
+            Error::InvalidRank { rank: 4 }
+        );
+        let e = emb
+            .backward(&[0, 1], &Tensor::zeros(&[1, 2, 3]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shape mismatch in embedding d_output: expected [1, 2, 2], got [1, 2, 3]"
+        );
+        let e = Embedding::from_weight(Tensor::<f64>::zeros(&[2, 2]), Some(2)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "index out of range in embedding padding_idx: 2 is not in 0..2"
+        );
+        let e = Embedding::from_weight(Tensor::<f64>::zeros(&[2, 2, 2]), None).unwrap_err();
+        assert!(
+            e.to_string().contains("(num_embeddings, embedding_dim)"),
+            "{e}"
+        );
+    }
+}

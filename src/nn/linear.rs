@@ -1,0 +1,446 @@
+//! The fully connected layer, as PyTorch's `nn.Linear`.
+
+use core::fmt;
+
+use rand::Rng;
+
+use crate::error::{check_shape, Error, Result, Shape};
+use crate::float::Float;
+use crate::params::{Grads, Parameters};
+use crate::tensor::{gemm, MatMut, MatRef, Tensor};
+
+/// A fully connected layer with PyTorch's parameterisation:
+///
+/// ```text
+/// y = x·Wᵀ + b
+/// ```
+///
+/// with `weight (out_features, in_features)` and `bias (out_features)`, as in
+/// [`torch.nn.Linear`](https://pytorch.org/docs/stable/generated/torch.nn.Linear.html). The
+/// layer applies to the last axis of its input and keeps the leading ones, so a sequence
+/// output `(T, B, H)` maps to `(T, B, out_features)` in one matrix product over all `T·B` rows.
+///
+/// # Shapes
+///
+/// - input: `(in_features)`, `(N, in_features)` or `(A, B, in_features)`
+/// - output: the input's leading axes, then `out_features`
+///
+/// # Examples
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{Linear, Parameters, Tensor};
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let fc = Linear::<f32>::new(16, 4, true, &mut rng);
+/// let h = Tensor::randn(&[20, 8, 16], &mut rng); // (T, B, H) from a recurrent layer
+/// let y = fc.forward(&h)?;
+/// assert_eq!(y.shape(), &[20, 8, 4]);
+///
+/// let grads = fc.backward(&h, &y.map(|_| 1.0))?; // d(sum y)
+/// assert_eq!(grads.input.shape(), h.shape());
+/// assert_eq!(fc.param_names(), ["weight", "bias"]);
+/// assert_eq!(grads.params.get("bias").unwrap().as_slice(), &[160.0; 4]);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linear<T> {
+    weight: Tensor<T>,
+    bias: Option<Tensor<T>>,
+}
+
+/// The gradients of a loss with respect to what a [`Linear`] layer reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearGrads<T> {
+    /// `dL/dx`, the shape of the input.
+    pub input: Tensor<T>,
+    /// `dL/d(weight)` and, if the layer has one, `dL/d(bias)`, under those names.
+    pub params: Grads<T>,
+}
+
+impl<T: Float> Linear<T> {
+    /// A layer with PyTorch's default initialisation: weight, then bias, drawn from
+    /// `U(−1/√in_features, 1/√in_features)`.
+    ///
+    /// With `in_features = 0` the weight is empty and the bias is zero, as in PyTorch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::Linear;
+    ///
+    /// let fc = Linear::<f64>::new(4, 3, false, &mut StdRng::seed_from_u64(0));
+    /// assert_eq!(fc.weight().shape(), &[3, 4]);
+    /// assert!(fc.bias().is_none());
+    /// assert!(fc.weight().as_slice().iter().all(|w| w.abs() <= 0.5));
+    /// ```
+    pub fn new<R: Rng + ?Sized>(
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        rng: &mut R,
+    ) -> Self {
+        let mut draw = |dims: &[usize]| {
+            if in_features == 0 {
+                // PyTorch: kaiming_uniform_ on an empty weight is a no-op, the bias bound is 0
+                Tensor::zeros(dims)
+            } else {
+                let k = T::one() / T::from_f64(in_features as f64).sqrt();
+                Tensor::uniform(dims, -k, k, rng)
+            }
+        };
+        let weight = draw(&[out_features, in_features]);
+        let bias = bias.then(|| draw(&[out_features]));
+        Linear { weight, bias }
+    }
+
+    /// A layer with the given parameters (for example loaded from PyTorch): `weight` is
+    /// `(out_features, in_features)` and `bias`, if any, `(out_features)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RankMismatch`] if `weight` is not a matrix; [`Error::ShapeMismatch`] if `bias`
+    /// does not have one entry per output feature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{Linear, Tensor};
+    ///
+    /// let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// let fc = Linear::from_params(w.clone(), Some(Tensor::from_vec(vec![0.5, -0.5], &[2])?))?;
+    /// let y = fc.forward(&Tensor::from_vec(vec![1.0, 0.0, -1.0], &[1, 3])?)?;
+    /// assert_eq!(y.as_slice(), &[-1.5, -2.5]);
+    ///
+    /// let e = Linear::from_params(w, Some(Tensor::zeros(&[3]))).unwrap_err();
+    /// assert_eq!(e.to_string(), "shape mismatch in linear bias: expected [2], got [3]");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn from_params(weight: Tensor<T>, bias: Option<Tensor<T>>) -> Result<Self> {
+        if weight.rank() != 2 {
+            return Err(Error::RankMismatch {
+                op: "linear weight",
+                expected: 2,
+                layout: "(out_features, in_features)",
+                actual: weight.raw_shape(),
+            });
+        }
+        if let Some(b) = &bias {
+            check_shape(
+                "linear bias",
+                Shape::from([weight.shape()[0]]),
+                b.raw_shape(),
+            )?;
+        }
+        Ok(Linear { weight, bias })
+    }
+
+    /// The weight, `(out_features, in_features)`.
+    pub fn weight(&self) -> &Tensor<T> {
+        &self.weight
+    }
+
+    /// The bias, `(out_features)`, if the layer has one.
+    pub fn bias(&self) -> Option<&Tensor<T>> {
+        self.bias.as_ref()
+    }
+
+    /// Features per input row.
+    pub fn in_features(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    /// Features per output row.
+    pub fn out_features(&self) -> usize {
+        self.weight.shape()[0]
+    }
+
+    /// `y = x·Wᵀ + b` over the last axis of `x`, as one matrix product over all rows.
+    ///
+    /// # Shapes
+    ///
+    /// - `x`: `(…, in_features)`, rank 1 to 3
+    /// - output: `(…, out_features)`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the last axis of `x` is not `in_features`, naming the shape
+    /// `x` should have and the one it has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Linear, Tensor};
+    ///
+    /// let fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0));
+    /// assert_eq!(fc.forward(&Tensor::zeros(&[5, 3]))?.shape(), &[5, 2]);
+    /// let e = fc.forward(&Tensor::zeros(&[4, 5, 2])).unwrap_err();
+    /// assert_eq!(e.to_string(), "shape mismatch in linear input: expected [4, 5, 3], got [4, 5, 2]");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        self.check_input(x)?;
+        let rows: usize = leading(x.shape()).iter().product();
+        let out = self.out_features();
+        let mut y = Tensor::zeros(&with_last(x.shape(), out));
+        let beta = match &self.bias {
+            Some(b) => {
+                y.as_mut_slice()
+                    .chunks_exact_mut(out.max(1))
+                    .for_each(|row| row.copy_from_slice(b.as_slice()));
+                T::one()
+            }
+            None => T::zero(),
+        };
+        // Y = X·Wᵀ (+ the bias rows already in Y)
+        gemm(
+            T::one(),
+            MatRef::new(x.as_slice(), rows, self.in_features()),
+            self.weight.as_mat().t(),
+            beta,
+            MatMut::new(y.as_mut_slice(), rows, out),
+        );
+        Ok(y)
+    }
+
+    /// The gradients of a loss given `d_output = dL/dy` for the input `x` that
+    /// [`forward`](Linear::forward) read: `dL/dx = dY·W`, `dL/dW = dYᵀ·X` and `dL/db`, the sum
+    /// of `dY` over all rows. Each product is one GEMM over all rows.
+    ///
+    /// # Shapes
+    ///
+    /// - `x`: `(…, in_features)`, as given to `forward`
+    /// - `d_output`: `(…, out_features)`, the shape of the output
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if `x` is not a valid input or `d_output` does not have the
+    /// output's shape, naming the expected and the actual shape.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{Linear, Tensor};
+    ///
+    /// let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// let fc = Linear::from_params(w, None)?;
+    /// let x = Tensor::from_vec(vec![1.0, -1.0], &[1, 2])?;
+    /// let grads = fc.backward(&x, &Tensor::from_vec(vec![1.0, 0.0], &[1, 2])?)?;
+    /// assert_eq!(grads.input.as_slice(), &[1.0, 2.0]); // the first row of W
+    /// assert_eq!(grads.params.get("weight").unwrap().as_slice(), &[1.0, -1.0, 0.0, 0.0]);
+    ///
+    /// let e = fc.backward(&x, &Tensor::zeros(&[1, 3])).unwrap_err();
+    /// assert_eq!(e.to_string(), "shape mismatch in linear d_output: expected [1, 2], got [1, 3]");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn backward(&self, x: &Tensor<T>, d_output: &Tensor<T>) -> Result<LinearGrads<T>> {
+        self.check_input(x)?;
+        let (input, out) = (self.in_features(), self.out_features());
+        let expected = with_last(x.shape(), out);
+        check_shape(
+            "linear d_output",
+            Shape::new(&expected),
+            d_output.raw_shape(),
+        )?;
+        let rows: usize = leading(x.shape()).iter().product();
+        let (x_mat, dy) = (
+            MatRef::new(x.as_slice(), rows, input),
+            MatRef::new(d_output.as_slice(), rows, out),
+        );
+        // dX = dY·W
+        let mut d_input = x.zeros_like();
+        gemm(
+            T::one(),
+            dy,
+            self.weight.as_mat(),
+            T::zero(),
+            MatMut::new(d_input.as_mut_slice(), rows, input),
+        );
+        // dW = dYᵀ·X
+        let mut d_weight = self.weight.zeros_like();
+        gemm(T::one(), dy.t(), x_mat, T::zero(), d_weight.as_mat_mut());
+        let mut params = Grads::new();
+        params.push("weight", d_weight);
+        if let Some(b) = &self.bias {
+            // db = Σ_rows dY
+            let mut d_bias = b.zeros_like();
+            for row in d_output.as_slice().chunks_exact(out.max(1)) {
+                d_bias
+                    .as_mut_slice()
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(s, &g)| *s = *s + g);
+            }
+            params.push("bias", d_bias);
+        }
+        Ok(LinearGrads {
+            input: d_input,
+            params,
+        })
+    }
+
+    fn check_input(&self, x: &Tensor<T>) -> Result<()> {
+        check_shape(
+            "linear input",
+            Shape::new(&with_last(x.shape(), self.in_features())),
+            x.raw_shape(),
+        )
+    }
+}
+
+/// All axes but the last.
+fn leading(dims: &[usize]) -> &[usize] {
+    &dims[..dims.len().saturating_sub(1)]
+}
+
+/// `dims` with its last axis replaced by `last`.
+fn with_last(dims: &[usize], last: usize) -> Vec<usize> {
+    let mut out = leading(dims).to_vec();
+    out.push(last);
+    out
+}
+
+impl<T: Float> Parameters<T> for Linear<T> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        f("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        f("weight", &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f("bias", b);
+        }
+    }
+}
+
+impl<T: Float> fmt::Display for Linear<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Linear {{ in_features: {}, out_features: {}, bias: {} }}",
+            self.in_features(),
+            self.out_features(),
+            self.bias.is_some()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
+        Tensor::from_vec(data.to_vec(), dims).unwrap()
+    }
+
+    fn assert_close(actual: &[f64], expected: &[f64]) {
+        assert_eq!(actual.len(), expected.len());
+        for (a, e) in actual.iter().zip(expected) {
+            assert!((a - e).abs() < 1e-12, "{actual:?} != {expected:?}");
+        }
+    }
+
+    /// `W = [[0.1, 0.2, 0.3], [−0.4, 0.5, −0.6]]`, `b = [0.01, −0.02]`,
+    /// `x = [[1, 2, 3], [−1, 0, 2]]`:
+    ///
+    /// ```text
+    /// y00 = 0.1 + 0.4 + 0.9 + 0.01   =  1.41
+    /// y01 = −0.4 + 1.0 − 1.8 − 0.02  = −1.22
+    /// y10 = −0.1 + 0 + 0.6 + 0.01    =  0.51
+    /// y11 = 0.4 + 0 − 1.2 − 0.02     = −0.82
+    /// ```
+    ///
+    /// and for `dY = 1`: every row of `dX` is `Σ_j W[j] = [−0.3, 0.7, −0.3]`, every row of
+    /// `dW` is `Σ_r x[r] = [0, 2, 5]`, and `db = [2, 2]`.
+    #[test]
+    fn two_by_three_by_hand() {
+        let fc = Linear::from_params(
+            t(&[0.1, 0.2, 0.3, -0.4, 0.5, -0.6], &[2, 3]),
+            Some(t(&[0.01, -0.02], &[2])),
+        )
+        .unwrap();
+        let x = t(&[1.0, 2.0, 3.0, -1.0, 0.0, 2.0], &[2, 3]);
+        let y = fc.forward(&x).unwrap();
+        assert_eq!(y.shape(), &[2, 2]);
+        assert_close(y.as_slice(), &[1.41, -1.22, 0.51, -0.82]);
+
+        let grads = fc.backward(&x, &y.map(|_| 1.0)).unwrap();
+        assert_close(grads.input.as_slice(), &[-0.3, 0.7, -0.3, -0.3, 0.7, -0.3]);
+        let names: Vec<&str> = grads.params.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, fc.param_names());
+        assert_close(
+            grads.params.get("weight").unwrap().as_slice(),
+            &[0.0, 2.0, 5.0, 0.0, 2.0, 5.0],
+        );
+        assert_close(grads.params.get("bias").unwrap().as_slice(), &[2.0, 2.0]);
+    }
+
+    #[test]
+    fn leading_axes_are_kept_and_rows_are_independent() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let fc = Linear::<f64>::new(3, 4, true, &mut rng);
+        let x = Tensor::randn(&[2, 5, 3], &mut rng);
+        let y = fc.forward(&x).unwrap();
+        assert_eq!(y.shape(), &[2, 5, 4]);
+        let flat = fc.forward(&x.clone().reshape(&[10, 3]).unwrap()).unwrap();
+        assert_eq!(flat.as_slice(), y.as_slice());
+        let row = fc.forward(&t(&x.as_slice()[3..6], &[3])).unwrap();
+        assert_eq!(row.shape(), &[4]);
+        assert_close(row.as_slice(), &y.as_slice()[4..8]);
+    }
+
+    #[test]
+    fn default_init_is_pytorch_bound_and_named() {
+        let fc = Linear::<f32>::new(9, 5, true, &mut StdRng::seed_from_u64(0));
+        assert_eq!(fc.param_names(), ["weight", "bias"]);
+        assert_eq!(fc.param_count(), 9 * 5 + 5);
+        let bound = 1.0 / 3.0;
+        fc.visit_params(&mut |_, t| {
+            assert!(t.as_slice().iter().all(|v| v.abs() <= bound));
+        });
+        assert_eq!(
+            fc.to_string(),
+            "Linear { in_features: 9, out_features: 5, bias: true }"
+        );
+        let empty = Linear::<f32>::new(0, 2, true, &mut StdRng::seed_from_u64(0));
+        assert_eq!(empty.bias().unwrap().as_slice(), &[0.0, 0.0]);
+        let y = empty.forward(&Tensor::zeros(&[3, 0])).unwrap();
+        assert_eq!(y.as_slice(), &[0.0; 6]);
+        let grads = empty.backward(&Tensor::zeros(&[3, 0]), &y).unwrap();
+        assert_eq!(grads.input.shape(), &[3, 0]);
+        let none_out = Linear::<f32>::new(3, 0, true, &mut StdRng::seed_from_u64(0));
+        let y = none_out.forward(&Tensor::zeros(&[2, 3])).unwrap();
+        assert_eq!(y.shape(), &[2, 0]);
+        let grads = none_out.backward(&Tensor::zeros(&[2, 3]), &y).unwrap();
+        assert_eq!(grads.input.as_slice(), &[0.0; 6]);
+    }
+
+    #[test]
+    fn bad_shapes_name_both_shapes() {
+        let fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0));
+        let e = fc.forward(&Tensor::zeros(&[4, 2])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shape mismatch in linear input: expected [4, 3], got [4, 2]"
+        );
+        let e = fc
+            .backward(&Tensor::zeros(&[2, 4, 3]), &Tensor::zeros(&[2, 4, 3]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shape mismatch in linear d_output: expected [2, 4, 2], got [2, 4, 3]"
+        );
+        let e = Linear::from_params(Tensor::<f64>::zeros(&[6]), None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rank mismatch in linear weight: expected a rank-2 tensor \
+             (out_features, in_features), got shape [6]"
+        );
+    }
+}

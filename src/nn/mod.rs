@@ -1,0 +1,46 @@
+//! The layers around a recurrent network and the losses that train it: [`Linear`],
+//! [`Embedding`], [`Dropout`], and [`mse_loss`], [`binary_cross_entropy_with_logits`],
+//! [`cross_entropy_with_logits`].
+//!
+//! Each layer works like the sequence layers: `forward` takes `&self` and returns a value,
+//! `backward` takes what forward read (the input, the ids, the dropout mask) and `dL/d(output)`
+//! and returns the gradients as values, with parameter gradients under the parameters' PyTorch
+//! names. A loss returns its value and `dL/d(prediction)` together, which is the `d_output`
+//! of the layer before it.
+//!
+//! ```
+//! use rand::{rngs::StdRng, SeedableRng};
+//! use recurrent::{cross_entropy_with_logits, Embedding, Linear, LstmCellConfig, Recurrent};
+//!
+//! let mut rng = StdRng::seed_from_u64(0);
+//! let embedding = Embedding::<f32>::new(50, 8, &mut rng);
+//! let lstm = Recurrent::new(LstmCellConfig::new(8, 16).init(&mut rng));
+//! let head = Linear::new(16, 50, true, &mut rng);
+//!
+//! // predict the next token of two sequences of four tokens, time-major (T, B) = (4, 2)
+//! let ids = [3, 7, 1, 9, 4, 4, 2, 8];
+//! let next = [1, 9, 4, 4, 2, 8, 6, 0];
+//! let x = embedding.forward(&ids, &[4, 2])?; // (T, B, 8)
+//! let out = lstm.forward(&x, None, None)?; // (T, B, 16)
+//! let logits = head.forward(&out.output)?; // (T, B, 50)
+//! let loss = cross_entropy_with_logits(&logits.reshape(&[8, 50])?, &next)?;
+//!
+//! let d_logits = loss.grad.reshape(&[4, 2, 50])?;
+//! let head_grads = head.backward(&out.output, &d_logits)?;
+//! let lstm_grads = lstm.backward(&out.trace, Some(&head_grads.input), None)?;
+//! let embedding_grads = embedding.backward(&ids, &lstm_grads.input)?;
+//! assert!(loss.value > 0.0);
+//! assert_eq!(head_grads.params.get("weight").unwrap().shape(), &[50, 16]);
+//! assert_eq!(embedding_grads.get("weight").unwrap().shape(), &[50, 8]);
+//! # Ok::<(), recurrent::Error>(())
+//! ```
+
+mod dropout;
+mod embedding;
+mod linear;
+mod loss;
+
+pub use dropout::{Dropout, DropoutMask};
+pub use embedding::Embedding;
+pub use linear::{Linear, LinearGrads};
+pub use loss::{binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Loss};
