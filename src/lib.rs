@@ -72,6 +72,7 @@ mod error;
 mod float;
 mod gradcheck;
 mod layer;
+mod optim;
 mod params;
 mod tensor;
 
@@ -83,6 +84,7 @@ pub use error::{Error, Result, Shape};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
 pub use layer::{Recurrent, RecurrentTrace, SequenceGrads, SequenceLayer, SequenceOutput, Stream};
+pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use params::{Grads, Parameters};
 pub use tensor::{gemm, MatMut, MatRef, Tensor};
 
