@@ -71,6 +71,7 @@ mod cell;
 mod error;
 mod float;
 mod gradcheck;
+mod io;
 mod layer;
 mod optim;
 mod params;
@@ -83,6 +84,7 @@ pub use cell::{
 pub use error::{Error, Result, Shape};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
+pub use io::{from_bytes, load, load_converting, read_tensors, save, to_bytes};
 pub use layer::{Recurrent, RecurrentTrace, SequenceGrads, SequenceLayer, SequenceOutput, Stream};
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use params::{Grads, Parameters};
