@@ -280,7 +280,8 @@ impl<T: Float> Optimizer<T> for Adam<T> {
                 *m = lerp(*m, g, one_minus_beta1);
                 *v = *v * beta2_t + one_minus_beta2 * g * g;
                 let denom = v.sqrt() / bias_correction2_sqrt + eps;
-                *p = *p - step_size * (*m / denom);
+                // addcdiv: p + value·m / denom, evaluated as (value·m) / denom
+                *p = *p - step_size * *m / denom;
             }
         });
         Ok(())
