@@ -197,13 +197,14 @@ pub enum Error {
         /// The tensor's name.
         name: String,
     },
-    /// A tensor in a weight file has another shape than the model's parameter.
+    /// A tensor given for a parameter (in a weight file, or as its gradient) has another shape
+    /// than the model's parameter.
     ParameterShape {
         /// The tensor's name.
         name: String,
         /// The model's shape.
         expected: Vec<usize>,
-        /// The file's shape.
+        /// The given tensor's shape.
         actual: Vec<usize>,
     },
     /// A tensor in a weight file has another element type than the one asked for.
@@ -271,7 +272,7 @@ impl fmt::Display for Error {
             }
             Error::ParameterShape { name, expected, actual } => write!(
                 f,
-                "shape mismatch for parameter `{name}`: the model has {expected:?}, the file {actual:?}"
+                "shape mismatch for parameter `{name}`: the model has {expected:?}, got {actual:?}"
             ),
             Error::DtypeMismatch { name, expected, actual } => write!(
                 f,

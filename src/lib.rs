@@ -71,8 +71,10 @@ mod cell;
 mod error;
 mod float;
 mod gradcheck;
+mod io;
 mod layer;
 mod nn;
+mod optim;
 mod params;
 mod tensor;
 
@@ -83,6 +85,7 @@ pub use cell::{
 pub use error::{Error, Result, Shape};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
+pub use io::{from_bytes, load, load_converting, read_tensors, save, to_bytes};
 pub use layer::{
     Bidirectional, BidirectionalTrace, Gru, GruConfig, Lstm, LstmConfig, Network, NetworkTrace,
     Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads, SequenceLayer, SequenceOutput,
@@ -92,6 +95,7 @@ pub use nn::{
     binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Dropout, DropoutMask,
     Embedding, Linear, LinearGrads, Loss,
 };
+pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use params::{Grads, Parameters};
 pub use tensor::{gemm, MatMut, MatRef, Tensor};
 

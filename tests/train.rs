@@ -9,8 +9,8 @@
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    binary_cross_entropy_with_logits, clip_grad_norm, Adam, Grads, Linear, Lstm, LstmConfig,
-    Parameters, SequenceLayer, State, Tensor,
+    binary_cross_entropy_with_logits, clip_grad_norm, AdamConfig, Grads, Linear, Lstm, LstmConfig,
+    Optimizer, Parameters, SequenceLayer, State, Tensor,
 };
 
 const SEQ_LEN: usize = 30;
@@ -50,11 +50,13 @@ struct Model {
 impl Parameters<f32> for Model {
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<f32>)) {
         self.rnn.visit_params(&mut |n, t| f(&format!("rnn.{n}"), t));
-        self.head.visit_params(&mut |n, t| f(&format!("head.{n}"), t));
+        self.head
+            .visit_params(&mut |n, t| f(&format!("head.{n}"), t));
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<f32>)) {
-        self.rnn.visit_params_mut(&mut |n, t| f(&format!("rnn.{n}"), t));
+        self.rnn
+            .visit_params_mut(&mut |n, t| f(&format!("rnn.{n}"), t));
         self.head
             .visit_params_mut(&mut |n, t| f(&format!("head.{n}"), t));
     }
@@ -65,7 +67,9 @@ impl Parameters<f32> for Model {
 fn last_layer_h(h_n: &Tensor<f32>) -> Tensor<f32> {
     let batch = h_n.shape()[1];
     let slot = |s: usize, b: usize| &h_n.as_slice()[(s * batch + b) * HIDDEN..][..HIDDEN];
-    let data = (0..batch).flat_map(|b| [slot(2, b), slot(3, b)].concat()).collect();
+    let data = (0..batch)
+        .flat_map(|b| [slot(2, b), slot(3, b)].concat())
+        .collect();
     Tensor::from_vec(data, &[batch, 2 * HIDDEN]).expect("sized to fit")
 }
 
@@ -114,7 +118,7 @@ fn a_bidirectional_lstm_learns_which_marker_comes_first() {
         rnn: Lstm::new(config, rng).expect("valid config"),
         head: Linear::new(2 * HIDDEN, 1, true, rng),
     };
-    let mut adam = Adam::new(0.01).expect("valid learning rate");
+    let mut adam = AdamConfig::new(0.01).init().expect("valid learning rate");
     let (held_out, held_out_labels) = batch(1000, &mut StdRng::seed_from_u64(7));
     let before = model.accuracy(&held_out, &held_out_labels);
 
@@ -127,19 +131,29 @@ fn a_bidirectional_lstm_learns_which_marker_comes_first() {
         let loss = binary_cross_entropy_with_logits(&logits, &targets).expect("same shapes");
         let head = model.head.backward(&features, &loss.grad).expect("shapes");
         let d_state = State::from_hc(into_h_n(&head.input), Tensor::zeros(&[4, BATCH, HIDDEN]));
-        let rnn = model.rnn.backward(&trace, None, Some(&d_state)).expect("shapes");
+        let rnn = model
+            .rnn
+            .backward(&trace, None, Some(&d_state))
+            .expect("shapes");
         let mut grads = Grads::new();
         grads.extend_prefixed("rnn.", rnn.params);
         grads.extend_prefixed("head.", head.params);
-        clip_grad_norm(&mut grads, 1.0);
-        adam.step(&mut model, &grads).expect("a gradient for every parameter");
+        clip_grad_norm(&mut grads, 1.0).expect("a valid limit");
+        adam.step(&mut model, &grads)
+            .expect("a gradient for every parameter");
         steps += 1;
         if steps % 50 == 0 {
             accuracy = model.accuracy(&held_out, &held_out_labels);
-            println!("step {steps}: loss {:.4}, held-out accuracy {accuracy:.3}", loss.value);
+            println!(
+                "step {steps}: loss {:.4}, held-out accuracy {accuracy:.3}",
+                loss.value
+            );
         }
     }
     println!("held-out accuracy {before:.3} before training, {accuracy:.3} after {steps} steps");
     assert!(before < 0.7, "the task is not solved by chance: {before}");
-    assert!(accuracy >= 0.95, "held-out accuracy {accuracy} after {steps} steps");
+    assert!(
+        accuracy >= 0.95,
+        "held-out accuracy {accuracy} after {steps} steps"
+    );
 }

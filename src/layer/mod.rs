@@ -75,6 +75,12 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// [`Error::StatePartsMismatch`] for a state without the layer's parts,
     /// [`Error::LengthCount`] / [`Error::InvalidLength`] for lengths that are not one per
     /// sample or outside `1..=T`.
+    ///
+    /// [`Error::ShapeMismatch`]: crate::Error::ShapeMismatch
+    /// [`Error::RankMismatch`]: crate::Error::RankMismatch
+    /// [`Error::StatePartsMismatch`]: crate::Error::StatePartsMismatch
+    /// [`Error::LengthCount`]: crate::Error::LengthCount
+    /// [`Error::InvalidLength`]: crate::Error::InvalidLength
     fn forward(
         &self,
         input: &Tensor<T>,
@@ -88,6 +94,8 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// # Errors
     ///
     /// [`Error::ShapeMismatch`] if a gradient does not have the shape of what it differentiates.
+    ///
+    /// [`Error::ShapeMismatch`]: crate::Error::ShapeMismatch
     fn backward(
         &self,
         trace: &Self::Trace,

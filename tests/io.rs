@@ -1,0 +1,592 @@
+//! Weight files: `save` → `load` round trips (f32 and f64) restore the parameters and the
+//! forward outputs; each bad file gives the error that names the bad tensor and leaves the
+//! model untouched; truncated, flipped and garbage bytes give `Corrupt` and never panic;
+//! saves are atomic; the safetensors files written by PyTorch in `tests/fixtures/pytorch/`
+//! read back to the case's parameters, and a two-layer one drives a two-layer stack of
+//! `Recurrent` layers to PyTorch's outputs.
+//!
+//! Not covered: the multi-layer and bidirectional layer types themselves (they do not exist
+//! yet); files larger than memory.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use rand::{rngs::StdRng, SeedableRng};
+use recurrent::{
+    from_bytes, load, load_converting, read_tensors, save, to_bytes, Error, Float, GruCellConfig,
+    LstmCellConfig, Nonlinearity, Parameters, Recurrent, RnnCellConfig, State, Tensor,
+};
+
+/// A fresh, empty directory under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("recurrent-io-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The names of the files in the directory, sorted.
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .expect("readable")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Named tensors as a model: the files of the bad-file tests are written from these.
+#[derive(Debug, Clone, PartialEq)]
+struct Named<T> {
+    params: Vec<(String, Tensor<T>)>,
+}
+
+impl<T: Float> Named<T> {
+    fn new(entries: &[(&str, &[usize])]) -> Self {
+        let params = entries
+            .iter()
+            .enumerate()
+            .map(|(k, (name, shape))| {
+                let len: usize = shape.iter().product();
+                let values = (0..len)
+                    .map(|i| T::from_f64(k as f64 + i as f64 / 8.0))
+                    .collect();
+                (name.to_string(), Tensor::from_vec(values, shape).unwrap())
+            })
+            .collect();
+        Named { params }
+    }
+}
+
+impl<T: Float> Parameters<T> for Named<T> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        for (n, t) in &self.params {
+            f(n, t);
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        for (n, t) in &mut self.params {
+            f(n, t);
+        }
+    }
+}
+
+fn lstm<T: Float>(seed: u64) -> Recurrent<recurrent::LstmCell<T>> {
+    Recurrent::new(LstmCellConfig::new(3, 4).init(&mut StdRng::seed_from_u64(seed)))
+}
+
+fn round_trip_restores_parameters_and_outputs<T: Float>(dir: &TempDir) {
+    let trained = lstm::<T>(1);
+    let path = dir.path("lstm.safetensors");
+    save(&trained, &path).unwrap();
+
+    let mut fresh = lstm::<T>(2);
+    assert_ne!(fresh.state_dict(), trained.state_dict());
+    load(&mut fresh, &path).unwrap();
+    assert_eq!(fresh.state_dict(), trained.state_dict());
+    assert_eq!(
+        fresh.param_names(),
+        ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    );
+
+    let x = Tensor::randn(&[5, 2, 3], &mut StdRng::seed_from_u64(3));
+    let a = trained.forward(&x, None, Some(&[5, 3])).unwrap();
+    let b = fresh.forward(&x, None, Some(&[5, 3])).unwrap();
+    assert_eq!(a.output, b.output);
+    assert_eq!(a.state, b.state);
+
+    // the same bytes in memory
+    let mut again = lstm::<T>(4);
+    from_bytes(&mut again, &to_bytes(&trained).unwrap()).unwrap();
+    assert_eq!(again.state_dict(), trained.state_dict());
+    assert_eq!(
+        dir.files(),
+        ["lstm.safetensors"],
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn f32_round_trip_restores_parameters_and_outputs() {
+    round_trip_restores_parameters_and_outputs::<f32>(&TempDir::new("rt32"));
+}
+
+#[test]
+fn f64_round_trip_restores_parameters_and_outputs() {
+    round_trip_restores_parameters_and_outputs::<f64>(&TempDir::new("rt64"));
+}
+
+#[test]
+fn saving_again_replaces_the_file() {
+    let dir = TempDir::new("replace");
+    let path = dir.path("gru.safetensors");
+    let first =
+        Recurrent::new(GruCellConfig::new(2, 3).init::<f64, _>(&mut StdRng::seed_from_u64(0)));
+    let second =
+        Recurrent::new(GruCellConfig::new(2, 3).init::<f64, _>(&mut StdRng::seed_from_u64(1)));
+    save(&first, &path).unwrap();
+    save(&second, &path).unwrap();
+    let mut model = first.clone();
+    load(&mut model, &path).unwrap();
+    assert_eq!(model.state_dict(), second.state_dict());
+    assert_eq!(dir.files(), ["gru.safetensors"]);
+}
+
+#[test]
+fn the_file_holds_pytorch_names_dtypes_and_shapes() {
+    let bytes = to_bytes(&lstm::<f32>(0)).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    assert_eq!(header["weight_ih_l0"]["dtype"], "F32");
+    assert_eq!(header["weight_ih_l0"]["shape"], serde_json::json!([16, 3]));
+    assert_eq!(header["weight_hh_l0"]["shape"], serde_json::json!([16, 4]));
+    assert_eq!(header["bias_hh_l0"]["shape"], serde_json::json!([16]));
+    assert_eq!(header["__metadata__"]["format"], "pt");
+    let bytes = to_bytes(&lstm::<f64>(0)).unwrap();
+    assert!(String::from_utf8_lossy(&bytes[..200]).contains("\"F64\""));
+}
+
+#[test]
+fn a_failed_save_leaves_no_file() {
+    let dir = TempDir::new("failed");
+    let e = save(&lstm::<f32>(0), dir.path("missing/lstm.safetensors")).unwrap_err();
+    match e {
+        Error::Io { path, kind, .. } => {
+            assert!(path.ends_with("lstm.safetensors"), "{path}");
+            assert_eq!(kind, std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected an i/o error, got {other:?}"),
+    }
+    // a directory in the way: the rename fails after the temporary file was written
+    std::fs::create_dir(dir.path("taken")).unwrap();
+    std::fs::write(dir.path("taken/keep"), b"x").unwrap();
+    assert!(matches!(
+        save(&lstm::<f32>(0), dir.path("taken")),
+        Err(Error::Io { .. })
+    ));
+    assert_eq!(dir.files(), ["taken"], "no temporary file is left");
+}
+
+#[test]
+fn a_missing_file_is_an_io_error() {
+    let dir = TempDir::new("missing");
+    let path = dir.path("nothing.safetensors");
+    let mut model = lstm::<f32>(0);
+    for e in [
+        load(&mut model, &path).unwrap_err(),
+        load_converting(&mut model, &path).unwrap_err(),
+        read_tensors::<f32>(&path).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, Error::Io { kind: std::io::ErrorKind::NotFound, path: p, .. } if p.ends_with("nothing.safetensors")),
+            "{e:?}"
+        );
+    }
+}
+
+/// Loads `file` (written from `written`) into `target` and returns the error, checking that
+/// `target` did not change.
+fn load_error<T: Float, U: Float>(written: &Named<U>, target: &Named<T>) -> Error {
+    let bytes = to_bytes(written).unwrap();
+    let mut model = target.clone();
+    let e = from_bytes(&mut model, &bytes).unwrap_err();
+    assert_eq!(&model, target, "a failed load changes nothing");
+    e
+}
+
+const MODEL: [(&str, &[usize]); 3] = [("a", &[2, 3]), ("b", &[4]), ("c", &[2, 2, 2])];
+
+#[test]
+fn a_missing_tensor_is_named() {
+    let file = Named::<f32>::new(&[("a", &[2, 3]), ("c", &[2, 2, 2])]);
+    let e = load_error(&file, &Named::<f32>::new(&MODEL));
+    assert_eq!(
+        e.to_string(),
+        "missing parameter `b`: the file has no tensor of that name"
+    );
+}
+
+#[test]
+fn an_unexpected_tensor_is_named() {
+    let mut entries = MODEL.to_vec();
+    entries.push(("d.extra", &[1]));
+    let e = load_error(&Named::<f32>::new(&entries), &Named::<f32>::new(&MODEL));
+    assert_eq!(
+        e,
+        Error::UnexpectedParameter {
+            name: "d.extra".into()
+        }
+    );
+}
+
+#[test]
+fn a_misshapen_tensor_is_named_with_both_shapes() {
+    let file = Named::<f64>::new(&[("a", &[2, 3]), ("b", &[4]), ("c", &[2, 4])]);
+    let e = load_error(&file, &Named::<f64>::new(&MODEL));
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch for parameter `c`: the model has [2, 2, 2], got [2, 4]"
+    );
+}
+
+#[test]
+fn a_wrong_dtype_is_named_unless_converting() {
+    let e = load_error(&Named::<f64>::new(&MODEL), &Named::<f32>::new(&MODEL));
+    assert_eq!(
+        e,
+        Error::DtypeMismatch {
+            name: "a".into(),
+            expected: "F32",
+            actual: "F64".into()
+        }
+    );
+    let e = load_error(&Named::<f32>::new(&MODEL), &Named::<f64>::new(&MODEL));
+    assert_eq!(
+        e.to_string(),
+        "dtype mismatch for parameter `a`: expected F64, the file has F32"
+    );
+
+    // converting: f32 → f64 exactly, f64 → f32 rounded to nearest
+    let dir = TempDir::new("convert");
+    let narrow_path = dir.path("narrow.safetensors");
+    let wide_path = dir.path("wide.safetensors");
+    let narrow = lstm::<f32>(5);
+    let wide = lstm::<f64>(5);
+    save(&narrow, &narrow_path).unwrap();
+    save(&wide, &wide_path).unwrap();
+    let mut into_wide = lstm::<f64>(6);
+    load_converting(&mut into_wide, &narrow_path).unwrap();
+    for ((_, a), (_, b)) in into_wide
+        .state_dict()
+        .iter()
+        .zip(narrow.state_dict().iter())
+    {
+        assert_eq!(a.cast::<f32>(), *b);
+        assert_eq!(*a, b.cast::<f64>());
+    }
+    let mut into_narrow = lstm::<f32>(6);
+    load_converting(&mut into_narrow, &wide_path).unwrap();
+    for ((_, a), (_, b)) in into_narrow
+        .state_dict()
+        .iter()
+        .zip(wide.state_dict().iter())
+    {
+        assert_eq!(*a, b.cast::<f32>());
+    }
+}
+
+#[test]
+fn tensors_of_other_ranks_are_shape_errors_not_panics() {
+    // the header says rank 4 and rank 0; the model has rank 1 to 3
+    let dir = TempDir::new("ranks");
+    let path = dir.path("ranks.safetensors");
+    let header = br#"{"a":{"dtype":"F32","shape":[1,1,1,1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[],"data_offsets":[4,8]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0; 8]);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let model = Named::<f32>::new(&[("a", &[1]), ("b", &[1])]);
+    let mut m = model.clone();
+    assert_eq!(
+        load(&mut m, &path).unwrap_err(),
+        Error::ParameterShape {
+            name: "a".into(),
+            expected: vec![1],
+            actual: vec![1, 1, 1, 1]
+        }
+    );
+    let mut m = Named::<f32>::new(&[("b", &[1]), ("a", &[1])]);
+    assert!(matches!(load(&mut m, &path), Err(Error::ParameterShape { name, .. }) if name == "b"));
+    assert_eq!(m, Named::<f32>::new(&[("b", &[1]), ("a", &[1])]));
+    let e = read_tensors::<f32>(&path).unwrap_err();
+    assert!(
+        matches!(&e, Error::Corrupt { reason, .. } if reason.contains("`a` has shape [1, 1, 1, 1]")),
+        "{e:?}"
+    );
+}
+
+fn assert_corrupt(bytes: &[u8], what: &str) {
+    let mut model = lstm::<f32>(0);
+    match from_bytes(&mut model, bytes) {
+        Err(Error::Corrupt { path, .. }) => assert_eq!(path, "<memory>"),
+        other => panic!("{what}: expected a corrupt-file error, got {other:?}"),
+    }
+    assert_eq!(model, lstm::<f32>(0), "{what}: the model changed");
+}
+
+#[test]
+fn every_truncation_is_corrupt() {
+    let bytes = to_bytes(&lstm::<f32>(0)).unwrap();
+    // every cut: inside the length prefix, the header and the data
+    for cut in 0..bytes.len() {
+        assert_corrupt(&bytes[..cut], &format!("cut at {cut} of {}", bytes.len()));
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_corrupt(&longer, "one byte too many");
+}
+
+#[test]
+fn garbage_is_corrupt() {
+    let header = |h: &str| {
+        let mut b = (h.len() as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(h.as_bytes());
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("text", b"this is not a safetensors file".to_vec()),
+        ("huge header length", u64::MAX.to_le_bytes().to_vec()),
+        ("header past the end", {
+            let mut b = 1000u64.to_le_bytes().to_vec();
+            b.extend_from_slice(b"{}");
+            b
+        }),
+        ("not json", header("{not json")),
+        (
+            "not utf-8",
+            header("\u{0}").into_iter().map(|b| b | 0x80).collect(),
+        ),
+        (
+            "offsets past the data",
+            header(r#"{"weight_ih_l0":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#),
+        ),
+        ("offsets not matching the shape", {
+            let mut b =
+                header(r#"{"weight_ih_l0":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#);
+            b.extend_from_slice(&[0; 8]);
+            b
+        }),
+        ("overflowing shape", {
+            let mut b = header(&format!(
+                r#"{{"weight_ih_l0":{{"dtype":"F64","shape":[{},{}],"data_offsets":[0,8]}}}}"#,
+                u64::MAX,
+                u64::MAX
+            ));
+            b.extend_from_slice(&[0; 8]);
+            b
+        }),
+        ("unknown dtype", {
+            let mut b =
+                header(r#"{"weight_ih_l0":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}}"#);
+            b.extend_from_slice(&[0; 16]);
+            b
+        }),
+    ];
+    for (what, bytes) in cases {
+        assert_corrupt(&bytes, what);
+    }
+}
+
+#[test]
+fn flipped_bytes_never_panic_and_never_half_load() {
+    let bytes = to_bytes(&lstm::<f32>(0)).unwrap();
+    let original = lstm::<f32>(7);
+    common::runner(512)
+        .run(
+            &(0..bytes.len(), any::<u8>(), 0..bytes.len(), any::<u8>()),
+            |(i, x, j, y)| {
+                let mut bad = bytes.clone();
+                bad[i] ^= x;
+                bad[j] ^= y;
+                let mut model = original.clone();
+                match from_bytes(&mut model, &bad) {
+                    Ok(()) => {}
+                    Err(
+                        Error::Corrupt { .. }
+                        | Error::MissingParameter { .. }
+                        | Error::UnexpectedParameter { .. }
+                        | Error::ParameterShape { .. }
+                        | Error::DtypeMismatch { .. },
+                    ) => prop_assert_eq!(&model, &original),
+                    Err(e) => prop_assert!(false, "unexpected error {:?}", e),
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+#[test]
+fn random_truncations_of_pytorch_files_never_panic() {
+    let dir = TempDir::new("trunc");
+    let path = dir.path("cut.safetensors");
+    let bytes =
+        std::fs::read(common::fixtures_dir().join("lstm_l2_bi_T7_B3.f64.safetensors")).unwrap();
+    common::runner(64)
+        .run(&(0..bytes.len()), |cut| {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let e = read_tensors::<f64>(&path).unwrap_err();
+            prop_assert!(matches!(e, Error::Corrupt { .. }), "{:?}", e);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The `*.safetensors` files of the fixtures, with their case names and element types.
+fn pytorch_files() -> Vec<(String, &'static str, PathBuf)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(common::fixtures_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for dtype in ["f32", "f64"] {
+            if let Some(case) = name.strip_suffix(&format!(".{dtype}.safetensors")) {
+                files.push((case.to_string(), dtype, path.clone()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn case(name: &str) -> common::Case {
+    common::load_cases(&common::fixtures_dir())
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}
+
+/// Checks that the file holds the case's parameters, exactly as `T` rounds them.
+fn check_pytorch_file<T: Float>(case: &common::Case, path: &Path) {
+    let tensors = read_tensors::<T>(path).unwrap();
+    let mut expected: Vec<&str> = case.json["params"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    expected.sort_unstable();
+    let names: Vec<&str> = tensors.iter().map(|(n, _)| n).collect();
+    assert_eq!(names, expected, "{}", path.display());
+    for (name, t) in tensors.iter() {
+        let want = case.tensor("params", name).unwrap();
+        assert_eq!(t.shape(), want.shape(), "{name}");
+        // f64: the same bits; f32: PyTorch's rounding of them, which is Rust's
+        assert_eq!(*t, want.cast::<T>(), "{} {name}", path.display());
+    }
+}
+
+#[test]
+fn pytorch_files_hold_the_cases_parameters() {
+    let files = pytorch_files();
+    assert!(files.len() >= 8, "the fixtures hold 4 cases in 2 dtypes");
+    for (name, dtype, path) in files {
+        let case = case(&name);
+        if dtype == "f32" {
+            check_pytorch_file::<f32>(&case, &path);
+            let e = read_tensors::<f64>(&path).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::DtypeMismatch {
+                        expected: "F64",
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+        } else {
+            check_pytorch_file::<f64>(&case, &path);
+        }
+        println!(
+            "{name}.{dtype}: {} tensors match",
+            case.json["params"].as_object().unwrap().len()
+        );
+    }
+}
+
+/// Layer `k` of a stack: a one-layer `Recurrent` whose parameters are named `*_l{k}`, as
+/// the parameters of layer `k` of a PyTorch `nn.RNN(num_layers=L)`.
+struct Stack<T: Float> {
+    layers: Vec<Recurrent<recurrent::RnnCell<T>>>,
+}
+
+impl<T: Float> Parameters<T> for Stack<T> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        for (k, layer) in self.layers.iter().enumerate() {
+            layer.visit_params(&mut |n, t| f(&n.replace("_l0", &format!("_l{k}")), t));
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        for (k, layer) in self.layers.iter_mut().enumerate() {
+            layer.visit_params_mut(&mut |n, t| f(&n.replace("_l0", &format!("_l{k}")), t));
+        }
+    }
+}
+
+/// Loads PyTorch's `nn.RNN(2, 5, num_layers=2, nonlinearity="relu")` file into two stacked
+/// layers and runs the case's input: the outputs are PyTorch's to `tol`.
+fn pytorch_file_drives_a_two_layer_stack<T: Float>(dtype: &str, tol: f64) {
+    let case = case("rnn_relu_l2_T4_B3");
+    let (i, h, b) = (
+        case.usize("input_size"),
+        case.usize("hidden_size"),
+        case.usize("batch"),
+    );
+    let mut rng = StdRng::seed_from_u64(0);
+    let config = |input| RnnCellConfig::new(input, h).with_nonlinearity(Nonlinearity::Relu);
+    let mut stack = Stack::<T> {
+        layers: vec![
+            Recurrent::new(config(i).init(&mut rng)),
+            Recurrent::new(config(h).init(&mut rng)),
+        ],
+    };
+    let path = common::fixtures_dir().join(format!("rnn_relu_l2_T4_B3.{dtype}.safetensors"));
+    load(&mut stack, &path).unwrap();
+
+    // a one-layer model does not take a two-layer file
+    let mut one = Stack::<T> {
+        layers: vec![Recurrent::new(config(i).init(&mut rng))],
+    };
+    assert_eq!(
+        load(&mut one, &path).unwrap_err(),
+        Error::UnexpectedParameter {
+            name: "bias_hh_l1".into()
+        }
+    );
+
+    let mut x = case.tensor("inputs", "x").unwrap().cast::<T>();
+    let h0 = case.tensor("inputs", "h0").unwrap().cast::<T>();
+    let mut h_n = Vec::new();
+    for (k, layer) in stack.layers.iter().enumerate() {
+        let h0_k = h0.as_slice()[k * b * h..(k + 1) * b * h].to_vec();
+        let state = State::from_h(Tensor::from_vec(h0_k, &[1, b, h]).unwrap());
+        let out = layer.forward(&x, Some(&state), None).unwrap();
+        h_n.extend_from_slice(out.state.h().as_slice());
+        x = out.output;
+    }
+    let h_n = Tensor::from_vec(h_n, &[2, b, h]).unwrap();
+    let out_err = common::worst_error(&x, &case.tensor("outputs", "output").unwrap());
+    let h_err = common::worst_error(&h_n, &case.tensor("outputs", "h_n").unwrap());
+    println!("rnn_relu_l2_T4_B3.{dtype}: output {out_err:.1e}, h_n {h_err:.1e}");
+    assert!(out_err <= tol && h_err <= tol, "{out_err} {h_err}");
+}
+
+#[test]
+fn pytorch_f64_file_reproduces_pytorch_outputs() {
+    pytorch_file_drives_a_two_layer_stack::<f64>("f64", 1e-10);
+}
+
+#[test]
+fn pytorch_f32_file_reproduces_pytorch_outputs() {
+    pytorch_file_drives_a_two_layer_stack::<f32>("f32", 1e-5);
+}
