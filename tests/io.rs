@@ -2,11 +2,11 @@
 //! forward outputs; each bad file gives the error that names the bad tensor and leaves the
 //! model untouched; truncated, flipped and garbage bytes give `Corrupt` and never panic;
 //! saves are atomic; the safetensors files written by PyTorch in `tests/fixtures/pytorch/`
-//! read back to the case's parameters, and a two-layer one drives a two-layer stack of
-//! `Recurrent` layers to PyTorch's outputs.
+//! read back to the case's parameters and load into the equivalent `Lstm` / `Gru` / `Rnn`
+//! (several layers, bidirectional, variable lengths, projections), which then reproduce
+//! PyTorch's outputs; a file for another network is rejected by tensor name.
 //!
-//! Not covered: the multi-layer and bidirectional layer types themselves (they do not exist
-//! yet); files larger than memory.
+//! Not covered: files larger than memory.
 
 mod common;
 
@@ -16,7 +16,8 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     from_bytes, load, load_converting, read_tensors, save, to_bytes, Error, Float, GruCellConfig,
-    LstmCellConfig, Nonlinearity, Parameters, Recurrent, RnnCellConfig, State, Tensor,
+    LstmCellConfig, Nonlinearity, Parameters, Recurrent, Rnn, RnnConfig, SequenceLayer, State,
+    Tensor,
 };
 
 /// A fresh, empty directory under the system's temporary directory, removed on drop.
@@ -513,80 +514,92 @@ fn pytorch_files_hold_the_cases_parameters() {
     }
 }
 
-/// Layer `k` of a stack: a one-layer `Recurrent` whose parameters are named `*_l{k}`, as
-/// the parameters of layer `k` of a PyTorch `nn.RNN(num_layers=L)`.
-struct Stack<T: Float> {
-    layers: Vec<Recurrent<recurrent::RnnCell<T>>>,
+/// Loads a case's PyTorch-written files (`<case>.f64.safetensors` into the `f64` network,
+/// `<case>.f32.safetensors` into the `f32` one), runs the case's input from its initial state
+/// and returns the worst error of the outputs and final states against PyTorch's, per dtype.
+struct LoadPytorchFiles;
+
+impl common::WithNetwork for LoadPytorchFiles {
+    type Output = (f64, f64);
+
+    fn run<N64: SequenceLayer<f64>, N32: SequenceLayer<f32>>(
+        self,
+        case: &common::Case,
+        mut net64: N64,
+        mut net32: N32,
+    ) -> (f64, f64) {
+        let file =
+            |dtype: &str| common::fixtures_dir().join(format!("{}.{dtype}.safetensors", case.name));
+        load(&mut net64, file("f64")).unwrap();
+        load(&mut net32, file("f32")).unwrap();
+        (
+            worst_output_error(case, &net64),
+            worst_output_error(case, &net32),
+        )
+    }
 }
 
-impl<T: Float> Parameters<T> for Stack<T> {
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
-        for (k, layer) in self.layers.iter().enumerate() {
-            layer.visit_params(&mut |n, t| f(&n.replace("_l0", &format!("_l{k}")), t));
-        }
+/// The worst error of `net`'s output and final state on the case's input against PyTorch's.
+fn worst_output_error<T: Float, N: SequenceLayer<T>>(case: &common::Case, net: &N) -> f64 {
+    let x = case.tensor("inputs", "x").unwrap().cast::<T>();
+    let h0 = case.tensor("inputs", "h0").unwrap().cast::<T>();
+    let init = match case.tensor("inputs", "c0") {
+        Some(c0) => State::from_hc(h0, c0.cast()),
+        None => State::from_h(h0),
+    };
+    let lengths = case.lengths();
+    let out = net.forward(&x, Some(&init), lengths.as_deref()).unwrap();
+    let mut errors = vec![
+        common::worst_error(&out.output, &case.tensor("outputs", "output").unwrap()),
+        common::worst_error(out.state.h(), &case.tensor("outputs", "h_n").unwrap()),
+    ];
+    if let Some(c) = out.state.c() {
+        errors.push(common::worst_error(
+            c,
+            &case.tensor("outputs", "c_n").unwrap(),
+        ));
     }
+    errors.into_iter().fold(0.0, f64::max)
+}
 
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
-        for (k, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit_params_mut(&mut |n, t| f(&n.replace("_l0", &format!("_l{k}")), t));
-        }
+/// Every file PyTorch wrote (`safetensors.torch.save_file(model.state_dict(), path)`) loads
+/// into the equivalent network, which then reproduces PyTorch's outputs: f64 to 1e-10, f32 to
+/// 1e-5.
+#[test]
+fn pytorch_files_load_into_the_equivalent_network_and_reproduce_its_outputs() {
+    let mut cases: Vec<String> = pytorch_files().into_iter().map(|(c, _, _)| c).collect();
+    cases.dedup();
+    assert_eq!(cases.len(), 4, "{cases:?}");
+    for name in cases {
+        let case = case(&name);
+        let (e64, e32) = common::with_network(&case, LoadPytorchFiles);
+        println!("{name}: f64 worst {e64:.1e}, f32 worst {e32:.1e}");
+        assert!(e64 <= 1e-10 && e32 <= 1e-5, "{name}: f64 {e64}, f32 {e32}");
     }
 }
 
-/// Loads PyTorch's `nn.RNN(2, 5, num_layers=2, nonlinearity="relu")` file into two stacked
-/// layers and runs the case's input: the outputs are PyTorch's to `tol`.
-fn pytorch_file_drives_a_two_layer_stack<T: Float>(dtype: &str, tol: f64) {
-    let case = case("rnn_relu_l2_T4_B3");
-    let (i, h, b) = (
-        case.usize("input_size"),
-        case.usize("hidden_size"),
-        case.usize("batch"),
-    );
-    let mut rng = StdRng::seed_from_u64(0);
-    let config = |input| RnnCellConfig::new(input, h).with_nonlinearity(Nonlinearity::Relu);
-    let mut stack = Stack::<T> {
-        layers: vec![
-            Recurrent::new(config(i).init(&mut rng)),
-            Recurrent::new(config(h).init(&mut rng)),
-        ],
-    };
-    let path = common::fixtures_dir().join(format!("rnn_relu_l2_T4_B3.{dtype}.safetensors"));
-    load(&mut stack, &path).unwrap();
-
-    // a one-layer model does not take a two-layer file
-    let mut one = Stack::<T> {
-        layers: vec![Recurrent::new(config(i).init(&mut rng))],
-    };
+/// A network of another configuration does not take the file, and the error names the tensor.
+#[test]
+fn a_pytorch_file_for_another_network_is_rejected_by_name() {
+    let path = common::fixtures_dir().join("rnn_relu_l2_T4_B3.f64.safetensors");
+    let rng = &mut StdRng::seed_from_u64(0);
+    let relu = |c: RnnConfig| c.with_nonlinearity(Nonlinearity::Relu);
+    let mut one_layer = Rnn::<f64>::new(relu(RnnConfig::new(2, 5)), rng).unwrap();
     assert_eq!(
-        load(&mut one, &path).unwrap_err(),
+        load(&mut one_layer, &path).unwrap_err(),
         Error::UnexpectedParameter {
             name: "bias_hh_l1".into()
         }
     );
-
-    let mut x = case.tensor("inputs", "x").unwrap().cast::<T>();
-    let h0 = case.tensor("inputs", "h0").unwrap().cast::<T>();
-    let mut h_n = Vec::new();
-    for (k, layer) in stack.layers.iter().enumerate() {
-        let h0_k = h0.as_slice()[k * b * h..(k + 1) * b * h].to_vec();
-        let state = State::from_h(Tensor::from_vec(h0_k, &[1, b, h]).unwrap());
-        let out = layer.forward(&x, Some(&state), None).unwrap();
-        h_n.extend_from_slice(out.state.h().as_slice());
-        x = out.output;
-    }
-    let h_n = Tensor::from_vec(h_n, &[2, b, h]).unwrap();
-    let out_err = common::worst_error(&x, &case.tensor("outputs", "output").unwrap());
-    let h_err = common::worst_error(&h_n, &case.tensor("outputs", "h_n").unwrap());
-    println!("rnn_relu_l2_T4_B3.{dtype}: output {out_err:.1e}, h_n {h_err:.1e}");
-    assert!(out_err <= tol && h_err <= tol, "{out_err} {h_err}");
-}
-
-#[test]
-fn pytorch_f64_file_reproduces_pytorch_outputs() {
-    pytorch_file_drives_a_two_layer_stack::<f64>("f64", 1e-10);
-}
-
-#[test]
-fn pytorch_f32_file_reproduces_pytorch_outputs() {
-    pytorch_file_drives_a_two_layer_stack::<f32>("f32", 1e-5);
+    let mut three_layers =
+        Rnn::<f64>::new(relu(RnnConfig::new(2, 5).with_num_layers(3)), rng).unwrap();
+    assert!(matches!(
+        load(&mut three_layers, &path).unwrap_err(),
+        Error::MissingParameter { name, .. } if name == "weight_ih_l2"
+    ));
+    let mut wider = Rnn::<f64>::new(relu(RnnConfig::new(2, 6).with_num_layers(2)), rng).unwrap();
+    assert!(matches!(
+        load(&mut wider, &path).unwrap_err(),
+        Error::ParameterShape { name, .. } if name == "weight_ih_l0"
+    ));
 }

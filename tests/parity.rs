@@ -13,11 +13,11 @@
 
 mod common;
 
-use common::{fixtures_dir, load_cases, worst_error, Case};
-use rand::{rngs::StdRng, SeedableRng};
+use common::{
+    fixtures_dir, load_cases, nonlinearity, with_network, worst_error, Case, WithNetwork,
+};
 use recurrent::{
-    Cell, CellParams, Float, Gru, GruCell, GruConfig, Lstm, LstmCell, LstmConfig, Nonlinearity,
-    Parameters, Rnn, RnnCell, RnnConfig, SequenceLayer, State, Tensor,
+    Cell, CellParams, Float, GruCell, LstmCell, Parameters, RnnCell, SequenceLayer, State, Tensor,
 };
 
 const F64_TOLERANCE: f64 = 1e-10;
@@ -234,49 +234,19 @@ where
     }
 }
 
-/// Applies the options every network config shares from the case's config.
-macro_rules! configured {
-    ($config:expr, $case:expr) => {
-        $config
-            .with_num_layers($case.usize("num_layers"))
-            .with_bidirectional($case.flag("bidirectional"))
-            .with_bias($case.flag("bias"))
-            .with_batch_first($case.flag("batch_first"))
-    };
-}
+/// Runs a sequence case through the network its configuration describes.
+struct CheckSequence;
 
-fn run_sequence_case(case: &Case) -> Outcome {
-    let (i, h) = (case.usize("input_size"), case.usize("hidden_size"));
-    // the parameters are overwritten with the case's
-    let rng = &mut StdRng::seed_from_u64(0);
-    let built = "the case's configuration is valid";
-    match case.cell() {
-        "lstm" => {
-            let config =
-                configured!(LstmConfig::new(i, h), case).with_proj_size(case.usize("proj_size"));
-            let (a, b) = (Lstm::new(config, rng), Lstm::new(config, rng));
-            check_sequence_case(case, a.expect(built), b.expect(built))
-        }
-        "gru" => {
-            let config = configured!(GruConfig::new(i, h), case);
-            let (a, b) = (Gru::new(config, rng), Gru::new(config, rng));
-            check_sequence_case(case, a.expect(built), b.expect(built))
-        }
-        cell @ ("rnn_tanh" | "rnn_relu") => {
-            let config =
-                configured!(RnnConfig::new(i, h), case).with_nonlinearity(nonlinearity(cell));
-            let (a, b) = (Rnn::new(config, rng), Rnn::new(config, rng));
-            check_sequence_case(case, a.expect(built), b.expect(built))
-        }
-        other => panic!("{}: unknown cell {other:?}", case.name),
-    }
-}
+impl WithNetwork for CheckSequence {
+    type Output = Outcome;
 
-fn nonlinearity(cell: &str) -> Nonlinearity {
-    if cell == "rnn_tanh" {
-        Nonlinearity::Tanh
-    } else {
-        Nonlinearity::Relu
+    fn run<N64: SequenceLayer<f64>, N32: SequenceLayer<f32>>(
+        self,
+        case: &Case,
+        net64: N64,
+        net32: N32,
+    ) -> Outcome {
+        check_sequence_case(case, net64, net32)
     }
 }
 
@@ -313,7 +283,7 @@ fn run_cell_case(case: &Case) -> Outcome {
 fn run_case(case: &Case) -> Outcome {
     match case.kind() {
         "cell" => run_cell_case(case),
-        "sequence" => run_sequence_case(case),
+        "sequence" => with_network(case, CheckSequence),
         other => panic!("{}: unknown kind {other:?}", case.name),
     }
 }

@@ -4,7 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use recurrent::{CellParams, Tensor};
+use rand::{rngs::StdRng, SeedableRng};
+use recurrent::{
+    CellParams, Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, Rnn, RnnConfig, SequenceLayer,
+    Tensor,
+};
 use serde_json::Value;
 
 /// A proptest runner with a fixed seed, so that a run is reproducible: `cases` problems, or
@@ -133,4 +137,63 @@ pub fn worst_error<T: recurrent::Float>(actual: &Tensor<T>, expected: &Tensor<f6
                 m.max(e)
             }
         })
+}
+
+/// Something to do with the network a sequence case describes (`nn.LSTM` / `nn.GRU` / `nn.RNN`
+/// with the case's configuration), given in `f64` and in `f32`, both with fresh parameters.
+pub trait WithNetwork {
+    type Output;
+    fn run<N64: SequenceLayer<f64>, N32: SequenceLayer<f32>>(
+        self,
+        case: &Case,
+        net64: N64,
+        net32: N32,
+    ) -> Self::Output;
+}
+
+/// Applies the options every network config shares from the case's config.
+macro_rules! configured {
+    ($config:expr, $case:expr) => {
+        $config
+            .with_num_layers($case.usize("num_layers"))
+            .with_bidirectional($case.flag("bidirectional"))
+            .with_bias($case.flag("bias"))
+            .with_batch_first($case.flag("batch_first"))
+    };
+}
+
+/// The RNN non-linearity of a case's `cell`.
+pub fn nonlinearity(cell: &str) -> Nonlinearity {
+    if cell == "rnn_tanh" {
+        Nonlinearity::Tanh
+    } else {
+        Nonlinearity::Relu
+    }
+}
+
+/// Builds the network of a sequence case with the builders and hands it to `w`.
+pub fn with_network<W: WithNetwork>(case: &Case, w: W) -> W::Output {
+    let (i, h) = (case.usize("input_size"), case.usize("hidden_size"));
+    let rng = &mut StdRng::seed_from_u64(0);
+    let built = "the case's configuration is valid";
+    match case.cell() {
+        "lstm" => {
+            let config =
+                configured!(LstmConfig::new(i, h), case).with_proj_size(case.usize("proj_size"));
+            let (a, b) = (Lstm::new(config, rng), Lstm::new(config, rng));
+            w.run(case, a.expect(built), b.expect(built))
+        }
+        "gru" => {
+            let config = configured!(GruConfig::new(i, h), case);
+            let (a, b) = (Gru::new(config, rng), Gru::new(config, rng));
+            w.run(case, a.expect(built), b.expect(built))
+        }
+        cell @ ("rnn_tanh" | "rnn_relu") => {
+            let config =
+                configured!(RnnConfig::new(i, h), case).with_nonlinearity(nonlinearity(cell));
+            let (a, b) = (Rnn::new(config, rng), Rnn::new(config, rng));
+            w.run(case, a.expect(built), b.expect(built))
+        }
+        other => panic!("{}: unknown cell {other:?}", case.name),
+    }
 }
