@@ -3,57 +3,104 @@
 //!
 //! ```
 //! use rand::{rngs::StdRng, SeedableRng};
-//! use recurrent::{LstmCellConfig, Recurrent, Tensor};
+//! use recurrent::{
+//!     binary_cross_entropy_with_logits, AdamConfig, Linear, Lstm, LstmConfig, Optimizer,
+//!     SequenceLayer, SgdConfig, Tensor,
+//! };
 //!
 //! let mut rng = StdRng::seed_from_u64(42);
-//! // nn.LSTM(input_size=8, hidden_size=16) with PyTorch's parameter names and initialisation
-//! let lstm = Recurrent::new(LstmCellConfig::new(8, 16).init::<f32, _>(&mut rng));
-//! let x = Tensor::randn(&[20, 4, 8], &mut rng); // (T, B, I), time-major
-//! let out = lstm.forward(&x, None, Some(&[20, 17, 9, 3]))?; // variable lengths
-//! assert_eq!(out.output.shape(), &[20, 4, 16]);
-//! assert_eq!(out.state.c().unwrap().shape(), &[1, 4, 16]);
+//! // nn.LSTM(input_size=8, hidden_size=16, num_layers=2, bidirectional=True): PyTorch's
+//! // parameter names, shapes and initialisation
+//! let config = LstmConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
+//! let lstm: Lstm<f32> = Lstm::new(config, &mut rng)?;
+//! let head = Linear::new(32, 1, true, &mut rng);
 //!
-//! // gradient of sum(output) with respect to the input, the initial state and every weight
-//! let d_output = out.output.map(|_| 1.0);
-//! let grads = lstm.backward(&out.trace, Some(&d_output), None)?;
-//! assert_eq!(grads.input.shape(), x.shape());
-//! assert_eq!(grads.params.get("weight_ih_l0").unwrap().shape(), &[64, 8]);
+//! // a time-major batch (T, B, I) of four sequences with their own lengths
+//! let x = Tensor::randn(&[20, 4, 8], &mut rng);
+//! let lengths = [20, 17, 9, 3];
+//! let out = lstm.forward(&x, None, Some(&lengths))?;
+//! assert_eq!(out.output.shape(), &[20, 4, 32]); // forward and reverse features
+//! assert_eq!(out.state.h().shape(), &[4, 4, 16]); // (layers · directions, B, H)
+//!
+//! // a loss on the first step's output, where the reverse direction has read everything
+//! let first = Tensor::from_vec(out.output.as_slice()[..4 * 32].to_vec(), &[4, 32])?;
+//! let logits = head.forward(&first)?;
+//! let targets = Tensor::from_vec(vec![1.0, 0.0, 1.0, 0.0], &[4, 1])?;
+//! let loss = binary_cross_entropy_with_logits(&logits, &targets)?;
+//!
+//! // backward through the head and the LSTM, then an optimiser step on each
+//! let head_grads = head.backward(&first, &loss.grad)?;
+//! let mut d_output = Tensor::zeros(out.output.shape());
+//! d_output.as_mut_slice()[..4 * 32].copy_from_slice(head_grads.input.as_slice());
+//! let grads = lstm.backward(&out.trace, Some(&d_output), None)?.params;
+//! assert_eq!(grads.get("weight_hh_l1_reverse").unwrap().shape(), &[64, 16]);
+//! let (mut lstm, mut head) = (lstm, head);
+//! let mut adam = AdamConfig::new(1e-3).init()?;
+//! adam.step(&mut lstm, &grads)?;
+//! let mut sgd = SgdConfig::new(0.1).init()?;
+//! sgd.step(&mut head, &head_grads.params)?;
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 //!
 //! # Overview
 //!
 //! A recurrent network here is a [`Cell`] (one time step and its derivative) run over whole
-//! sequences by a [`SequenceLayer`] such as [`Recurrent`]. Forward passes take `&self` and
-//! return a trace; backward passes take the trace and return the gradients as values, named
-//! like the parameters. Everything is generic over [`Float`]: `f32` for speed, `f64` for
-//! gradient checks.
+//! sequences by a [`SequenceLayer`] such as [`Recurrent`]; [`Bidirectional`] and [`Stacked`]
+//! compose sequence layers, and [`Lstm`], [`Gru`] and [`Rnn`] build the networks PyTorch's
+//! `nn.LSTM`, `nn.GRU` and `nn.RNN` describe. Forward passes take `&self` and return a trace;
+//! backward passes take the trace and return the gradients as values, named like the
+//! parameters. Every layer visits its parameters through [`Parameters`] under PyTorch's
+//! `state_dict` names; optimisers, clipping, gradient checking and weight files all walk that
+//! one visitor. Everything is generic over [`Float`]: `f32` for speed, `f64` for gradient
+//! checks.
 //!
 //! # Cells
 //!
-//! [`RnnCell`] (tanh or relu), [`LstmCell`] and [`GruCell`] follow PyTorch exactly: the same
-//! parameter names and shapes (`weight_ih (G·H, I)`, `weight_hh (G·H, H)`, `bias_ih`,
-//! `bias_hh`), the same gate order (LSTM `i, f, g, o`; GRU `r, z, n` with the reset gate applied
-//! to `W_hn h + b_hn`), and the default initialisation `U(−1/√H, 1/√H)` from a seedable RNG.
-//! Implement [`Cell`] for a cell of your own and it gets [`Recurrent`] and [`Gradcheck`].
+//! [`RnnCell`] (tanh or relu), [`LstmCell`] (optionally with a projection) and [`GruCell`]
+//! follow PyTorch exactly: the same parameter names and shapes (`weight_ih (G·H, I)`,
+//! `weight_hh (G·H, H)`, `bias_ih`, `bias_hh`, `weight_hr`), the same gate order (LSTM
+//! `i, f, g, o`; GRU `r, z, n` with the reset gate applied to `W_hn h + b_hn`), and the default
+//! initialisation `U(−1/√H, 1/√H)` from a seedable RNG. Implement [`Cell`] for a cell of your
+//! own and it gets [`Recurrent`], the combinators and [`Gradcheck`].
 //!
 //! # Layers
 //!
-//! [`Recurrent`] runs a cell over `(T, B, I)` input (or batch-first), with an optional initial
-//! state and optional per-sequence lengths with PyTorch `PackedSequence` semantics: outputs
-//! past a sequence's length are zero and its final state is taken at its own last step.
-//! [`Recurrent::stream`] feeds one step at a time for online inference.
+//! - [`Recurrent`] runs a cell over `(T, B, I)` input (or batch-first), with an optional
+//!   initial state and optional per-sequence lengths with PyTorch `PackedSequence` semantics:
+//!   outputs past a sequence's length are zero and its final state is taken at its own last
+//!   step. [`Recurrent::stream`] feeds one step at a time for online inference.
+//! - [`Bidirectional`] reads each sequence both ways (the reverse direction from each
+//!   sequence's own end), on two threads when that pays.
+//! - [`Stacked`] feeds each layer's output to the next, with optional inter-layer dropout.
+//! - [`Lstm`], [`Gru`], [`Rnn`]: `Stacked` of `Recurrent` or of `Bidirectional` pairs, built
+//!   from [`LstmConfig`], [`GruConfig`], [`RnnConfig`] with `nn.LSTM`'s arguments.
+//!
+//! # Training
+//!
+//! [`Linear`], [`Embedding`] and [`Dropout`]; the losses [`mse_loss`],
+//! [`binary_cross_entropy_with_logits`] and [`cross_entropy_with_logits`], each returning its
+//! value and gradient; the optimisers [`Sgd`] and [`Adam`] (AdamW with
+//! [`AdamConfig::adamw`]) behind [`Optimizer`]; [`clip_grad_norm`] and [`clip_grad_value`].
+//!
+//! # Weights
+//!
+//! [`save`] and [`load`] write and read safetensors files under PyTorch's `state_dict` names,
+//! so a file saved in PyTorch with `safetensors.torch.save_file(model.state_dict(), path)`
+//! loads into the equivalent model. Loading rejects a missing, unexpected, mis-shaped or
+//! wrong-dtype tensor by name, and a corrupt file with an error; saving is atomic.
 //!
 //! # Gradient checking
 //!
-//! [`Gradcheck`] compares every analytic gradient of a cell or a sequence layer with central
-//! finite differences in `f64` and reports the worst error and where it occurred.
+//! [`Gradcheck`] compares every analytic gradient of a cell, a sequence layer or any scalar
+//! function with central finite differences in `f64` and reports the worst error and where it
+//! occurred.
 //!
 //! # Performance
 //!
 //! The input projection of all time steps is one GEMM before the time loop; inside it there is
 //! one recurrent GEMM per step and the gate non-linearities are fused; the weight and input
-//! gradients are one GEMM each after the loop. Matrix products are `matrixmultiply`'s.
+//! gradients are one GEMM each after the loop. Matrix products are `matrixmultiply`'s. The two
+//! directions of a [`Bidirectional`] layer run in parallel when the work is large enough.
 //!
 //! # Crate features
 //!
@@ -67,16 +114,23 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
-mod cell;
+// DESIGN's layers, each depending only on those above it (blank lines keep rustfmt from
+// sorting them alphabetically)
 mod error;
 mod float;
-mod gradcheck;
-mod io;
+mod tensor;
+
+mod cell;
+
+mod params;
+
 mod layer;
 mod nn;
 mod optim;
-mod params;
-mod tensor;
+
+mod io;
+
+mod gradcheck;
 
 pub use cell::{
     Cell, CellParams, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell,

@@ -1,5 +1,7 @@
 //! Bad input gives an error (or, for the internal `gemm`, a panic) whose message names what was
-//! expected and what was given; never silent garbage. Not covered: weight files (no I/O yet).
+//! expected and what was given; never silent garbage. Not covered here: weight files
+//! (`io.rs`), the combinators' configurations (`combinators.rs`) and the `nn` layers (beside
+//! their code).
 
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{Cell, Error, GruCellConfig, LstmCellConfig, Recurrent, State, Tensor};
