@@ -287,6 +287,19 @@ impl std::error::Error for Error {}
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;
 
+/// Returns an [`Error::InvalidArgument`] for `name` unless `0 ≤ p < 1` (a dropout
+/// probability; NaN is rejected).
+pub(crate) fn check_probability(name: &'static str, p: f64) -> Result<()> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            name,
+            reason: format!("{p} is not in [0, 1)"),
+        })
+    }
+}
+
 /// Returns a [`Error::ShapeMismatch`] unless `actual == expected`.
 pub(crate) fn check_shape(op: &'static str, expected: Shape, actual: Shape) -> Result<()> {
     if expected == actual {

@@ -5,7 +5,7 @@ use core::fmt;
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::cell::{Cell, State};
-use crate::error::{check_shape, Result};
+use crate::error::{check_shape, Error, Result};
 use crate::layer::SequenceLayer;
 use crate::tensor::Tensor;
 
@@ -204,7 +204,11 @@ impl Gradcheck {
     ///
     /// # Errors
     ///
-    /// Whatever the layer's forward pass returns for these inputs.
+    /// Whatever the layer's forward pass returns for these inputs;
+    /// [`Error::InvalidArgument`] if two forward passes of the same input differ (a layer
+    /// with dropout in training mode: switch it to evaluation with
+    /// [`SequenceLayer::set_training`], or check a wrapper that fixes the masks'
+    /// seed, such as [`crate::Stacked::forward_seeded`]).
     pub fn check_layer<L>(
         &self,
         layer: &L,
@@ -217,6 +221,15 @@ impl Gradcheck {
     {
         let mut rng = StdRng::seed_from_u64(self.seed);
         let out = layer.forward(input, initial, lengths)?;
+        let again = layer.forward(input, initial, lengths)?;
+        if again.output != out.output || again.state != out.state {
+            return Err(Error::InvalidArgument {
+                name: "layer",
+                reason: "two forward passes of the same input differ, so finite differences \
+                         mean nothing (dropout in training mode?)"
+                    .into(),
+            });
+        }
         let g_out = Tensor::randn(out.output.shape(), &mut rng);
         let g_state = random_like(&out.state, &mut rng);
         let grads = layer.backward(&out.trace, Some(&g_out), Some(&g_state))?;

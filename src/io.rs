@@ -294,7 +294,12 @@ fn read_into<T: Float, M: Parameters<T> + ?Sized>(
         };
         match checked {
             Ok(v) => {
-                values.insert(name.to_string(), v);
+                if values.insert(name.to_string(), v).is_some() {
+                    first_error = Some(Error::InvalidArgument {
+                        name: "model",
+                        reason: format!("two parameters are named `{name}`"),
+                    });
+                }
             }
             Err(e) => first_error = Some(e),
         }

@@ -423,6 +423,25 @@ impl<T: Float> Tensor<T> {
         t
     }
 
+    /// Inverted-dropout multipliers of shape `dims`: each element is `0` with probability `p`
+    /// and `1/(1 − p)` otherwise. Every element takes one `f64` from `rng` in row-major order
+    /// and is dropped when it is below `p`; with `p = 0` nothing is drawn. `p` is checked by
+    /// the callers (`0 ≤ p < 1`).
+    pub(crate) fn dropout_scale<R: Rng + ?Sized>(dims: &[usize], p: f64, rng: &mut R) -> Self {
+        let mut scale = Tensor::full(dims, T::one());
+        if p > 0.0 {
+            let keep = T::from_f64(1.0 / (1.0 - p));
+            for v in scale.as_mut_slice() {
+                *v = if rng.random::<f64>() < p {
+                    T::zero()
+                } else {
+                    keep
+                };
+            }
+        }
+        scale
+    }
+
     /// A tensor of zeros with the shape of `self`.
     #[must_use = "returns a new tensor and does not modify self"]
     pub fn zeros_like(&self) -> Self {

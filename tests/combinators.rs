@@ -441,3 +441,75 @@ fn bad_configurations_are_rejected_with_their_reason() {
         "{e}"
     );
 }
+
+#[test]
+fn a_wrong_output_gradient_is_an_error_not_a_panic() {
+    let rng = &mut StdRng::seed_from_u64(5);
+    let config = GruCellConfig::new(2, 3);
+    let bi = Bidirectional::new(
+        Recurrent::new(config.init::<f64, _>(rng)),
+        Recurrent::new(config.init(rng)),
+    )
+    .unwrap();
+    let out = bi
+        .forward(&Tensor::randn(&[4, 2, 2], rng), None, Some(&[4, 3]))
+        .unwrap();
+    for dims in [[2, 2, 6], [4, 3, 6], [4, 2, 5]] {
+        let e = bi
+            .backward(&out.trace, Some(&Tensor::zeros(&dims)), None)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("shape mismatch in output gradient: expected [4, 2, 6], got {dims:?}")
+        );
+    }
+    let d_state = State::from_h(Tensor::zeros(&[2, 3, 3]));
+    let e = bi.backward(&out.trace, None, Some(&d_state)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in final state gradient: expected [2, 2, 3], got [2, 3, 3]"
+    );
+}
+
+#[test]
+fn layers_whose_names_would_clash_are_rejected() {
+    let rng = &mut StdRng::seed_from_u64(6);
+    let config = LstmConfig::new(3, 3).with_num_layers(2);
+    let (a, b) = (
+        Lstm::<f32>::new(config, rng).unwrap(),
+        Lstm::new(config, rng).unwrap(),
+    );
+    // a stack of stacks numbers both inner stacks from l0
+    let e = Stacked::new(vec![a, b]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("two parameters are named `bias_hh_l0`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn gradcheck_refuses_a_layer_with_active_dropout() {
+    let rng = &mut StdRng::seed_from_u64(8);
+    let config = LstmConfig::new(2, 3).with_num_layers(2).with_dropout(0.5);
+    let mut lstm = Lstm::<f64>::new(config, rng).unwrap();
+    let x = Tensor::randn(&[4, 2, 2], rng);
+    let e = Gradcheck::new()
+        .check_layer(&lstm, &x, None, None)
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidArgument { name: "layer", .. }),
+        "{e}"
+    );
+    lstm.set_training(false);
+    let report = Gradcheck::new().check_layer(&lstm, &x, None, None).unwrap();
+    assert!(report.worst_error < BOUND, "{report}");
+    // a seeded call repeats its masks
+    lstm.set_training(true);
+    let (a, b) = (
+        lstm.forward_seeded(&x, None, None, 3).unwrap(),
+        lstm.forward_seeded(&x, None, None, 3).unwrap(),
+    );
+    assert_eq!(a.output, b.output);
+    assert!(lstm.is_training());
+}

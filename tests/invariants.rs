@@ -2,7 +2,8 @@
 //! from a fixed seed: a sample's results do not depend on the rest of its batch, and the
 //! parameter gradients of a batch are the sum of its samples'; what lies past a sequence's
 //! length (including NaN and extra steps) changes nothing; batch-first is the transposed
-//! time-major computation, gradients included; streaming one step at a time equals the whole
+//! time-major computation, gradients included (for `Recurrent` and for a two-layer
+//! bidirectional projection LSTM); streaming one step at a time equals the whole
 //! forward; lengths all equal to `T` are no lengths. Also: the public layer types are
 //! `Send + Sync`. Batch independence and padding invariance are also checked for networks
 //! built from `Stacked` and `Bidirectional` in both orders. Not covered: PyTorch's values (`parity.rs`), gradient correctness
@@ -376,6 +377,50 @@ fn padding_changes_nothing() {
 #[test]
 fn batch_first_is_the_transposed_computation() {
     on_every_cell!(batch_first_matches);
+}
+
+/// Batch-first networks are the time-major ones with the two leading axes swapped: the same
+/// parameters (same seed) built with `with_batch_first(true)`, in forward and in every
+/// gradient, with variable lengths.
+#[test]
+fn batch_first_networks_are_the_transposed_computation() {
+    let result = runner(32).run(&problems(), |p| {
+        let (i, h) = (p.input_size, p.hidden_size + 1);
+        let config = LstmConfig::new(i, h)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_proj_size(h - 1);
+        let build = |batch_first| {
+            let rng = &mut StdRng::seed_from_u64(p.seed);
+            Lstm::<f64>::new(config.with_batch_first(batch_first), rng).unwrap()
+        };
+        let (tm_net, bf_net) = (build(false), build(true));
+        let rng = &mut StdRng::seed_from_u64(p.seed ^ 1);
+        let x = Tensor::randn(&[p.seq_len, p.batch, i], rng);
+        let lengths = random_lengths(&p, rng);
+        let init = random_state(&tm_net, p.batch, rng);
+        let tm = tm_net.forward(&x, Some(&init), Some(&lengths)).unwrap();
+        let bf = bf_net
+            .forward(&swap(&x), Some(&init), Some(&lengths))
+            .unwrap();
+        prop_assert!(close(&swap(&bf.output), &tm.output));
+        prop_assert!(states_close(&bf.state, &tm.state));
+        let g = Tensor::randn(tm.output.shape(), rng);
+        let g_state = random_state(&tm_net, p.batch, rng);
+        let d_tm = tm_net
+            .backward(&tm.trace, Some(&g), Some(&g_state))
+            .unwrap();
+        let d_bf = bf_net
+            .backward(&bf.trace, Some(&swap(&g)), Some(&g_state))
+            .unwrap();
+        prop_assert!(close(&swap(&d_bf.input), &d_tm.input));
+        prop_assert!(states_close(&d_bf.initial_state, &d_tm.initial_state));
+        prop_assert!(grads_close(&d_bf.params, &d_tm.params));
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
 }
 
 #[test]

@@ -130,9 +130,10 @@ impl<T: Float> LstmCell<T> {
     ///
     /// # Errors
     ///
-    /// [`crate::Error::ShapeMismatch`] naming the first parameter whose shape is not
-    /// `weight_ih (4H, I)`, `weight_hh (4H, P or H)`, `bias_* (4H)`, `weight_hr (P, H)` with
-    /// `0 < P < H`.
+    /// [`Error::ShapeMismatch`] naming the first parameter whose shape is not
+    /// `weight_ih (4H, I)`, `weight_hh (4H, P or H)`, `bias_* (4H)`, `weight_hr (P, H)`;
+    /// [`Error::InvalidArgument`] if `P ≥ H`; [`Error::MissingParameter`] if exactly one of
+    /// the biases is given.
     pub fn from_params(
         input_size: usize,
         hidden_size: usize,

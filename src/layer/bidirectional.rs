@@ -4,8 +4,8 @@
 use core::fmt;
 
 use super::ops::{
-    add, check_lengths, concat_features, concat_slots, reverse_time, sequence_dims, split_features,
-    split_slots,
+    add, check_lengths, check_unique_names, concat_features, concat_slots, reverse_time,
+    sequence_dims, split_features, split_state,
 };
 use super::{SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::cell::{State, StatePart};
@@ -15,7 +15,7 @@ use crate::params::Parameters;
 use crate::tensor::Tensor;
 
 /// Below this much work per direction (`T·B·(I + H_out)·H_out`) the two directions run one
-/// after the other; above it, on two threads. Measured with `benches/recurrent.rs`: see
+/// after the other; above it, on two threads. Measured with `benches/bidirectional.rs`: see
 /// [`Bidirectional::with_parallel_threshold`].
 const PARALLEL_THRESHOLD: usize = 1 << 18;
 
@@ -67,6 +67,8 @@ pub struct Bidirectional<L> {
 pub struct BidirectionalTrace<Tr> {
     forward: Tr,
     reverse: Tr,
+    seq_len: usize,
+    batch: usize,
     lengths: Option<Vec<usize>>,
     /// Whether forward ran the directions on two threads (backward does the same).
     parallel: bool,
@@ -75,6 +77,8 @@ pub struct BidirectionalTrace<Tr> {
 impl<Tr> fmt::Debug for BidirectionalTrace<Tr> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BidirectionalTrace")
+            .field("seq_len", &self.seq_len)
+            .field("batch", &self.batch)
             .field("lengths", &self.lengths)
             .finish_non_exhaustive()
     }
@@ -91,15 +95,13 @@ impl<L> Bidirectional<L> {
         &self.reverse
     }
 
-    /// Both layers, mutably: forward, then reverse.
-    pub fn layers_mut(&mut self) -> (&mut L, &mut L) {
-        (&mut self.forward, &mut self.reverse)
-    }
-
     /// The amount of work per direction, `T·B·(I + H_out)·H_out`, from which the two
-    /// directions run on two threads (if the machine has two cores). `0` always uses two
-    /// threads, `usize::MAX` never. The default, 2¹⁸, is where two threads start to win for
-    /// an LSTM on a two-core machine: below it, starting a thread costs more than it saves.
+    /// directions run on two threads, if the machine has more than one core. `0` always uses
+    /// two threads (even on one core), `usize::MAX` never. The default, 2¹⁸, is where two
+    /// threads start to win for an LSTM on a two-core machine (`cargo bench --bench
+    /// bidirectional`): below it, starting a thread costs more than it saves. The measure
+    /// leaves out the number of gates, so for a GRU or a vanilla RNN the break-even work is
+    /// higher.
     #[must_use = "returns a new layer and does not modify self"]
     pub fn with_parallel_threshold(self, work: usize) -> Self {
         Bidirectional {
@@ -116,7 +118,9 @@ impl<L> Bidirectional<L> {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] if the two layers differ in input size, output size, state
-    /// layout, state slots or layout (batch-first or not).
+    /// layout, state slots or layout (batch-first or not), or if two of their parameters end
+    /// up with the same name (a layer that does not implement
+    /// [`SequenceLayer::set_position`]).
     pub fn new<T: Float>(forward: L, reverse: L) -> Result<Self>
     where
         L: SequenceLayer<T>,
@@ -144,6 +148,7 @@ impl<L> Bidirectional<L> {
             parallel_threshold: PARALLEL_THRESHOLD,
         };
         SequenceLayer::<T>::set_position(&mut bi, 0, false);
+        check_unique_names("bidirectional layers", &bi)?;
         Ok(bi)
     }
 
@@ -156,8 +161,9 @@ impl<L> Bidirectional<L> {
         let work = (seq_len * batch)
             .saturating_mul(self.forward.input_size() + h)
             .saturating_mul(h);
-        work >= self.parallel_threshold
-            && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+        self.parallel_threshold == 0
+            || work >= self.parallel_threshold
+                && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
     }
 }
 
@@ -212,16 +218,8 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         let (seq_len, batch) = sequence_dims(op, input, self.input_size(), batch_first)?;
         check_lengths(lengths, seq_len, batch)?;
         let slots = self.forward.state_slots();
-        let initial = match initial {
-            Some(s) => {
-                s.validate("initial state", &self.state_parts(), &[2 * slots, batch])?;
-                split_slots(s, &[slots, slots])
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            }
-            None => vec![None, None],
-        };
+        let layout = self.state_parts();
+        let initial = split_state("initial state", initial, &layout, &[slots, slots], batch)?;
         let reversed = reverse_time(input, lengths, batch_first);
         let parallel = self.parallel(seq_len, batch);
         let (fwd, rev) = join(
@@ -243,6 +241,8 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
             trace: BidirectionalTrace {
                 forward: fwd.trace,
                 reverse: rev.trace,
+                seq_len,
+                batch,
                 lengths: lengths.map(<[usize]>::to_vec),
                 parallel,
             },
@@ -258,43 +258,24 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         let batch_first = self.batch_first();
         let lengths = trace.lengths.as_deref();
         let h_out = self.forward.output_size();
+        let (seq_len, batch) = (trace.seq_len, trace.batch);
         let d_output = match d_output {
             Some(d) => {
-                let &[d0, d1, _] = d.shape() else {
-                    return Err(Error::RankMismatch {
-                        op: "bidirectional output gradient",
-                        expected: 3,
-                        layout: if batch_first {
-                            "(B, T, F)"
-                        } else {
-                            "(T, B, F)"
-                        },
-                        actual: d.raw_shape(),
-                    });
+                let expected = if batch_first {
+                    [batch, seq_len, 2 * h_out]
+                } else {
+                    [seq_len, batch, 2 * h_out]
                 };
-                let expected = Shape::from([d0, d1, 2 * h_out]);
-                check_shape("bidirectional output gradient", expected, d.raw_shape())?;
+                check_shape("output gradient", Shape::from(expected), d.raw_shape())?;
                 let (f, r) = split_features(d, h_out);
                 (Some(f), Some(reverse_time(&r, lengths, batch_first)))
             }
             None => (None, None),
         };
         let slots = self.forward.state_slots();
-        let d_state = match d_state {
-            Some(s) => {
-                let batch = s.h().shape().get(1).copied().unwrap_or(0);
-                s.validate(
-                    "final state gradient",
-                    &self.state_parts(),
-                    &[2 * slots, batch],
-                )?;
-                split_slots(s, &[slots, slots])
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            }
-            None => vec![None, None],
-        };
+        let layout = self.state_parts();
+        let op = "final state gradient";
+        let d_state = split_state(op, d_state, &layout, &[slots, slots], batch)?;
         let (fwd, rev) = join(
             trace.parallel,
             || {

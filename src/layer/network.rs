@@ -13,7 +13,7 @@ use crate::cell::{
     Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig,
     State, StatePart,
 };
-use crate::error::{Error, Result};
+use crate::error::{check_probability, Error, Result};
 use crate::float::Float;
 use crate::params::Parameters;
 use crate::tensor::Tensor;
@@ -56,13 +56,7 @@ impl Shared {
         if self.num_layers == 0 {
             return invalid("num_layers", "0: a network needs at least one layer");
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::InvalidArgument {
-                name: "dropout",
-                reason: format!("{} is not a probability in [0, 1)", self.dropout),
-            });
-        }
-        Ok(())
+        check_probability("dropout", self.dropout)
     }
 }
 
@@ -127,6 +121,21 @@ macro_rules! shared_options {
             pub fn bidirectional(&self) -> bool {
                 self.shared.bidirectional
             }
+
+            /// Whether the layers have biases.
+            pub fn bias(&self) -> bool {
+                self.shared.bias
+            }
+
+            /// Whether inputs and outputs are `(B, T, F)`.
+            pub fn batch_first(&self) -> bool {
+                self.shared.batch_first
+            }
+
+            /// The dropout probability between layers.
+            pub fn dropout(&self) -> f64 {
+                self.shared.dropout
+            }
         }
     };
 }
@@ -155,6 +164,11 @@ impl LstmConfig {
     pub fn with_proj_size(mut self, proj_size: usize) -> Self {
         self.proj_size = proj_size;
         self
+    }
+
+    /// The projection size, 0 without a projection.
+    pub fn proj_size(&self) -> usize {
+        self.proj_size
     }
 }
 
@@ -202,6 +216,11 @@ impl RnnConfig {
     pub fn with_nonlinearity(mut self, nonlinearity: Nonlinearity) -> Self {
         self.nonlinearity = nonlinearity;
         self
+    }
+
+    /// The non-linearity.
+    pub fn nonlinearity(&self) -> Nonlinearity {
+        self.nonlinearity
     }
 }
 
@@ -251,6 +270,16 @@ pub type Rnn<T> = Network<RnnCell<T>>;
 enum Layers<C> {
     Forward(Stacked<Recurrent<C>>),
     Bidirectional(Stacked<Bidirectional<Recurrent<C>>>),
+}
+
+/// Calls the same method on whichever stack the network holds.
+macro_rules! on_layers {
+    ($layers:expr, $s:ident => $body:expr) => {
+        match $layers {
+            Layers::Forward($s) => $body,
+            Layers::Bidirectional($s) => $body,
+        }
+    };
 }
 
 /// What a [`Network`]'s forward pass keeps for its backward pass.
@@ -314,6 +343,12 @@ impl<C> Network<C> {
             Layers::Bidirectional(s) => Layers::Bidirectional(s.with_seed(seed)),
         };
         Network { layers }
+    }
+
+    /// Whether the network is in training mode (dropout active); see
+    /// [`SequenceLayer::set_training`]. Networks start in training mode, as in PyTorch.
+    pub fn is_training(&self) -> bool {
+        on_layers!(&self.layers, s => s.is_training())
     }
 
     /// The cell of layer `layer` in the forward (`reverse == false`) or reverse direction.
@@ -395,16 +430,6 @@ impl<T: Float> Network<RnnCell<T>> {
     }
 }
 
-/// Calls the same method on whichever stack the network holds.
-macro_rules! on_layers {
-    ($layers:expr, $s:ident => $body:expr) => {
-        match $layers {
-            Layers::Forward($s) => $body,
-            Layers::Bidirectional($s) => $body,
-        }
-    };
-}
-
 impl<T: Float, C: Cell<T>> SequenceLayer<T> for Network<C> {
     type Trace = NetworkTrace<T>;
 
@@ -470,6 +495,36 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Network<C> {
 
     fn set_training(&mut self, training: bool) {
         on_layers!(&mut self.layers, s => SequenceLayer::<T>::set_training(s, training));
+    }
+}
+
+impl<C> Network<C> {
+    /// Like [`SequenceLayer::forward`], with the dropout masks drawn from `seed`; see
+    /// [`Stacked::forward_seeded`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SequenceLayer::forward`].
+    pub fn forward_seeded<T: Float>(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+        seed: u64,
+    ) -> Result<SequenceOutput<T, NetworkTrace<T>>>
+    where
+        C: Cell<T>,
+    {
+        Ok(match &self.layers {
+            Layers::Forward(s) => with_trace(
+                s.forward_seeded(input, initial, lengths, seed)?,
+                TraceOf::Forward,
+            ),
+            Layers::Bidirectional(s) => with_trace(
+                s.forward_seeded(input, initial, lengths, seed)?,
+                TraceOf::Bidirectional,
+            ),
+        })
     }
 }
 

@@ -2,9 +2,10 @@
 //! within each sequence's length, concatenation along features, and splitting states into the
 //! slots of their layers and directions.
 
-use crate::cell::State;
+use crate::cell::{State, StatePart};
 use crate::error::{check_shape, Error, Result, Shape};
 use crate::float::Float;
+use crate::params::Parameters;
 use crate::tensor::Tensor;
 
 /// `(T, B)` of a sequence tensor with `features` per step, `(T, B, F)` or, if `batch_first`,
@@ -165,6 +166,44 @@ pub(crate) fn concat_slots<T: Float>(states: &[State<T>]) -> State<T> {
         })
         .collect();
     State::new(parts)
+}
+
+/// Validates `state` (parts `(Σ counts, batch, width)` with `layout`'s parts) and splits it
+/// into one state per group of `counts[k]` slots; `None` gives `None` for every group.
+pub(crate) fn split_state<T: Float>(
+    op: &'static str,
+    state: Option<&State<T>>,
+    layout: &[StatePart],
+    counts: &[usize],
+    batch: usize,
+) -> Result<Vec<Option<State<T>>>> {
+    let Some(state) = state else {
+        return Ok(vec![None; counts.len()]);
+    };
+    state.validate(op, layout, &[counts.iter().sum(), batch])?;
+    Ok(split_slots(state, counts).into_iter().map(Some).collect())
+}
+
+/// Checks that no two parameters of a combinator's layers share a name (which happens when a
+/// layer does not rename itself in
+/// [`set_position`](super::SequenceLayer::set_position), or when stacks nest).
+pub(crate) fn check_unique_names<T: Float>(
+    what: &'static str,
+    model: &impl Parameters<T>,
+) -> Result<()> {
+    let mut names = model.param_names();
+    names.sort_unstable();
+    match names.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(Error::InvalidArgument {
+            name: what,
+            reason: format!(
+                "two parameters are named `{}`: a layer inside does not name its parameters \
+                 after its place (see SequenceLayer::set_position)",
+                w[0]
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The inverse of [`concat_slots`]: `counts[k]` slots for group `k`.

@@ -3,12 +3,12 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, SeedableRng};
 
-use super::ops::{check_lengths, concat_slots, sequence_dims, split_slots};
+use super::ops::{check_lengths, check_unique_names, concat_slots, sequence_dims, split_state};
 use super::{SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::cell::{State, StatePart};
-use crate::error::{Error, Result};
+use crate::error::{check_probability, Error, Result};
 use crate::float::Float;
 use crate::params::{Grads, Parameters};
 use crate::tensor::Tensor;
@@ -25,9 +25,15 @@ use crate::tensor::Tensor;
 /// With [`with_dropout`](Stacked::with_dropout)`(p)`, in training mode (the default, as in
 /// PyTorch; see [`SequenceLayer::set_training`]) each element of every layer's output except
 /// the last layer's is zeroed with probability `p` and the others are scaled by `1/(1 − p)`.
-/// The masks are drawn from a generator seeded with [`with_seed`](Stacked::with_seed) plus the
-/// number of earlier training calls, so a run is reproducible; [`forward_seeded`](Stacked::forward_seeded)
-/// takes the seed explicitly. In evaluation mode dropout does nothing.
+/// The masks of a call are drawn from a generator seeded with [`with_seed`](Stacked::with_seed)
+/// plus the number of earlier training calls, so a single-threaded run is reproducible (when
+/// several threads share the stack, the masks follow the order of their calls; a clone
+/// continues from the same count). [`forward_seeded`](Stacked::forward_seeded) takes the seed
+/// explicitly, for a call that must be repeatable. In evaluation mode dropout does nothing.
+///
+/// So in training mode with dropout, two forward calls on the same input differ: check
+/// gradients in evaluation mode or through `forward_seeded` ([`crate::Gradcheck`] refuses a
+/// layer whose forward pass is not repeatable).
 ///
 /// # Examples
 ///
@@ -61,7 +67,7 @@ pub struct StackedTrace<T, Tr> {
     layers: Vec<Tr>,
     /// The dropout mask applied to each layer's output but the last (`0` or `1/(1 − p)`), if
     /// dropout was active.
-    masks: Vec<Option<Vec<T>>>,
+    masks: Vec<Option<Tensor<T>>>,
 }
 
 impl<T, Tr> fmt::Debug for StackedTrace<T, Tr> {
@@ -80,8 +86,9 @@ impl<L> Stacked<L> {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] if there is no layer, if a layer's input size is not the
-    /// previous layer's output size, or if the layers differ in state layout or in layout
-    /// (batch-first or not).
+    /// previous layer's output size, if the layers differ in state layout or in layout
+    /// (batch-first or not), or if two of their parameters end up with the same name (a layer
+    /// that does not implement [`SequenceLayer::set_position`], or a stack inside a stack).
     pub fn new<T: Float>(layers: Vec<L>) -> Result<Self>
     where
         L: SequenceLayer<T>,
@@ -124,6 +131,7 @@ impl<L> Stacked<L> {
             calls: AtomicU64::new(0),
         };
         SequenceLayer::<T>::set_position(&mut stack, 0, false);
+        check_unique_names("stacked layers", &stack)?;
         Ok(stack)
     }
 
@@ -134,12 +142,7 @@ impl<L> Stacked<L> {
     ///
     /// [`Error::InvalidArgument`] unless `0 ≤ p < 1`.
     pub fn with_dropout(self, p: f64) -> Result<Self> {
-        if !(0.0..1.0).contains(&p) {
-            return Err(Error::InvalidArgument {
-                name: "dropout",
-                reason: format!("{p} is not a probability in [0, 1)"),
-            });
-        }
+        check_probability("dropout", p)?;
         Ok(Stacked { dropout: p, ..self })
     }
 
@@ -156,11 +159,6 @@ impl<L> Stacked<L> {
     /// The layers, first to last.
     pub fn layers(&self) -> &[L] {
         &self.layers
-    }
-
-    /// The layers, mutably (for example to change their parameters).
-    pub fn layers_mut(&mut self) -> &mut [L] {
-        &mut self.layers
     }
 
     /// The dropout probability.
@@ -194,14 +192,8 @@ impl<L> Stacked<L> {
         let (seq_len, batch) = sequence_dims(op, input, first.input_size(), first.batch_first())?;
         check_lengths(lengths, seq_len, batch)?;
         let slots: Vec<usize> = self.layers.iter().map(|l| l.state_slots()).collect();
-        let initial: Vec<Option<State<T>>> = match initial {
-            Some(s) => {
-                let lead = [slots.iter().sum(), batch];
-                s.validate("initial state", &first.state_parts(), &lead)?;
-                split_slots(s, &slots).into_iter().map(Some).collect()
-            }
-            None => vec![None; slots.len()],
-        };
+        let layout = first.state_parts();
+        let initial = split_state("initial state", initial, &layout, &slots, batch)?;
         let mut rng = (self.training && self.dropout > 0.0).then(|| StdRng::seed_from_u64(seed));
         let last = self.layers.len() - 1;
         let (mut traces, mut states, mut masks) = (Vec::new(), Vec::new(), Vec::new());
@@ -211,7 +203,7 @@ impl<L> Stacked<L> {
             let mut out = layer.forward(x, init.as_ref(), lengths)?;
             if k < last {
                 masks.push(rng.as_mut().map(|rng| {
-                    let mask = self.draw_mask::<T>(out.output.len(), rng);
+                    let mask = Tensor::dropout_scale(out.output.shape(), self.dropout, rng);
                     multiply(&mut out.output, &mask);
                     mask
                 }));
@@ -229,28 +221,13 @@ impl<L> Stacked<L> {
             },
         })
     }
-
-    /// `n` mask values: 0 with probability `p`, else `1/(1 − p)`.
-    fn draw_mask<T: Float>(&self, n: usize, rng: &mut StdRng) -> Vec<T> {
-        let keep = 1.0 - self.dropout;
-        let scale = T::from_f64(1.0 / keep);
-        (0..n)
-            .map(|_| {
-                if rng.random_bool(keep) {
-                    scale
-                } else {
-                    T::zero()
-                }
-            })
-            .collect()
-    }
 }
 
 /// `x ← x ⊙ mask`.
-fn multiply<T: Float>(x: &mut Tensor<T>, mask: &[T]) {
+fn multiply<T: Float>(x: &mut Tensor<T>, mask: &Tensor<T>) {
     x.as_mut_slice()
         .iter_mut()
-        .zip(mask)
+        .zip(mask.as_slice())
         .for_each(|(v, &m)| *v = *v * m);
 }
 
@@ -306,15 +283,12 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
             });
         }
         let slots: Vec<usize> = self.layers.iter().map(|l| l.state_slots()).collect();
-        let d_states: Vec<Option<State<T>>> = match d_state {
-            Some(s) => {
-                let batch = s.h().shape().get(1).copied().unwrap_or(0);
-                let lead = [slots.iter().sum(), batch];
-                s.validate("final state gradient", &self.state_parts(), &lead)?;
-                split_slots(s, &slots).into_iter().map(Some).collect()
-            }
-            None => vec![None; slots.len()],
+        let batch = match d_state {
+            Some(s) => s.h().shape().get(1).copied().unwrap_or(0),
+            None => 0,
         };
+        let layout = self.state_parts();
+        let d_states = split_state("final state gradient", d_state, &layout, &slots, batch)?;
         let mut d_out: Option<Tensor<T>> = None;
         let mut initial = Vec::with_capacity(self.layers.len());
         let mut layer_params = Vec::with_capacity(self.layers.len());
@@ -430,6 +404,7 @@ mod tests {
         let mask = out.trace.masks[0]
             .as_ref()
             .expect("dropout is active in training");
+        let mask = mask.as_slice();
         let dropped = mask.iter().filter(|&&m| m == 0.0).count() as f64 / mask.len() as f64;
         assert!((dropped - 0.25).abs() < 0.02, "dropped {dropped}");
         assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0 / 0.75));

@@ -4,7 +4,9 @@ use core::fmt;
 
 use rand::Rng;
 
-use crate::error::{check_shape, Error, Result};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::{check_probability, check_shape, Result};
 use crate::float::Float;
 use crate::tensor::Tensor;
 
@@ -72,14 +74,8 @@ impl Dropout {
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn new(p: f64) -> Result<Self> {
-        if (0.0..1.0).contains(&p) {
-            Ok(Dropout { p })
-        } else {
-            Err(Error::InvalidArgument {
-                name: "dropout probability",
-                reason: format!("{p} is not in [0, 1)"),
-            })
-        }
+        check_probability("dropout probability", p)?;
+        Ok(Dropout { p })
     }
 
     /// The probability of zeroing an element.
@@ -117,18 +113,7 @@ impl Dropout {
         x: &Tensor<T>,
         rng: &mut R,
     ) -> (Tensor<T>, DropoutMask<T>) {
-        let keep = T::from_f64(1.0 / (1.0 - self.p));
-        let scale = if self.p == 0.0 {
-            x.map(|_| T::one())
-        } else {
-            x.map(|_| {
-                if rng.random::<f64>() < self.p {
-                    T::zero()
-                } else {
-                    keep
-                }
-            })
-        };
+        let scale = Tensor::dropout_scale(x.shape(), self.p, rng);
         let mask = DropoutMask { scale };
         let y = mask.apply_unchecked(x);
         (y, mask)
@@ -208,6 +193,7 @@ impl fmt::Display for Dropout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use rand::{rngs::StdRng, SeedableRng};
 
     #[test]
