@@ -11,6 +11,8 @@ use recurrent::{Bidirectional, LstmCellConfig, Recurrent, SequenceLayer, Tensor}
 const SIZES: &[(usize, usize, usize)] = &[
     (10, 1, 8),
     (10, 4, 16),
+    (10, 4, 24),
+    (16, 4, 24),
     (20, 4, 32),
     (25, 8, 32),
     (50, 8, 64),
