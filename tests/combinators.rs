@@ -202,6 +202,19 @@ fn compose<C: Cell<f64> + Clone>(
         }
         Composition::StackedDropout => {
             let stacked = stack(p.input_size, rng).with_dropout(0.3).expect("valid p");
+            if p.depth > 1 {
+                // the masks are really applied: evaluation mode gives another output
+                let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
+                let mut eval = stacked.clone();
+                eval.set_training(false);
+                let (dropped, plain) = (
+                    stacked
+                        .forward_seeded(&x, None, None, 7)
+                        .expect("valid input"),
+                    eval.forward(&x, None, None).expect("valid input"),
+                );
+                assert_ne!(dropped.output, plain.output, "{p:?}");
+            }
             check(Seeded(stacked), p, rng)
         }
     }
