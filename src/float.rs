@@ -25,18 +25,45 @@ pub(crate) type RawGemm<T> = unsafe fn(
 pub(crate) mod private {
     use super::RawGemm;
 
-    /// Seals [`super::Float`] and carries what must not be public: the raw GEMM kernel.
+    /// Seals [`super::Float`] and carries what must not be public: the raw GEMM kernel and
+    /// the gate non-linearities over slices.
     pub trait Sealed: Sized {
         /// `matrixmultiply::sgemm` or `dgemm`.
         const GEMM: RawGemm<Self>;
+
+        /// `x ← σ(x)` for every element.
+        fn sigmoid_slice(xs: &mut [Self]);
+
+        /// `x ← tanh x` for every element.
+        fn tanh_slice(xs: &mut [Self]);
     }
 
     impl Sealed for f32 {
         const GEMM: RawGemm<f32> = matrixmultiply::sgemm;
+
+        fn sigmoid_slice(xs: &mut [f32]) {
+            crate::activation::sigmoid_f32_slice(xs);
+        }
+
+        fn tanh_slice(xs: &mut [f32]) {
+            crate::activation::tanh_f32_slice(xs);
+        }
     }
 
     impl Sealed for f64 {
         const GEMM: RawGemm<f64> = matrixmultiply::dgemm;
+
+        fn sigmoid_slice(xs: &mut [f64]) {
+            for x in xs {
+                *x = super::Float::sigmoid(*x);
+            }
+        }
+
+        fn tanh_slice(xs: &mut [f64]) {
+            for x in xs {
+                *x = x.tanh();
+            }
+        }
     }
 }
 

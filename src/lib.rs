@@ -116,6 +116,7 @@
 
 // DESIGN's layers, each depending only on those above it (blank lines keep rustfmt from
 // sorting them alphabetically)
+mod activation;
 mod error;
 mod float;
 mod tensor;

@@ -172,13 +172,22 @@ impl<T: Float> Cell<T> for GruCell<T> {
             let s = &mut saved[b * sw..][..sw];
             let h_prev = &prev[b * h..][..h];
             let h_next = &mut next[b * h..][..h];
+            // s = [W_hr h + b_hr, W_hz h + b_hz, W_hn h + b_hn, (free)]
+            let (rz, rest) = s.split_at_mut(2 * h);
+            rz.iter_mut().zip(p).for_each(|(v, &p)| *v = *v + p);
+            // r, z = σ(·)
+            T::sigmoid_slice(rz);
+            let (r, z) = rz.split_at(h);
+            let (n, hn) = rest.split_at_mut(h);
+            // keep W_hn h + b_hn for backward; n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+            hn.copy_from_slice(n);
             for j in 0..h {
-                let hn = s[2 * h + j];
-                let r = (p[j] + s[j]).sigmoid();
-                let z = (p[h + j] + s[h + j]).sigmoid();
-                let n = (p[2 * h + j] + r * hn).tanh();
-                (s[j], s[h + j], s[2 * h + j], s[3 * h + j]) = (r, z, n, hn);
-                h_next[j] = (one - z) * n + z * h_prev[j];
+                n[j] = p[2 * h + j] + r[j] * hn[j];
+            }
+            T::tanh_slice(n);
+            // h' = (1 − z) ⊙ n + z ⊙ h
+            for j in 0..h {
+                h_next[j] = (one - z[j]) * n[j] + z[j] * h_prev[j];
             }
         }
     }

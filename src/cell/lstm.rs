@@ -245,25 +245,37 @@ impl<T: Float> Cell<T> for LstmCell<T> {
             MatMut::strided(saved, batch, gw, sw, 1),
         );
         for b in 0..batch {
-            let p = &p[b * gw..][..gw];
             let s = &mut saved[b * sw..][..sw];
             let c_prev = &prev[b * width + h_out..][..h];
             let (h_next, c_next) = next[b * width..][..width].split_at_mut(h_out);
+            let (gates, rest) = s.split_at_mut(gw);
+            gates
+                .iter_mut()
+                .zip(&p[b * gw..][..gw])
+                .for_each(|(g, &p)| *g = *g + p);
+            // i, f, o = σ(·); g = tanh(·)
+            T::sigmoid_slice(&mut gates[..2 * h]);
+            T::tanh_slice(&mut gates[2 * h..3 * h]);
+            T::sigmoid_slice(&mut gates[3 * h..]);
+            let (i, f) = (&gates[..h], &gates[h..2 * h]);
+            let (g, o) = (&gates[2 * h..3 * h], &gates[3 * h..]);
+            let (tc, unprojected) = rest.split_at_mut(h);
+            // c' = f ⊙ c + i ⊙ g, and tanh(c') next to it
             for j in 0..h {
-                let i = (s[j] + p[j]).sigmoid();
-                let f = (s[h + j] + p[h + j]).sigmoid();
-                let g = (s[2 * h + j] + p[2 * h + j]).tanh();
-                let o = (s[3 * h + j] + p[3 * h + j]).sigmoid();
-                let c = f * c_prev[j] + i * g;
-                let tc = c.tanh();
-                (s[j], s[h + j], s[2 * h + j], s[3 * h + j], s[4 * h + j]) = (i, f, g, o, tc);
+                let c = f[j] * c_prev[j] + i[j] * g[j];
                 c_next[j] = c;
-                if projection.is_some() {
-                    s[5 * h + j] = o * tc;
-                } else {
-                    h_next[j] = o * tc;
-                }
+                tc[j] = c;
             }
+            T::tanh_slice(tc);
+            // h' = o ⊙ tanh(c'), projected below if the cell has a projection
+            let out = if projection.is_some() {
+                unprojected
+            } else {
+                h_next
+            };
+            out.iter_mut()
+                .zip(o.iter().zip(tc.iter()))
+                .for_each(|(h, (&o, &tc))| *h = o * tc);
         }
         if let Some(w_hr) = projection {
             // h' = (o ⊙ tanh c')·W_hrᵀ

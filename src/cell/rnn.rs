@@ -182,15 +182,10 @@ impl<T: Float> Cell<T> for RnnCell<T> {
             MatMut::new(next, batch, h),
         );
         let next = &mut next[..batch * h];
+        next.iter_mut().zip(p).for_each(|(v, &p)| *v = *v + p);
         match self.nonlinearity {
-            Nonlinearity::Tanh => next
-                .iter_mut()
-                .zip(p)
-                .for_each(|(v, &p)| *v = (*v + p).tanh()),
-            Nonlinearity::Relu => next
-                .iter_mut()
-                .zip(p)
-                .for_each(|(v, &p)| *v = (*v + p).max(T::zero())),
+            Nonlinearity::Tanh => T::tanh_slice(next),
+            Nonlinearity::Relu => next.iter_mut().for_each(|v| *v = v.max(T::zero())),
         }
     }
 

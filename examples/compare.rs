@@ -1,0 +1,287 @@
+//! This crate against PyTorch on the same machine, in one run: the recurrent workloads of the
+//! performance contract, the machine's sgemm peak on the GEMM shapes they involve, and one
+//! table (also written as JSON).
+//!
+//! ```sh
+//! cargo run --release --example compare -- --threads 1
+//! cargo run --release --example compare -- --threads 2 --python .venv/bin/python
+//! ```
+//!
+//! PyTorch's side is `scripts/bench_pytorch.py`, run with the given Python when it can import
+//! `torch` (install it into a virtual environment: `python3 -m venv .venv && .venv/bin/pip
+//! install torch`); without it the table has this crate's columns only.
+//!
+//! Workloads (f32, time-major): small T50 B16 I64 H128, medium T100 B32 I256 H256, large
+//! T100 B64 I512 H512, stream T100 B1 I128 H256, bi2 = medium as a 2-layer bidirectional
+//! network. Modes: `infer` (forward) and `train` (forward and backward of `sum(output)` to the
+//! input and every weight). FLOPs: `2·G·H·(I + H)` per step, sample, layer and direction
+//! (G = 4 LSTM, 3 GRU, 1 RNN), train = 3× forward.
+//!
+//! The sgemm peak of a workload is the GFLOP/s of `matrixmultiply`'s sgemm alone on the same
+//! products a forward pass does (the input projection of every layer and direction, then one
+//! recurrent product per step, weights in the faster `(K, N)` layout), timed the same way;
+//! "% peak" is this crate's GFLOP/s against it.
+
+use std::process::Command;
+use std::time::Instant;
+
+use clap::Parser;
+use rand::{rngs::StdRng, SeedableRng};
+use recurrent::{
+    gemm, Gru, GruConfig, Lstm, LstmConfig, MatMut, MatRef, Rnn, RnnConfig, SequenceLayer, Tensor,
+};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "recurrent against PyTorch on the same workloads, in one run")]
+struct Args {
+    /// Threads for both libraries (PyTorch's `set_num_threads`; this crate uses two threads for
+    /// the two directions of a bidirectional layer).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Minimum measuring time per entry, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    min_seconds: f64,
+    /// Only these workloads (small, medium, large, stream, bi2).
+    #[arg(long, num_args = 1..)]
+    only: Vec<String>,
+    /// The Python that runs `scripts/bench_pytorch.py`.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Skip PyTorch.
+    #[arg(long)]
+    no_pytorch: bool,
+    /// Where to write the table as JSON.
+    #[arg(long, default_value = "target/compare.json")]
+    json: String,
+}
+
+/// `(name, T, B, I, H, layers, bidirectional)`.
+const WORKLOADS: &[(&str, usize, usize, usize, usize, usize, bool)] = &[
+    ("small", 50, 16, 64, 128, 1, false),
+    ("medium", 100, 32, 256, 256, 1, false),
+    ("large", 100, 64, 512, 512, 1, false),
+    ("stream", 100, 1, 128, 256, 1, false),
+    ("bi2", 100, 32, 256, 256, 2, true),
+];
+
+/// `(name, gates)`.
+const CELLS: &[(&str, usize)] = &[("lstm", 4), ("gru", 3), ("rnn_tanh", 1)];
+
+/// The median time of `f` in milliseconds, after a warm-up, over at least five calls and
+/// `min_seconds`.
+fn median_ms(min_seconds: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < 5 || start.elapsed().as_secs_f64() < min_seconds && times.len() < 200 {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Forward FLOPs of a workload.
+fn forward_flops(t: usize, b: usize, i: usize, h: usize, layers: usize, bi: bool, g: usize) -> f64 {
+    let d = if bi { 2 } else { 1 };
+    (0..layers)
+        .map(|k| {
+            let input = if k == 0 { i } else { d * h };
+            (d * t * b * 2 * g * h * (input + h)) as f64
+        })
+        .sum()
+}
+
+/// Milliseconds of `matrixmultiply`'s sgemm alone on the products of one forward pass.
+fn sgemm_ms(
+    min_seconds: f64,
+    (t, b, i, h, layers, bi): (usize, usize, usize, usize, usize, bool),
+    g: usize,
+) -> f64 {
+    let rng = &mut StdRng::seed_from_u64(0);
+    let d = if bi { 2 } else { 1 };
+    let x = Tensor::<f32>::randn(&[t * b, i.max(d * h)], rng).into_vec();
+    let w = Tensor::<f32>::randn(&[g * h, i.max(d * h)], rng).into_vec();
+    let mut p = vec![0.0f32; t * b * g * h];
+    let mut gates = vec![0.0f32; b * g * h];
+    median_ms(min_seconds, || {
+        for k in 0..layers {
+            let input = if k == 0 { i } else { d * h };
+            for _ in 0..d {
+                let xm = MatRef::new(&x[..t * b * input], t * b, input);
+                // weights as (K, N), the faster layout for these shapes
+                let wm = MatRef::new(&w[..g * h * input], input, g * h);
+                gemm(1.0, xm, wm, 0.0, MatMut::new(&mut p, t * b, g * h));
+                let hm = MatRef::new(&x[..b * h], b, h);
+                let whh = MatRef::new(&w[..g * h * h], h, g * h);
+                for _ in 0..t {
+                    gemm(1.0, hm, whh, 1.0, MatMut::new(&mut gates, b, g * h));
+                }
+            }
+        }
+    })
+}
+
+/// Milliseconds of this crate's `mode` on `net`.
+fn ours_ms<N: SequenceLayer<f32>>(net: &N, x: &Tensor<f32>, mode: &str, min_seconds: f64) -> f64 {
+    match mode {
+        "infer" => median_ms(min_seconds, || {
+            net.forward(x, None, None).expect("valid input");
+        }),
+        _ => median_ms(min_seconds, || {
+            let out = net.forward(x, None, None).expect("valid input");
+            let d_output = Tensor::full(out.output.shape(), 1.0);
+            net.backward(&out.trace, Some(&d_output), None)
+                .expect("valid gradient");
+        }),
+    }
+}
+
+fn pytorch(args: &Args) -> Option<Value> {
+    if args.no_pytorch {
+        return None;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench_pytorch.py");
+    let mut cmd = Command::new(&args.python);
+    cmd.arg(script)
+        .arg("--threads")
+        .arg(args.threads.to_string())
+        .arg("--min-seconds")
+        .arg(args.min_seconds.to_string());
+    if !args.only.is_empty() {
+        cmd.arg("--only").args(&args.only);
+    }
+    eprintln!("running PyTorch: {} {script}", args.python);
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!(
+                "cannot run {}: {e}; PyTorch columns left empty",
+                args.python
+            );
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value: Value = match serde_json::from_str(text.trim()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "PyTorch's script gave no result ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+    };
+    if let Some(err) = value.get("error") {
+        eprintln!("PyTorch columns left empty: {err}");
+        return None;
+    }
+    Some(value)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let torch = pytorch(&args);
+    let torch_ms = |w: &str, c: &str, m: &str| -> Option<f64> {
+        torch.as_ref()?["results"].as_array()?.iter().find_map(|r| {
+            (r["workload"] == w && r["cell"] == c && r["mode"] == m).then(|| r["ms"].as_f64())?
+        })
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "recurrent {} against PyTorch {}, {} thread(s), CPU: {cpu}",
+        env!("CARGO_PKG_VERSION"),
+        torch
+            .as_ref()
+            .and_then(|t| t["torch_version"].as_str())
+            .unwrap_or("(not run)"),
+        args.threads
+    );
+    println!(
+        "{:<8} {:<9} {:<6} {:>10} {:>9} {:>10} {:>9} {:>8} {:>11} {:>7}",
+        "workload",
+        "cell",
+        "mode",
+        "ours ms",
+        "GFLOP/s",
+        "torch ms",
+        "GFLOP/s",
+        "speedup",
+        "sgemm GF/s",
+        "% peak"
+    );
+    let mut rows = Vec::new();
+    let rng = &mut StdRng::seed_from_u64(1);
+    for &(name, t, b, i, h, layers, bi) in WORKLOADS {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
+            continue;
+        }
+        let x = Tensor::<f32>::randn(&[t, b, i], rng);
+        for &(cell, g) in CELLS {
+            let fwd = forward_flops(t, b, i, h, layers, bi, g);
+            let peak = fwd / 1e6 / sgemm_ms(args.min_seconds, (t, b, i, h, layers, bi), g);
+            for mode in ["infer", "train"] {
+                let ms = match cell {
+                    "lstm" => {
+                        let c = LstmConfig::new(i, h)
+                            .with_num_layers(layers)
+                            .with_bidirectional(bi);
+                        ours_ms(&Lstm::new(c, rng)?, &x, mode, args.min_seconds)
+                    }
+                    "gru" => {
+                        let c = GruConfig::new(i, h)
+                            .with_num_layers(layers)
+                            .with_bidirectional(bi);
+                        ours_ms(&Gru::new(c, rng)?, &x, mode, args.min_seconds)
+                    }
+                    _ => {
+                        let c = RnnConfig::new(i, h)
+                            .with_num_layers(layers)
+                            .with_bidirectional(bi);
+                        ours_ms(&Rnn::new(c, rng)?, &x, mode, args.min_seconds)
+                    }
+                };
+                let flops = if mode == "infer" { fwd } else { 3.0 * fwd };
+                let gflops = flops / 1e6 / ms;
+                let theirs = torch_ms(name, cell, mode);
+                let fmt =
+                    |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+                println!(
+                    "{name:<8} {cell:<9} {mode:<6} {ms:>10.3} {gflops:>9.1} {:>10} {:>9} {:>8} {peak:>11.1} {:>6.0}%",
+                    fmt(theirs, 3),
+                    fmt(theirs.map(|m| flops / 1e6 / m), 1),
+                    fmt(theirs.map(|m| m / ms), 2),
+                    100.0 * gflops / peak
+                );
+                rows.push(json!({
+                    "workload": name, "cell": cell, "mode": mode, "threads": args.threads,
+                    "ours_ms": ms, "ours_gflops": gflops, "torch_ms": theirs,
+                    "torch_gflops": theirs.map(|m| flops / 1e6 / m),
+                    "speedup": theirs.map(|m| m / ms), "sgemm_peak_gflops": peak,
+                    "percent_of_peak": 100.0 * gflops / peak,
+                }));
+            }
+        }
+    }
+    let report = json!({
+        "crate_version": env!("CARGO_PKG_VERSION"),
+        "torch_version": torch.as_ref().and_then(|t| t["torch_version"].as_str()),
+        "threads": args.threads,
+        "cpu": cpu,
+        "rows": rows,
+    });
+    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)?;
+    println!("written to {}", args.json);
+    Ok(())
+}
