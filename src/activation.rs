@@ -7,6 +7,8 @@
 //! they run several times faster than calls to libm, which was half the time of an LSTM
 //! forward pass.
 
+use multiversion::multiversion;
+
 /// `log2(e)`.
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// `ln 2` split in a part exact in few bits and the rest (Cody–Waite).
@@ -58,14 +60,17 @@ fn tanh_f32(x: f32) -> f32 {
     }
 }
 
-/// `x ← σ(x)` for every element.
+/// `x ← σ(x)` for every element; compiled for AVX-512 and AVX2 as well, the widest one the
+/// CPU supports chosen at run time.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub(crate) fn sigmoid_f32_slice(xs: &mut [f32]) {
     for x in xs {
         *x = sigmoid_f32(*x);
     }
 }
 
-/// `x ← tanh x` for every element.
+/// `x ← tanh x` for every element; dispatched like [`sigmoid_f32_slice`].
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub(crate) fn tanh_f32_slice(xs: &mut [f32]) {
     for x in xs {
         *x = tanh_f32(*x);
