@@ -4,6 +4,7 @@
 mod bidirectional;
 mod network;
 mod ops;
+mod pool;
 mod recurrent;
 mod stacked;
 

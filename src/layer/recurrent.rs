@@ -1,8 +1,10 @@
 //! `Recurrent<C>`: one cell run over a batch of sequences, forward and backward through time.
 
 use core::fmt;
+use std::sync::Arc;
 
 use super::ops::{check_lengths, sequence_dims};
+use super::pool::{Pool, Recycler};
 use super::{SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::cell::{
     accumulate_param_grads, check_trace, input_grad, pack_state, project_input, state_width,
@@ -46,11 +48,21 @@ use crate::tensor::{MatMut, MatRef, Tensor};
 /// assert_eq!(grads.params.get("weight_hh_l0").unwrap().shape(), &[24, 8]);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Recurrent<C> {
     cell: C,
     batch_first: bool,
     name_suffix: String,
+    /// Buffers of earlier calls, reused by later ones (shared by clones).
+    pool: Arc<Pool>,
+}
+
+impl<C: PartialEq> PartialEq for Recurrent<C> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cell == other.cell
+            && self.batch_first == other.batch_first
+            && self.name_suffix == other.name_suffix
+    }
 }
 
 /// What [`Recurrent::forward`] keeps for [`Recurrent::backward`].
@@ -71,6 +83,16 @@ pub struct RecurrentTrace<T> {
     order: Option<Vec<usize>>,
     /// Samples still running at each step.
     batch_sizes: Vec<usize>,
+    /// Gives `x`, `states` and `saved` back to the layer's pool when the trace is dropped.
+    recycler: Recycler<T>,
+}
+
+impl<T> Drop for RecurrentTrace<T> {
+    fn drop(&mut self) {
+        for buffer in [&mut self.x, &mut self.states, &mut self.saved] {
+            self.recycler.recycle(core::mem::take(buffer));
+        }
+    }
 }
 
 impl<T> fmt::Debug for RecurrentTrace<T> {
@@ -90,6 +112,7 @@ impl<C> Recurrent<C> {
             cell,
             batch_first: false,
             name_suffix: "_l0".to_string(),
+            pool: Arc::default(),
         }
     }
 
@@ -152,9 +175,11 @@ impl<C> Recurrent<C> {
         batch_sizes: &[usize],
     ) -> Vec<T> {
         if order.is_none() && !self.batch_first {
-            return src.to_vec();
+            let mut rows = self.pool.scratch(src.len());
+            rows.copy_from_slice(src);
+            return rows;
         }
-        let mut rows = vec![T::zero(); seq_len * batch * width];
+        let mut rows = self.pool.zeroed(seq_len * batch * width);
         for (t, &bt) in batch_sizes.iter().enumerate() {
             for j in 0..bt {
                 let b = order.map_or(j, |o| o[j]);
@@ -249,7 +274,7 @@ impl<C> Recurrent<C> {
         let dims = (seq_len, batch, in_size);
         let x = self.pack_rows(input.as_slice(), dims, order.as_deref(), &batch_sizes);
 
-        let mut states = vec![T::zero(); (seq_len + 1) * batch * width];
+        let mut states = self.pool.zeroed((seq_len + 1) * batch * width);
         if let Some(initial) = initial {
             pack_state(
                 initial,
@@ -259,9 +284,10 @@ impl<C> Recurrent<C> {
                 order.as_deref(),
             );
         }
-        let mut p = vec![T::zero(); rows * gw];
+        // every row of p and saved that is read is written first
+        let mut p = self.pool.scratch(rows * gw);
         project_input(cell.params(), MatRef::new(&x, rows, in_size), &mut p);
-        let mut saved = vec![T::zero(); rows * sw];
+        let mut saved = self.pool.scratch(rows * sw);
         let step_len = batch * width;
         for (t, &bt) in batch_sizes.iter().enumerate() {
             let (done, rest) = states.split_at_mut((t + 1) * step_len);
@@ -297,6 +323,7 @@ impl<C> Recurrent<C> {
             batch,
             order.as_deref(),
         );
+        self.pool.recycle(p);
         let trace = RecurrentTrace {
             seq_len,
             batch,
@@ -305,6 +332,7 @@ impl<C> Recurrent<C> {
             saved,
             order,
             batch_sizes,
+            recycler: Recycler::new(&self.pool),
         };
         Ok(SequenceOutput {
             output,
@@ -386,9 +414,10 @@ impl<C> Recurrent<C> {
         }
 
         let mut d_prev = vec![T::zero(); batch * width];
-        let mut d_p = vec![T::zero(); rows * gw];
+        // zero: the rows of finished samples stay zero and enter the weight gradients
+        let mut d_p = self.pool.zeroed(rows * gw);
         let separate = cell.separate_hidden_grad();
-        let mut d_hp = vec![T::zero(); if separate { rows * gw } else { 0 }];
+        let mut d_hp = self.pool.zeroed(if separate { rows * gw } else { 0 });
         let mut param_grads = cell.params().zeros_like();
         let step_len = batch * width;
         for (t, &bt) in trace.batch_sizes.iter().enumerate().rev() {
@@ -438,7 +467,7 @@ impl<C> Recurrent<C> {
             h_prev,
             if separate { &d_hp } else { &d_p },
         );
-        let mut d_x = vec![T::zero(); rows * in_size];
+        let mut d_x = self.pool.scratch(rows * in_size);
         input_grad(cell.params(), &d_p, MatMut::new(&mut d_x, rows, in_size));
         let input = self.unpack_rows(
             &d_x,
@@ -447,6 +476,9 @@ impl<C> Recurrent<C> {
             order,
             &trace.batch_sizes,
         );
+        for buffer in [d_p, d_hp, d_x] {
+            self.pool.recycle(buffer);
+        }
         let mut params = Grads::new();
         param_grads.visit(|name, t| params.push(format!("{name}{}", self.name_suffix), t.clone()));
         Ok(SequenceGrads {
