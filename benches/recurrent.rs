@@ -1,64 +1,94 @@
-//! `Recurrent` forward (inference) and forward + backward (training) for every cell, in `f32`.
+//! Every cell × workload × mode of the performance contract, in `f32`, through the PyTorch-style
+//! builders (`Lstm`, `Gru`, `Rnn`), time-major.
 //!
-//! FLOPs per call: forward `2·G·H·(I + H)` per time step and sample (G = 4 LSTM, 3 GRU,
-//! 1 RNN), so `T·B·2·G·H·(I + H)`; training counts 3× that (forward, input and weight
-//! gradients). Criterion's elements/s read as FLOP/s.
+//! Workloads: small T50 B16 I64 H128, medium T100 B32 I256 H256, large T100 B64 I512 H512,
+//! stream T100 B1 I128 H256, bi2 = medium as a two-layer bidirectional network. Modes: `infer`
+//! (forward) and `train` (forward and backward of `sum(output)` to the input and every weight).
+//!
+//! FLOPs per call: forward `2·G·H·(I + H)` per time step, sample, layer and direction (G = 4
+//! LSTM, 3 GRU, 1 RNN); training counts 3× that. Criterion's elements/s read as FLOP/s. For the
+//! side-by-side table against PyTorch, run `cargo run --release --example compare`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
-use recurrent::{Cell, GruCellConfig, LstmCellConfig, Recurrent, RnnCellConfig, Tensor};
+use recurrent::{Gru, GruConfig, Lstm, LstmConfig, Rnn, RnnConfig, SequenceLayer, Tensor};
 
-/// `(T, B, I, H)`: the small and medium workloads.
-const WORKLOADS: &[(usize, usize, usize, usize)] = &[(50, 16, 64, 128), (100, 32, 256, 256)];
+/// `(name, T, B, I, H, layers, bidirectional)`.
+const WORKLOADS: &[(&str, usize, usize, usize, usize, usize, bool)] = &[
+    ("small", 50, 16, 64, 128, 1, false),
+    ("medium", 100, 32, 256, 256, 1, false),
+    ("large", 100, 64, 512, 512, 1, false),
+    ("stream", 100, 1, 128, 256, 1, false),
+    ("bi2", 100, 32, 256, 256, 2, true),
+];
 
-fn bench_cell<C: Cell<f32>>(
+/// Forward FLOPs of a workload with `g` gates.
+fn forward_flops(
+    &(_, t, b, i, h, layers, bi): &(&str, usize, usize, usize, usize, usize, bool),
+    g: usize,
+) -> u64 {
+    let d = if bi { 2 } else { 1 };
+    (0..layers)
+        .map(|k| {
+            let input = if k == 0 { i } else { d * h };
+            (d * t * b * 2 * g * h * (input + h)) as u64
+        })
+        .sum()
+}
+
+fn bench_network<N: SequenceLayer<f32>>(
     c: &mut Criterion,
-    name: &str,
+    cell: &str,
     gates: usize,
-    make: impl Fn(usize, usize) -> C,
+    make: impl Fn(usize, usize, usize, bool, &mut StdRng) -> N,
 ) {
-    let mut rng = StdRng::seed_from_u64(0);
-    let mut infer = c.benchmark_group(format!("{name}_forward/f32"));
-    infer.sample_size(20);
-    let mut cases = Vec::new();
-    for &(t, b, i, h) in WORKLOADS {
-        let layer = Recurrent::new(make(i, h));
-        let x = Tensor::<f32>::randn(&[t, b, i], &mut rng);
-        let flops = (t * b * 2 * gates * h * (i + h)) as u64;
-        let id = format!("T{t}_B{b}_I{i}_H{h}");
-        infer.throughput(Throughput::Elements(flops));
-        infer.bench_function(BenchmarkId::from_parameter(&id), |bench| {
-            bench.iter(|| layer.forward(&x, None, None).unwrap())
-        });
-        cases.push((id, layer, x, flops));
+    let rng = &mut StdRng::seed_from_u64(0);
+    for mode in ["infer", "train"] {
+        let mut group = c.benchmark_group(format!("{cell}_{mode}/f32"));
+        group.sample_size(10);
+        for workload in WORKLOADS {
+            let &(name, t, b, i, h, layers, bi) = workload;
+            let net = make(i, h, layers, bi, rng);
+            let x = Tensor::<f32>::randn(&[t, b, i], rng);
+            let flops = forward_flops(workload, gates);
+            group.throughput(Throughput::Elements(if mode == "infer" {
+                flops
+            } else {
+                3 * flops
+            }));
+            group.bench_function(BenchmarkId::from_parameter(name), |bench| {
+                bench.iter(|| {
+                    let out = net.forward(&x, None, None).expect("valid input");
+                    if mode == "train" {
+                        let d_output = Tensor::full(out.output.shape(), 1.0);
+                        net.backward(&out.trace, Some(&d_output), None)
+                            .expect("valid gradient");
+                    }
+                })
+            });
+        }
+        group.finish();
     }
-    infer.finish();
-    let mut train = c.benchmark_group(format!("{name}_train/f32"));
-    train.sample_size(10);
-    for (id, layer, x, flops) in &cases {
-        train.throughput(Throughput::Elements(3 * flops));
-        train.bench_function(BenchmarkId::from_parameter(id), |bench| {
-            bench.iter(|| {
-                let out = layer.forward(x, None, None).unwrap();
-                let d_output = out.output.map(|_| 1.0);
-                layer.backward(&out.trace, Some(&d_output), None).unwrap()
-            })
-        });
-    }
-    train.finish();
 }
 
 fn recurrent(c: &mut Criterion) {
-    let mut rng = StdRng::seed_from_u64(1);
-    bench_cell(c, "lstm", 4, |i, h| {
-        LstmCellConfig::new(i, h).init(&mut rng.clone())
+    bench_network(c, "lstm", 4, |i, h, layers, bi, rng| {
+        let config = LstmConfig::new(i, h)
+            .with_num_layers(layers)
+            .with_bidirectional(bi);
+        Lstm::new(config, rng).expect("valid config")
     });
-    bench_cell(c, "gru", 3, |i, h| {
-        GruCellConfig::new(i, h).init(&mut rng.clone())
+    bench_network(c, "gru", 3, |i, h, layers, bi, rng| {
+        let config = GruConfig::new(i, h)
+            .with_num_layers(layers)
+            .with_bidirectional(bi);
+        Gru::new(config, rng).expect("valid config")
     });
-    rng = StdRng::seed_from_u64(2);
-    bench_cell(c, "rnn_tanh", 1, |i, h| {
-        RnnCellConfig::new(i, h).init(&mut rng.clone())
+    bench_network(c, "rnn_tanh", 1, |i, h, layers, bi, rng| {
+        let config = RnnConfig::new(i, h)
+            .with_num_layers(layers)
+            .with_bidirectional(bi);
+        Rnn::new(config, rng).expect("valid config")
     });
 }
 

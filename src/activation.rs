@@ -93,7 +93,10 @@ mod tests {
         for x in (-86_990..=87_990).map(|k| k as f32 * 1e-3) {
             let exact = f64::from(x).exp();
             let relative = (f64::from(exp_f32(x)) - exact).abs() / exact;
-            assert!(relative < 3.0 * f64::from(f32::EPSILON), "exp({x}): {relative:e}");
+            assert!(
+                relative < 3.0 * f64::from(f32::EPSILON),
+                "exp({x}): {relative:e}"
+            );
         }
     }
 
@@ -109,7 +112,10 @@ mod tests {
             worst_t = worst_t.max((f64::from(tanh_f32(x)) - t).abs() / t.abs().max(1.0));
             if x.abs() < 0.2 && x != 0.0 {
                 let rel = (f64::from(tanh_f32(x)) - t).abs() / t.abs();
-                assert!(rel < 3.0 * f64::from(f32::EPSILON), "tanh({x}) relative {rel:e}");
+                assert!(
+                    rel < 3.0 * f64::from(f32::EPSILON),
+                    "tanh({x}) relative {rel:e}"
+                );
             }
         }
         assert!(worst_s < 3e-7, "sigmoid: {worst_s:e}");

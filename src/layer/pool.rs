@@ -134,6 +134,8 @@ mod tests {
         let idle = pool.idle.lock().unwrap();
         assert_eq!(idle.len(), MAX_IDLE);
         // the largest are kept
-        assert!(idle.iter().all(|b| capacity_of::<f32>(b).unwrap() > 40 - MAX_IDLE));
+        assert!(idle
+            .iter()
+            .all(|b| capacity_of::<f32>(b).unwrap() > 40 - MAX_IDLE));
     }
 }
