@@ -121,6 +121,34 @@ fn strided_views_read_and_write_only_their_elements() {
     }
 }
 
+/// A single row (batch-1 inference) takes a matrix-vector path: rows of `B` contiguous,
+/// columns contiguous, neither, and a strided `C`, each against the definition; `β = 0` does
+/// not read `C`.
+#[test]
+fn a_row_vector_times_any_layout_of_b() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let (k, n) = (37, 21);
+    let a = Tensor::<f64>::randn(&[1, k], &mut rng);
+    // B's values at (p, j) live at p·rs + j·cs in `data`, for three layouts
+    let data = Tensor::<f64>::randn(&[3 * k * n], &mut rng);
+    for (rs, cs) in [(n, 1), (1, k), (2 * n, 2)] {
+        let b = MatRef::strided(data.as_slice(), k, n, rs, cs);
+        let mut c_buf = vec![f64::NAN; 2 * n];
+        let c = MatMut::strided(&mut c_buf, 1, n, 2 * n, 2);
+        gemm(0.5, a.as_mat(), b, 0.0, c);
+        for j in 0..n {
+            let expected: f64 = (0..k)
+                .map(|p| a.as_slice()[p] * data.as_slice()[p * rs + j * cs])
+                .sum();
+            assert!(
+                (c_buf[2 * j] - 0.5 * expected).abs() < 1e-13,
+                "layout ({rs}, {cs}), column {j}"
+            );
+            assert!(c_buf[2 * j + 1].is_nan(), "between C's elements untouched");
+        }
+    }
+}
+
 #[test]
 #[should_panic(expected = "gemm shape mismatch: A is 2×3, B is 2×2, C is 2×2")]
 fn mismatched_views_panic_with_the_shapes() {

@@ -1,13 +1,13 @@
-//! Invariants of `Recurrent` that hold exactly (to 1e-12), over random shapes and seeds drawn
-//! from a fixed seed: a sample's results do not depend on the rest of its batch, and the
-//! parameter gradients of a batch are the sum of its samples'; what lies past a sequence's
-//! length (including NaN and extra steps) changes nothing; batch-first is the transposed
-//! time-major computation, gradients included (for `Recurrent` and for a two-layer
-//! bidirectional projection LSTM); streaming one step at a time equals the whole
-//! forward; lengths all equal to `T` are no lengths. Also: the public layer types are
-//! `Send + Sync`. Batch independence and padding invariance are also checked for networks
-//! built from `Stacked` and `Bidirectional` in both orders. Not covered: PyTorch's values (`parity.rs`), gradient correctness
-//! (`gradcheck.rs`).
+//! Invariants of `Recurrent` that hold to 1e-12 (the rounding of one product differing in the
+//! last bit), over random shapes and seeds drawn from a fixed seed: a sample's results do not
+//! depend on the rest of its batch, and the parameter gradients of a batch are the sum of its
+//! samples'; what lies past a sequence's length (including NaN and extra steps) changes
+//! nothing; batch-first is the transposed time-major computation, gradients included (for
+//! `Recurrent` and for a two-layer bidirectional projection LSTM); streaming one step at a time
+//! equals the whole forward; lengths all equal to `T` are no lengths (exactly). Batch
+//! independence and padding invariance are also checked for networks built from `Stacked` and
+//! `Bidirectional` in both orders. Also: the public layer types are `Send + Sync`. Not covered:
+//! PyTorch's values (`parity.rs`), gradient correctness (`gradcheck.rs`).
 
 mod common;
 
@@ -217,10 +217,14 @@ fn padding_invariance<L: SequenceLayer<f64>>(
     let d_long = layer
         .backward(&long.trace, Some(&g), Some(&g_state))
         .unwrap();
-    prop_assert_eq!(
-        &d_long.input.as_slice()[..d_short.input.len()],
-        d_short.input.as_slice()
-    );
+    // to 1e-12, not bit for bit: with one row in all, the short input's gradient product is a
+    // matrix-vector product whose rounding differs from the GEMM's in the last bit
+    let head = Tensor::from_vec(
+        d_long.input.as_slice()[..d_short.input.len()].to_vec(),
+        d_short.input.shape(),
+    )
+    .unwrap();
+    prop_assert!(close(&head, &d_short.input));
     prop_assert!(grads_close(&d_long.params, &d_short.params));
     prop_assert!(states_close(&d_long.initial_state, &d_short.initial_state));
     // the input gradient is exactly zero at every padded position
@@ -294,12 +298,13 @@ fn stream_matches<C: Cell<f64>>(
         let h = stream
             .step(&Tensor::from_vec(x_t, &[p.batch, p.input_size]).unwrap())
             .unwrap();
-        prop_assert_eq!(
-            h.as_slice(),
-            &whole.output.as_slice()[t * out_len..][..out_len]
-        );
+        // to 1e-12: with batch 1 the stream's input projection is a matrix-vector product,
+        // rounded differently in the last bit from the whole sequence's GEMM
+        let step = &whole.output.as_slice()[t * out_len..][..out_len];
+        let step = Tensor::from_vec(step.to_vec(), h.shape()).unwrap();
+        prop_assert!(close(&h, &step));
     }
-    prop_assert_eq!(stream.state(), whole.state);
+    prop_assert!(states_close(&stream.state(), &whole.state));
     Ok(())
 }
 
