@@ -6,7 +6,7 @@ use rand::Rng;
 
 use super::{
     display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
-    CellParams, StatePart,
+    CellParams, StatePart, TransposedWeight,
 };
 use crate::error::Result;
 use crate::float::Float;
@@ -58,6 +58,7 @@ impl GruCellConfig {
             input_size: self.input_size,
             hidden_size: self.hidden_size,
             params,
+            w_hh_t: TransposedWeight::default(),
         }
     }
 }
@@ -93,6 +94,8 @@ pub struct GruCell<T> {
     input_size: usize,
     hidden_size: usize,
     params: CellParams<T>,
+    /// `weight_hhᵀ`, contiguous, for the per-step product.
+    w_hh_t: TransposedWeight<T>,
 }
 
 impl<T: Float> GruCell<T> {
@@ -112,6 +115,7 @@ impl<T: Float> GruCell<T> {
             input_size,
             hidden_size,
             params,
+            w_hh_t: TransposedWeight::default(),
         })
     }
 }
@@ -147,6 +151,7 @@ impl<T: Float> Cell<T> for GruCell<T> {
     }
 
     fn params_mut(&mut self) -> &mut CellParams<T> {
+        self.w_hh_t.clear();
         &mut self.params
     }
 
@@ -159,7 +164,7 @@ impl<T: Float> Cell<T> for GruCell<T> {
         // hidden projection ← b_hh + h·W_hhᵀ, written straight into the saved rows
         fill_rows_with_bias(self.params.bias_hh.as_ref(), batch, gw, saved, sw);
         recurrent_product(
-            &self.params,
+            self.w_hh_t.of(&self.params.weight_hh),
             batch,
             prev,
             h,
@@ -250,6 +255,22 @@ mod tests {
     use crate::cell::tests::t;
     use crate::cell::State;
     use rand::{rngs::StdRng, SeedableRng};
+
+    /// The cell keeps `weight_hhᵀ` for its per-step product; changing `weight_hh` through
+    /// `params_mut` must not leave the step on the old copy.
+    #[test]
+    fn changing_weight_hh_refreshes_its_transposed_copy() {
+        let rng = &mut StdRng::seed_from_u64(4);
+        let mut cell: GruCell<f64> = GruCellConfig::new(2, 3).init(rng);
+        let x = crate::Tensor::randn(&[2, 2], rng);
+        let h = State::from_h(crate::Tensor::randn(&[2, 3], rng));
+        let (before, _) = cell.forward(&x, Some(&h)).unwrap();
+        cell.params_mut().weight_hh.as_mut_slice()[4] += 1.0;
+        let (after, _) = cell.forward(&x, Some(&h)).unwrap();
+        let fresh = GruCell::from_params(2, 3, cell.params().clone()).unwrap();
+        assert_ne!(before, after);
+        assert_eq!(after, fresh.forward(&x, Some(&h)).unwrap().0);
+    }
 
     /// One step with I = H = 1, `W_ih = [0.1, 0.2, 0.3]`, `W_hh = [0.5, −0.5, 0.25]`, every
     /// bias 0.05, x = 0.5, h = 0.2:

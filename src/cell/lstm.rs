@@ -6,7 +6,7 @@ use rand::Rng;
 
 use super::{
     display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
-    CellParams, StatePart,
+    CellParams, StatePart, TransposedWeight,
 };
 use crate::error::{check_shape, Error, Result, Shape};
 use crate::float::Float;
@@ -78,6 +78,7 @@ impl LstmCellConfig {
             hidden_size: h,
             proj_size: p,
             params,
+            w_hh_t: TransposedWeight::default(),
         }
     }
 }
@@ -122,6 +123,8 @@ pub struct LstmCell<T> {
     /// `P`, or 0 without a projection.
     proj_size: usize,
     params: CellParams<T>,
+    /// `weight_hhᵀ`, contiguous, for the per-step product.
+    w_hh_t: TransposedWeight<T>,
 }
 
 impl<T: Float> LstmCell<T> {
@@ -145,6 +148,7 @@ impl<T: Float> LstmCell<T> {
             hidden_size,
             proj_size,
             params,
+            w_hh_t: TransposedWeight::default(),
         };
         cell.validate_params()?;
         Ok(cell)
@@ -223,6 +227,7 @@ impl<T: Float> Cell<T> for LstmCell<T> {
     }
 
     fn params_mut(&mut self) -> &mut CellParams<T> {
+        self.w_hh_t.clear();
         &mut self.params
     }
 
@@ -237,7 +242,7 @@ impl<T: Float> Cell<T> for LstmCell<T> {
         // gates ← b_hh + h·W_hhᵀ, written straight into the saved rows
         fill_rows_with_bias(self.params.bias_hh.as_ref(), batch, gw, saved, sw);
         recurrent_product(
-            &self.params,
+            self.w_hh_t.of(&self.params.weight_hh),
             batch,
             prev,
             width,

@@ -11,6 +11,7 @@ mod lstm;
 mod rnn;
 
 use core::fmt;
+use std::sync::OnceLock;
 
 use rand::Rng;
 
@@ -745,18 +746,62 @@ pub(crate) fn input_grad<T: Float>(params: &CellParams<T>, d_p: &[T], d_x: MatMu
     );
 }
 
-/// `out ← β·out + h·W_hhᵀ` for the `h` columns (the first `h_out`) of packed state rows.
+/// `weight_hhᵀ` laid out contiguously, `(H_out, G·H)`: `h·W_hhᵀ` as a product of two row-major
+/// matrices runs up to 1.8× faster in `sgemm` at the per-step shapes (16×128×512: 145 against
+/// 81 GFLOP/s) than with the transpose expressed by strides. A built-in cell computes it on
+/// first use and drops it whenever its parameters are handed out mutably
+/// ([`Cell::params_mut`]), so it always matches `weight_hh`.
+#[derive(Clone, Default)]
+pub(crate) struct TransposedWeight<T>(OnceLock<Vec<T>>);
+
+impl<T: Float> TransposedWeight<T> {
+    /// `wᵀ` for `w = weight_hh`, computed once.
+    pub(crate) fn of<'a>(&'a self, w: &Tensor<T>) -> MatRef<'a, T> {
+        let (rows, cols) = (w.shape()[0], w.shape()[1]);
+        let data = self.0.get_or_init(|| {
+            let w = w.as_slice();
+            (0..cols)
+                .flat_map(|c| (0..rows).map(move |r| w[r * cols + c]))
+                .collect()
+        });
+        MatRef::new(data, cols, rows)
+    }
+
+    /// Forgets the transposed copy (the weight is about to change).
+    pub(crate) fn clear(&mut self) {
+        self.0 = OnceLock::new();
+    }
+}
+
+/// A cache is no part of a cell's value.
+impl<T> PartialEq for TransposedWeight<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> fmt::Debug for TransposedWeight<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "cached"
+        } else {
+            "empty"
+        })
+    }
+}
+
+/// `out ← β·out + h·W_hhᵀ` for the `h` columns (the first `h_out`) of packed state rows, with
+/// `w_hh_t = W_hhᵀ` (`(H_out, G·H)`, see [`TransposedWeight`]).
 pub(crate) fn recurrent_product<T: Float>(
-    params: &CellParams<T>,
+    w_hh_t: MatRef<'_, T>,
     batch: usize,
     prev: &[T],
     state_width: usize,
     beta: T,
     out: MatMut<'_, T>,
 ) {
-    let h_out = params.weight_hh.shape()[1];
-    let h = MatRef::strided(prev, batch, h_out, state_width, 1);
-    gemm(T::one(), h, params.weight_hh.as_mat().t(), beta, out);
+    let h = MatRef::strided(prev, batch, w_hh_t.rows(), state_width, 1);
+    gemm(T::one(), h, w_hh_t, beta, out);
 }
 
 /// `d_h ← β·d_h + d_g·W_hh`: the gradient reaching `h_prev` through the recurrent product.

@@ -6,7 +6,7 @@ use rand::Rng;
 
 use super::{
     display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
-    CellParams, StatePart,
+    CellParams, StatePart, TransposedWeight,
 };
 use crate::error::Result;
 use crate::float::Float;
@@ -77,6 +77,7 @@ impl RnnCellConfig {
             hidden_size: self.hidden_size,
             nonlinearity: self.nonlinearity,
             params,
+            w_hh_t: TransposedWeight::default(),
         }
     }
 }
@@ -109,6 +110,8 @@ pub struct RnnCell<T> {
     hidden_size: usize,
     nonlinearity: Nonlinearity,
     params: CellParams<T>,
+    /// `weight_hhᵀ`, contiguous, for the per-step product.
+    w_hh_t: TransposedWeight<T>,
 }
 
 impl<T: Float> RnnCell<T> {
@@ -130,6 +133,7 @@ impl<T: Float> RnnCell<T> {
             hidden_size,
             nonlinearity,
             params,
+            w_hh_t: TransposedWeight::default(),
         })
     }
 
@@ -166,6 +170,7 @@ impl<T: Float> Cell<T> for RnnCell<T> {
     }
 
     fn params_mut(&mut self) -> &mut CellParams<T> {
+        self.w_hh_t.clear();
         &mut self.params
     }
 
@@ -174,7 +179,7 @@ impl<T: Float> Cell<T> for RnnCell<T> {
         debug_assert_eq!(p.len(), batch * h);
         fill_rows_with_bias(self.params.bias_hh.as_ref(), batch, h, next, h);
         recurrent_product(
-            &self.params,
+            self.w_hh_t.of(&self.params.weight_hh),
             batch,
             prev,
             h,
