@@ -35,8 +35,8 @@ use serde_json::{json, Value};
 #[derive(Parser)]
 #[command(about = "recurrent against PyTorch on the same workloads, in one run")]
 struct Args {
-    /// Threads for both libraries (PyTorch's `set_num_threads`; this crate uses two threads for
-    /// the two directions of a bidirectional layer).
+    /// Threads for both libraries (`torch.set_num_threads` and `recurrent::set_num_threads`;
+    /// this crate uses a second thread for the other direction of a bidirectional layer).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Minimum measuring time per entry, in seconds.
@@ -185,6 +185,7 @@ fn pytorch(args: &Args) -> Option<Value> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    recurrent::set_num_threads(args.threads);
     let torch = pytorch(&args);
     let torch_ms = |w: &str, c: &str, m: &str| -> Option<f64> {
         torch.as_ref()?["results"].as_array()?.iter().find_map(|r| {

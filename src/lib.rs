@@ -132,6 +132,7 @@ mod optim;
 mod io;
 
 mod gradcheck;
+mod threads;
 
 pub use cell::{
     Cell, CellParams, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell,
@@ -153,6 +154,7 @@ pub use nn::{
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use params::{Grads, Parameters};
 pub use tensor::{gemm, MatMut, MatRef, Tensor};
+pub use threads::{num_threads, set_num_threads};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

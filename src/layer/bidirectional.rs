@@ -96,7 +96,8 @@ impl<L> Bidirectional<L> {
     }
 
     /// The amount of work per direction, `T·B·(I + H_out)·H_out`, from which the two
-    /// directions run on two threads, if the machine has more than one core. `0` always uses
+    /// directions run on two threads, if the crate may use more than one
+    /// ([`crate::set_num_threads`]; by default, if the machine has more than one core). `0` always uses
     /// two threads (even on one core), `usize::MAX` never. The default, 2¹⁷, is where two
     /// threads start to win for an LSTM on a two-core machine (`cargo bench --bench
     /// bidirectional`, forward of an LSTM with `I = H`: 94 µs on one thread against 114 µs on
@@ -164,8 +165,7 @@ impl<L> Bidirectional<L> {
             .saturating_mul(self.forward.input_size() + h)
             .saturating_mul(h);
         self.parallel_threshold == 0
-            || work >= self.parallel_threshold
-                && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+            || work >= self.parallel_threshold && crate::threads::num_threads() > 1
     }
 }
 
