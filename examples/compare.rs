@@ -54,6 +54,66 @@ struct Args {
     /// Where to write the table as JSON.
     #[arg(long, default_value = "target/compare.json")]
     json: String,
+    /// Instead of the table: the peak memory of one training step of the large LSTM workload
+    /// against what its backward pass needs (Linux only).
+    #[arg(long)]
+    memory: bool,
+}
+
+/// The process's peak resident memory in bytes since the last reset (`VmHWM`), and a reset of
+/// it (`/proc/self/clear_refs`), on Linux.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn current_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Two training steps of the large LSTM workload: peak memory above the process holding the
+/// input, against what a step cannot do without: the trace's activations (input rows, `h` and
+/// `c` of every step, the gates and `tanh c` of every step), the output and its gradient, the
+/// input gradient, the parameters and their gradients.
+fn memory() -> Result<(), Box<dyn std::error::Error>> {
+    let (t, b, i, h) = (100, 64, 512, 512);
+    let rng = &mut StdRng::seed_from_u64(2);
+    let x = Tensor::<f32>::randn(&[t, b, i], rng);
+    // the input is the caller's; everything from the model on counts
+    let resting = current_rss().ok_or("no /proc/self/status: peak memory is measured on Linux")?;
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    let lstm: Lstm<f32> = Lstm::new(LstmConfig::new(i, h), rng)?;
+    let step = || -> Result<(), recurrent::Error> {
+        let out = lstm.forward(&x, None, None)?;
+        let d_output = Tensor::full(out.output.shape(), 1.0);
+        lstm.backward(&out.trace, Some(&d_output), None)?;
+        Ok(())
+    };
+    step()?;
+    step()?; // the second step runs on the buffers the first left in the layer's pool
+    let peak = peak_rss().ok_or("no VmHWM")? - resting;
+    let f = std::mem::size_of::<f32>() as u64;
+    let params = (4 * h * (i + h) + 8 * h) as u64;
+    let needed = f
+        * ((t * b * i) as u64 // the input rows kept by the trace
+        + ((t + 1) * b * 2 * h) as u64    // h and c at every step
+        + (t * b * 5 * h) as u64          // the gates and tanh(c) of every step
+        + 2 * (t * b * h) as u64          // the output and its gradient
+        + (t * b * i) as u64              // the input gradient
+        + 2 * params); // parameters and their gradients
+    let mb = |v: u64| v as f64 / (1 << 20) as f64;
+    println!(
+        "large LSTM train step (T{t} B{b} I{i} H{h}, f32): peak {:.1} MiB above the resting process, needed {:.1} MiB: {:.2}x",
+        mb(peak),
+        mb(needed),
+        peak as f64 / needed as f64
+    );
+    Ok(())
 }
 
 /// `(name, T, B, I, H, layers, bidirectional)`.
@@ -186,6 +246,9 @@ fn pytorch(args: &Args) -> Option<Value> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     recurrent::set_num_threads(args.threads);
+    if args.memory {
+        return memory();
+    }
     let torch = pytorch(&args);
     let torch_ms = |w: &str, c: &str, m: &str| -> Option<f64> {
         torch.as_ref()?["results"].as_array()?.iter().find_map(|r| {

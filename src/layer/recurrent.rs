@@ -469,14 +469,21 @@ impl<C> Recurrent<C> {
         );
         let mut d_x = self.pool.scratch(rows * in_size);
         input_grad(cell.params(), &d_p, MatMut::new(&mut d_x, rows, in_size));
-        let input = self.unpack_rows(
-            &d_x,
-            |t, j| (t * batch + j) * in_size,
-            (seq_len, batch, in_size),
-            order,
-            &trace.batch_sizes,
-        );
-        for buffer in [d_p, d_hp, d_x] {
+        let input = if order.is_none() && !self.batch_first {
+            // time-major without lengths: the packed rows are the input's layout already
+            Tensor::from_vec(d_x, &[seq_len, batch, in_size]).expect("T·B rows of I")
+        } else {
+            let input = self.unpack_rows(
+                &d_x,
+                |t, j| (t * batch + j) * in_size,
+                (seq_len, batch, in_size),
+                order,
+                &trace.batch_sizes,
+            );
+            self.pool.recycle(d_x);
+            input
+        };
+        for buffer in [d_p, d_hp] {
             self.pool.recycle(buffer);
         }
         let mut params = Grads::new();
