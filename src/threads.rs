@@ -1,5 +1,6 @@
 //! How many threads the crate may use, like PyTorch's `torch.set_num_threads`.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// 0: not set, use the available cores.
@@ -28,4 +29,53 @@ pub fn num_threads() -> usize {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
+}
+
+thread_local! {
+    /// Whether this thread runs one side of a [`join`]: its layers do not start more threads.
+    static IN_JOIN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a layer may start a second thread here: more than one thread is allowed and this
+/// thread is not already one side of a [`join`] (two cores are busy then).
+pub(crate) fn may_spawn() -> bool {
+    num_threads() > 1 && !IN_JOIN.with(Cell::get)
+}
+
+/// Marks the current thread as one side of a [`join`] until dropped (also on a panic).
+struct JoinSide(bool);
+
+impl JoinSide {
+    fn enter() -> Self {
+        JoinSide(IN_JOIN.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for JoinSide {
+    fn drop(&mut self) {
+        IN_JOIN.with(|c| c.set(self.0));
+    }
+}
+
+/// Runs `a` and `b`, on two threads if `parallel` (`b` on a new one), each marked so that the
+/// layers inside do not start threads of their own; a panic on either side is resumed here.
+pub(crate) fn join<A: Send, B: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if !parallel {
+        return (a(), b());
+    }
+    std::thread::scope(|s| {
+        let b = s.spawn(|| {
+            let _side = JoinSide::enter();
+            b()
+        });
+        let a = {
+            let _side = JoinSide::enter();
+            a()
+        };
+        (a, b.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    })
 }

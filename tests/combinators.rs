@@ -377,6 +377,19 @@ fn two_threads_give_the_same_results_as_one() {
     assert_eq!(ga.params, gb.params);
 }
 
+/// A `Recurrent` whose batch is split over two threads has the right gradients.
+#[test]
+fn a_split_batch_passes_gradcheck() {
+    let rng = &mut StdRng::seed_from_u64(12);
+    let layer =
+        Recurrent::new(LstmCellConfig::new(3, 4).init::<f64, _>(rng)).with_parallel_threshold(0);
+    let x = Tensor::randn(&[5, 3, 3], rng);
+    let report = Gradcheck::new()
+        .check_layer(&layer, &x, None, Some(&[5, 2, 4]))
+        .unwrap();
+    assert!(report.worst_error < BOUND, "{report}");
+}
+
 #[test]
 fn names_follow_pytorch() {
     let config = LstmConfig::new(3, 4)

@@ -13,6 +13,7 @@ use crate::error::{check_shape, Error, Result, Shape};
 use crate::float::Float;
 use crate::params::Parameters;
 use crate::tensor::Tensor;
+use crate::threads::join;
 
 /// Below this much work per direction (`T·B·(I + H_out)·H_out`) the two directions run one
 /// after the other; above it, on two threads. Measured with `benches/bidirectional.rs`: see
@@ -165,24 +166,7 @@ impl<L> Bidirectional<L> {
             .saturating_mul(self.forward.input_size() + h)
             .saturating_mul(h);
         self.parallel_threshold == 0
-            || work >= self.parallel_threshold && crate::threads::num_threads() > 1
-    }
-}
-
-/// Runs `a` and `b`, on two threads if `parallel`.
-fn join<A: Send, B: Send>(
-    parallel: bool,
-    a: impl FnOnce() -> A + Send,
-    b: impl FnOnce() -> B + Send,
-) -> (A, B) {
-    if parallel {
-        std::thread::scope(|s| {
-            let b = s.spawn(b);
-            let a = a();
-            (a, b.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-        })
-    } else {
-        (a(), b())
+            || work >= self.parallel_threshold && crate::threads::may_spawn()
     }
 }
 

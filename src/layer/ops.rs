@@ -136,6 +136,75 @@ pub(crate) fn split_features<T: Float>(x: &Tensor<T>, fa: usize) -> (Tensor<T>, 
     )
 }
 
+/// `x` (rank 3) cut along `axis` (0 or 1) into its first `at` entries and the rest.
+pub(crate) fn split_batch<T: Float>(
+    x: &Tensor<T>,
+    at: usize,
+    axis: usize,
+) -> (Tensor<T>, Tensor<T>) {
+    let dims = x.shape();
+    let (outer, n, inner) = if axis == 0 {
+        (1, dims[0], dims[1] * dims[2])
+    } else {
+        (dims[0], dims[1], dims[2])
+    };
+    let (mut a, mut b) = (Vec::with_capacity(outer * at * inner), Vec::new());
+    for block in x.as_slice().chunks_exact(n * inner) {
+        a.extend_from_slice(&block[..at * inner]);
+        b.extend_from_slice(&block[at * inner..]);
+    }
+    let with = |m: usize| {
+        let mut d = dims.to_vec();
+        d[axis] = m;
+        d
+    };
+    (
+        Tensor::from_vec(a, &with(at)).expect("the first entries"),
+        Tensor::from_vec(b, &with(n - at)).expect("the other entries"),
+    )
+}
+
+/// The inverse of [`split_batch`]: `a` then `b` along `axis` (0 or 1).
+pub(crate) fn concat_batch<T: Float>(a: &Tensor<T>, b: &Tensor<T>, axis: usize) -> Tensor<T> {
+    let (da, db) = (a.shape(), b.shape());
+    let inner = if axis == 0 { da[1] * da[2] } else { da[2] };
+    let (na, nb) = (da[axis] * inner, db[axis] * inner);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    for (ra, rb) in a
+        .as_slice()
+        .chunks_exact(na)
+        .zip(b.as_slice().chunks_exact(nb))
+    {
+        out.extend_from_slice(ra);
+        out.extend_from_slice(rb);
+    }
+    let mut dims = da.to_vec();
+    dims[axis] += db[axis];
+    Tensor::from_vec(out, &dims).expect("the entries of both")
+}
+
+/// `state` (parts `(S, B, width)`) cut along the batch into its first `at` samples and the rest.
+pub(crate) fn split_state_batch<T: Float>(state: &State<T>, at: usize) -> (State<T>, State<T>) {
+    let (a, b) = state
+        .parts()
+        .map(|(name, t)| {
+            let (x, y) = split_batch(t, at, 1);
+            ((name, x), (name, y))
+        })
+        .unzip();
+    (State::new(a), State::new(b))
+}
+
+/// The inverse of [`split_state_batch`].
+pub(crate) fn concat_state_batch<T: Float>(a: &State<T>, b: &State<T>) -> State<T> {
+    State::new(
+        a.parts()
+            .zip(b.parts())
+            .map(|((name, x), (_, y))| (name, concat_batch(x, y, 1)))
+            .collect(),
+    )
+}
+
 /// Element-wise `a + b` of tensors of the same shape.
 pub(crate) fn add<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
     debug_assert_eq!(a.shape(), b.shape());
@@ -241,6 +310,22 @@ mod tests {
         let b = seq(&[2, 3, 1]); // batch-first: (B, T, F)
         let r = reverse_time(&b, Some(&[3, 2]), true);
         assert_eq!(r.as_slice(), &[2.0, 1.0, 0.0, 4.0, 3.0, 5.0]);
+    }
+
+    #[test]
+    fn batch_halves_round_trip_on_either_axis() {
+        let x = seq(&[3, 4, 2]);
+        for axis in [0, 1] {
+            let (a, b) = split_batch(&x, 1, axis);
+            assert_eq!(a.shape()[axis], 1);
+            assert_eq!(concat_batch(&a, &b, axis), x);
+        }
+        let (a, _) = split_batch(&x, 1, 1);
+        assert_eq!(a.as_slice(), &[0.0, 1.0, 8.0, 9.0, 16.0, 17.0]);
+        let s = State::from_hc(seq(&[2, 4, 3]), seq(&[2, 4, 1]));
+        let (p, q) = split_state_batch(&s, 3);
+        assert_eq!(p.c().unwrap().as_slice(), &[0.0, 1.0, 2.0, 4.0, 5.0, 6.0]);
+        assert_eq!(concat_state_batch(&p, &q), s);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use core::fmt;
 use std::sync::Arc;
 
-use super::ops::{check_lengths, sequence_dims};
+use super::ops::{
+    check_lengths, concat_batch, concat_state_batch, sequence_dims, split_batch, split_state_batch,
+};
 use super::pool::{Pool, Recycler};
 use super::{SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::cell::{
@@ -16,6 +18,7 @@ use crate::error::{check_shape, Result, Shape};
 use crate::float::Float;
 use crate::params::{Grads, Parameters};
 use crate::tensor::{MatMut, MatRef, Tensor};
+use crate::threads::{join, may_spawn};
 
 /// One recurrent layer in one direction: a [`Cell`] run over every time step of a batch.
 ///
@@ -53,15 +56,21 @@ pub struct Recurrent<C> {
     cell: C,
     batch_first: bool,
     name_suffix: String,
+    /// Work (`T·B·(I + H_out)·H_out`) from which a call splits its batch over two threads.
+    parallel_threshold: usize,
     /// Buffers of earlier calls, reused by later ones (shared by clones).
     pool: Arc<Pool>,
 }
+
+/// The default of [`Recurrent::with_parallel_threshold`].
+const PARALLEL_THRESHOLD: usize = 1 << 20;
 
 impl<C: PartialEq> PartialEq for Recurrent<C> {
     fn eq(&self, other: &Self) -> bool {
         self.cell == other.cell
             && self.batch_first == other.batch_first
             && self.name_suffix == other.name_suffix
+            && self.parallel_threshold == other.parallel_threshold
     }
 }
 
@@ -85,6 +94,10 @@ pub struct RecurrentTrace<T> {
     batch_sizes: Vec<usize>,
     /// Gives `x`, `states` and `saved` back to the layer's pool when the trace is dropped.
     recycler: Recycler<T>,
+    /// When the call split its batch over two threads: the traces of the first `split_at`
+    /// samples and of the rest (and the buffers above are empty).
+    halves: Option<Box<[RecurrentTrace<T>; 2]>>,
+    split_at: usize,
 }
 
 impl<T> Drop for RecurrentTrace<T> {
@@ -112,6 +125,7 @@ impl<C> Recurrent<C> {
             cell,
             batch_first: false,
             name_suffix: "_l0".to_string(),
+            parallel_threshold: PARALLEL_THRESHOLD,
             pool: Arc::default(),
         }
     }
@@ -122,6 +136,21 @@ impl<C> Recurrent<C> {
     pub fn with_batch_first(self, batch_first: bool) -> Self {
         Recurrent {
             batch_first,
+            ..self
+        }
+    }
+
+    /// The amount of work, `T·B·(I + H_out)·H_out`, from which a call splits its batch in two
+    /// halves run on two threads (if [`crate::set_num_threads`] allows more than one, and the
+    /// layer is not already running beside another, as one direction of a parallel
+    /// [`crate::Bidirectional`]). `0` always splits a batch of two or more (even on one core),
+    /// `usize::MAX` never.
+    /// The default, 2²⁰, is where splitting starts to win for an LSTM on a two-core machine
+    /// (`cargo run --release --example compare -- --threads 2`).
+    #[must_use = "returns a new layer and does not modify self"]
+    pub fn with_parallel_threshold(self, work: usize) -> Self {
+        Recurrent {
+            parallel_threshold: work,
             ..self
         }
     }
@@ -258,6 +287,72 @@ impl<C> Recurrent<C> {
         cell.validate_params()?;
         let in_size = cell.input_size();
         let (seq_len, batch) = sequence_dims("recurrent input", input, in_size, self.batch_first)?;
+        let Some(at) = self.split_point::<T>(seq_len, batch) else {
+            return self.forward_rows(input, initial, lengths);
+        };
+        check_lengths(lengths, seq_len, batch)?;
+        if let Some(initial) = initial {
+            initial.validate("initial state", &cell.state_parts(), &[1, batch])?;
+        }
+        let axis = self.batch_axis();
+        let (x_a, x_b) = split_batch(input, at, axis);
+        let (init_a, init_b) = initial.map(|s| split_state_batch(s, at)).unzip();
+        let (len_a, len_b) = lengths.map(|l| l.split_at(at)).unzip();
+        let (a, b) = join(
+            true,
+            || self.forward_rows(&x_a, init_a.as_ref(), len_a),
+            || self.forward_rows(&x_b, init_b.as_ref(), len_b),
+        );
+        let (a, b) = (a?, b?);
+        Ok(SequenceOutput {
+            output: concat_batch(&a.output, &b.output, axis),
+            state: concat_state_batch(&a.state, &b.state),
+            trace: RecurrentTrace {
+                seq_len,
+                batch,
+                x: Vec::new(),
+                states: Vec::new(),
+                saved: Vec::new(),
+                order: None,
+                batch_sizes: Vec::new(),
+                recycler: Recycler::new(&self.pool),
+                halves: Some(Box::new([a.trace, b.trace])),
+                split_at: at,
+            },
+        })
+    }
+
+    /// Where to split a batch over two threads, if this call should: at half the batch, when
+    /// there are two samples or more, the work reaches the threshold and a thread may start.
+    fn split_point<T: Float>(&self, seq_len: usize, batch: usize) -> Option<usize>
+    where
+        C: Cell<T>,
+    {
+        let (i, h) = (self.cell.input_size(), self.cell.output_size());
+        let work = (seq_len * batch).saturating_mul(i + h).saturating_mul(h);
+        let worth = self.parallel_threshold == 0 || work >= self.parallel_threshold && may_spawn();
+        (batch >= 2 && worth).then_some(batch / 2)
+    }
+
+    /// The axis of the batch in sequence tensors: 1 time-major, 0 batch-first.
+    fn batch_axis(&self) -> usize {
+        usize::from(!self.batch_first)
+    }
+
+    /// [`forward`](Recurrent::forward) on one thread.
+    fn forward_rows<T: Float>(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, RecurrentTrace<T>>>
+    where
+        C: Cell<T>,
+    {
+        let cell = &self.cell;
+        cell.validate_params()?;
+        let in_size = cell.input_size();
+        let (seq_len, batch) = sequence_dims("recurrent input", input, in_size, self.batch_first)?;
         let (order, batch_sizes) = pack_lengths(lengths, seq_len, batch)?;
         let layout = cell.state_parts();
         if let Some(initial) = initial {
@@ -333,6 +428,8 @@ impl<C> Recurrent<C> {
             order,
             batch_sizes,
             recycler: Recycler::new(&self.pool),
+            halves: None,
+            split_at: 0,
         };
         Ok(SequenceOutput {
             output,
@@ -376,6 +473,52 @@ impl<C> Recurrent<C> {
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn backward<T: Float>(
+        &self,
+        trace: &RecurrentTrace<T>,
+        d_output: Option<&Tensor<T>>,
+        d_state: Option<&State<T>>,
+    ) -> Result<SequenceGrads<T>>
+    where
+        C: Cell<T>,
+    {
+        let Some(halves) = &trace.halves else {
+            return self.backward_rows(trace, d_output, d_state);
+        };
+        let (seq_len, batch, at) = (trace.seq_len, trace.batch, trace.split_at);
+        let layout = self.cell.state_parts();
+        if let Some(d) = d_output {
+            let expected = self.sequence_shape(seq_len, batch, layout[0].size);
+            check_shape("output gradient", expected, d.raw_shape())?;
+        }
+        if let Some(d_state) = d_state {
+            d_state.validate("final state gradient", &layout, &[1, batch])?;
+        }
+        let axis = self.batch_axis();
+        let (d_out_a, d_out_b) = d_output.map(|d| split_batch(d, at, axis)).unzip();
+        let (d_state_a, d_state_b) = d_state.map(|s| split_state_batch(s, at)).unzip();
+        let (a, b) = join(
+            may_spawn(),
+            || self.backward_rows(&halves[0], d_out_a.as_ref(), d_state_a.as_ref()),
+            || self.backward_rows(&halves[1], d_out_b.as_ref(), d_state_b.as_ref()),
+        );
+        let (a, mut b) = (a?, b?);
+        // the parameters' gradients are sums over the samples
+        for ((_, total), (_, part)) in b.params.iter_mut().zip(a.params.iter()) {
+            total
+                .as_mut_slice()
+                .iter_mut()
+                .zip(part.as_slice())
+                .for_each(|(t, &p)| *t = *t + p);
+        }
+        Ok(SequenceGrads {
+            input: concat_batch(&a.input, &b.input, axis),
+            initial_state: concat_state_batch(&a.initial_state, &b.initial_state),
+            params: b.params,
+        })
+    }
+
+    /// [`backward`](Recurrent::backward) of an unsplit trace, on one thread.
+    fn backward_rows<T: Float>(
         &self,
         trace: &RecurrentTrace<T>,
         d_output: Option<&Tensor<T>>,
