@@ -102,9 +102,10 @@
 //! the gate non-linearities run over whole gate blocks (in `f32` a vectorised exponential,
 //! dispatched at run time to AVX-512 or AVX2); the weight and input gradients are one GEMM each
 //! after the loop. Matrix products are `matrixmultiply`'s, except a single row (batch-1
-//! inference), which takes a matrix-vector loop. Buffers are reused across calls. The two
-//! directions of a [`Bidirectional`] layer run in parallel when the work is large enough and
-//! [`set_num_threads`] allows it. `cargo run --release --example compare` measures all this
+//! inference), which takes a matrix-vector loop. Buffers are reused across calls. When
+//! [`set_num_threads`] allows two threads and the work is large enough, [`Recurrent`] splits
+//! its batch into two halves run side by side, and the two directions of a [`Bidirectional`]
+//! layer run in parallel. `cargo run --release --example compare` measures all this
 //! against PyTorch (see the README).
 //!
 //! # Crate features
