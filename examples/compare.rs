@@ -19,8 +19,11 @@
 //!
 //! The sgemm peak of a workload is the GFLOP/s of `matrixmultiply`'s sgemm alone on the same
 //! products a forward pass does (the input projection of every layer and direction, then one
-//! recurrent product per step, weights in the faster `(K, N)` layout), timed the same way;
-//! "% peak" is this crate's GFLOP/s against it.
+//! recurrent product per step, weights in the faster `(K, N)` layout), on one thread, timed
+//! the same way; "% peak" is this crate's GFLOP/s against it, for train as for infer (the
+//! backward products are not timed separately). For the stream workload (batch 1) the
+//! per-step products are single rows, which go through the crate's own matrix-vector loop,
+//! so its "peak" is that loop's rate, not sgemm's (sgemm manages 2 to 5 GFLOP/s there).
 
 use std::process::Command;
 use std::time::Instant;
@@ -36,7 +39,8 @@ use serde_json::{json, Value};
 #[command(about = "recurrent against PyTorch on the same workloads, in one run")]
 struct Args {
     /// Threads for both libraries (`torch.set_num_threads` and `recurrent::set_num_threads`;
-    /// this crate uses a second thread for the other direction of a bidirectional layer).
+    /// this crate uses a second thread for half of a large batch, or for the other direction
+    /// of a bidirectional layer).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Minimum measuring time per entry, in seconds.

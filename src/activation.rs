@@ -17,7 +17,7 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// `1.5·2²³`: adding and subtracting it rounds an `f32` of magnitude below 2²² to an integer.
 const ROUND: f32 = 12_582_912.0;
 
-/// `e^x` for `x` in `[-87, 88]`, clamped there so that the result is a normal number (so
+/// `e^x` for `x` in `[-87, 88]`, clamped there so that the exponent bits stay in range (so
 /// `σ(−∞)` is 6e-39, not 0); NaN stays NaN. Inlined into loops that LLVM vectorises: no branch, no call.
 #[inline(always)]
 fn exp_f32(x: f32) -> f32 {

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// 0: not set, use the available cores.
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets how many threads the crate may use at most (for now: whether the two directions of a
-/// [`crate::Bidirectional`] layer may run in parallel). `0` restores the default, the number
-/// of available cores.
+/// Sets how many threads the crate may use at most: with more than one, a large batch of a
+/// [`crate::Recurrent`] layer is split in two halves run side by side, and the two directions
+/// of a [`crate::Bidirectional`] layer run in parallel (a layer's explicit
+/// `with_parallel_threshold(0)` overrides this). `0` restores the default, the number of
+/// available cores.
 ///
 /// # Examples
 ///

@@ -377,6 +377,25 @@ fn two_threads_give_the_same_results_as_one() {
     assert_eq!(ga.params, gb.params);
 }
 
+/// Splitting an empty input (no feature, or no step) is not attempted, and the call works.
+#[test]
+fn empty_inputs_are_not_split() {
+    let rng = &mut StdRng::seed_from_u64(13);
+    let layer =
+        Recurrent::new(RnnCellConfig::new(0, 4).init::<f64, _>(rng)).with_parallel_threshold(0);
+    let out = layer
+        .forward(&Tensor::zeros(&[6, 4, 0]), None, None)
+        .unwrap();
+    assert_eq!(out.output.shape(), &[6, 4, 4]);
+    let layer = Recurrent::new(RnnCellConfig::new(3, 4).init::<f64, _>(rng))
+        .with_batch_first(true)
+        .with_parallel_threshold(0);
+    let out = layer
+        .forward(&Tensor::zeros(&[4, 0, 3]), None, None)
+        .unwrap();
+    assert_eq!(out.output.shape(), &[4, 0, 4]);
+}
+
 /// A `Recurrent` whose batch is split over two threads has the right gradients.
 #[test]
 fn a_split_batch_passes_gradcheck() {

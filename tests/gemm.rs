@@ -131,20 +131,30 @@ fn a_row_vector_times_any_layout_of_b() {
     let a = Tensor::<f64>::randn(&[1, k], &mut rng);
     // B's values at (p, j) live at p·rs + j·cs in `data`, for three layouts
     let data = Tensor::<f64>::randn(&[3 * k * n], &mut rng);
+    let c0 = Tensor::<f64>::randn(&[2 * n], &mut rng);
     for (rs, cs) in [(n, 1), (1, k), (2 * n, 2)] {
         let b = MatRef::strided(data.as_slice(), k, n, rs, cs);
-        let mut c_buf = vec![f64::NAN; 2 * n];
-        let c = MatMut::strided(&mut c_buf, 1, n, 2 * n, 2);
-        gemm(0.5, a.as_mat(), b, 0.0, c);
-        for j in 0..n {
-            let expected: f64 = (0..k)
-                .map(|p| a.as_slice()[p] * data.as_slice()[p * rs + j * cs])
-                .sum();
-            assert!(
-                (c_buf[2 * j] - 0.5 * expected).abs() < 1e-13,
-                "layout ({rs}, {cs}), column {j}"
-            );
-            assert!(c_buf[2 * j + 1].is_nan(), "between C's elements untouched");
+        // C contiguous or every other element; β = 0 over NaN, or β = 0.7 over values
+        for (c_stride, beta) in [(1, 0.0), (2, 0.0), (1, 0.7), (2, 0.7)] {
+            let mut c_buf = vec![f64::NAN; 2 * n];
+            if beta != 0.0 {
+                c_buf.copy_from_slice(c0.as_slice());
+            }
+            let c = MatMut::strided(&mut c_buf, 1, n, 2 * n, c_stride);
+            gemm(0.5, a.as_mat(), b, beta, c);
+            for j in 0..n {
+                let expected: f64 = (0..k)
+                    .map(|p| a.as_slice()[p] * data.as_slice()[p * rs + j * cs])
+                    .sum();
+                let expected = 0.5 * expected + beta * c0.as_slice()[j * c_stride];
+                assert!(
+                    (c_buf[j * c_stride] - expected).abs() < 1e-13,
+                    "layout ({rs}, {cs}), C stride {c_stride}, β {beta}, column {j}"
+                );
+                if c_stride == 2 && beta == 0.0 {
+                    assert!(c_buf[2 * j + 1].is_nan(), "between C's elements untouched");
+                }
+            }
         }
     }
 }
