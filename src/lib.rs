@@ -138,6 +138,8 @@ mod optim;
 mod io;
 
 mod gradcheck;
+#[cfg(test)]
+mod test_util;
 mod threads;
 
 pub use cell::{

@@ -10,9 +10,9 @@ mod common;
 
 use std::cell::Cell as StdCell;
 
-use common::runner;
+use common::{random_lengths, runner};
 use proptest::prelude::*;
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     Bidirectional, Cell, Error, Gradcheck, GradcheckReport, GruCellConfig, Lstm, LstmCellConfig,
     LstmConfig, Parameters, Recurrent, RnnCellConfig, SequenceGrads, SequenceLayer, SequenceOutput,
@@ -155,11 +155,9 @@ fn check<L: SequenceLayer<f64> + Clone>(
 ) -> GradcheckReport {
     let x = Tensor::randn(&[p.seq_len, p.batch, layer.input_size()], rng);
     let init = p.initial_state.then(|| random_state(&layer, p.batch, rng));
-    let lengths: Option<Vec<usize>> = p.variable_lengths.then(|| {
-        (0..p.batch)
-            .map(|_| rng.random_range(1..=p.seq_len))
-            .collect()
-    });
+    let lengths: Option<Vec<usize>> = p
+        .variable_lengths
+        .then(|| random_lengths(p.seq_len, p.batch, rng));
     Gradcheck::new()
         .with_seed(p.seed)
         .check_layer(&layer, &x, init.as_ref(), lengths.as_deref())
@@ -294,9 +292,7 @@ fn a_stack_of_one_layer_is_that_layer() {
             .with_dropout(0.5)
             .unwrap();
         let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
-        let lengths: Vec<usize> = (0..p.batch)
-            .map(|_| rng.random_range(1..=p.seq_len))
-            .collect();
+        let lengths: Vec<usize> = random_lengths(p.seq_len, p.batch, rng);
         let init = random_state(&layer, p.batch, rng);
         let (a, b) = (
             layer.forward(&x, Some(&init), Some(&lengths)).unwrap(),

@@ -10,10 +10,10 @@ mod common;
 
 use std::cell::Cell as StdCell;
 
-use common::runner;
+use common::{random_lengths, runner};
 
 use proptest::prelude::*;
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     Cell, Gradcheck, GradcheckReport, GruCellConfig, LstmCellConfig, Nonlinearity, Recurrent,
     RnnCellConfig, State, Tensor,
@@ -122,11 +122,9 @@ fn check_recurrent<C: Cell<f64> + Clone>(
         let init = p
             .initial_state
             .then(|| random_state(layer.cell(), &[1, p.batch], &mut rng));
-        let lengths: Option<Vec<usize>> = p.variable_lengths.then(|| {
-            (0..p.batch)
-                .map(|_| rng.random_range(1..=p.seq_len))
-                .collect()
-        });
+        let lengths: Option<Vec<usize>> = p
+            .variable_lengths
+            .then(|| random_lengths(p.seq_len, p.batch, &mut rng));
         Gradcheck::new()
             .with_seed(p.seed)
             .check_layer(&layer, &x, init.as_ref(), lengths.as_deref())

@@ -11,9 +11,9 @@
 
 mod common;
 
-use common::runner;
+use common::{random_lengths, runner};
 use proptest::prelude::*;
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     Bidirectional, Cell, Grads, Gru, GruCell, GruCellConfig, GruConfig, Lstm, LstmCell,
     LstmCellConfig, LstmConfig, Recurrent, RnnCell, RnnCellConfig, SequenceLayer, Stacked, State,
@@ -44,12 +44,6 @@ fn problems() -> impl Strategy<Value = Problem> {
             hidden_size,
             seed,
         })
-}
-
-fn random_lengths(p: &Problem, rng: &mut StdRng) -> Vec<usize> {
-    (0..p.batch)
-        .map(|_| rng.random_range(1..=p.seq_len))
-        .collect()
 }
 
 /// A random state for `layer`, parts `(L·D, batch, width)`.
@@ -125,7 +119,7 @@ fn batch_independence<L: SequenceLayer<f64>>(
     rng: &mut StdRng,
 ) -> Result<(), TestCaseError> {
     let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
-    let lengths = random_lengths(p, rng);
+    let lengths = random_lengths(p.seq_len, p.batch, rng);
     let init = random_state(layer, p.batch, rng);
     let g = Tensor::randn(&[p.seq_len, p.batch, layer.output_size()], rng);
     let g_state = random_state(layer, p.batch, rng);
@@ -185,7 +179,7 @@ fn padding_invariance<L: SequenceLayer<f64>>(
     rng: &mut StdRng,
 ) -> Result<(), TestCaseError> {
     let (t, extra, i) = (p.seq_len, 3, p.input_size);
-    let lengths = random_lengths(p, rng);
+    let lengths = random_lengths(p.seq_len, p.batch, rng);
     let x = Tensor::randn(&[t, p.batch, i], rng);
     let g = Tensor::randn(&[t + extra, p.batch, layer.output_size()], rng);
     let g_state = random_state(layer, p.batch, rng);
@@ -256,7 +250,7 @@ fn transposed_layouts_match<L: SequenceLayer<f64>>(
     rng: &mut StdRng,
 ) -> Result<(), TestCaseError> {
     let x = Tensor::randn(&[p.seq_len, p.batch, layer.input_size()], rng);
-    let lengths = random_lengths(p, rng);
+    let lengths = random_lengths(p.seq_len, p.batch, rng);
     let init = random_state(layer, p.batch, rng);
     let g_state = random_state(layer, p.batch, rng);
     let tm = layer.forward(&x, Some(&init), Some(&lengths)).unwrap();
@@ -309,7 +303,7 @@ fn layers_agree<L: SequenceLayer<f64>>(
         [p.seq_len, p.batch, p.input_size]
     };
     let x = Tensor::randn(&dims, rng);
-    let lengths = random_lengths(p, rng);
+    let lengths = random_lengths(p.seq_len, p.batch, rng);
     let init = random_state(a, p.batch, rng);
     let (out_a, out_b) = (
         a.forward(&x, Some(&init), Some(&lengths)).unwrap(),

@@ -252,8 +252,8 @@ impl<T: Float> fmt::Display for GruCell<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cell::tests::t;
     use crate::cell::State;
+    use crate::test_util::t;
     use rand::{rngs::StdRng, SeedableRng};
 
     /// The cell keeps `weight_hhᵀ` for its per-step product; changing `weight_hh` through

@@ -366,8 +366,8 @@ impl<T: Float> fmt::Display for LstmCell<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cell::tests::t;
     use crate::cell::State;
+    use crate::test_util::t;
     use rand::{rngs::StdRng, SeedableRng};
 
     /// One step with I = H = 1, `W_ih = [0.1, 0.2, 0.3, 0.4]`, `W_hh = [0.5, −0.5, 0.25, −0.25]`,

@@ -839,13 +839,3 @@ pub(crate) fn fill_rows_with_bias<T: Float>(
         }
     }
 }
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use crate::tensor::Tensor;
-
-    /// A tensor from literal values.
-    pub(crate) fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
-        Tensor::from_vec(data.to_vec(), dims).unwrap()
-    }
-}

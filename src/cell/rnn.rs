@@ -242,8 +242,8 @@ impl<T: Float> fmt::Display for RnnCell<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cell::tests::t;
     use crate::cell::State;
+    use crate::test_util::t;
     use rand::{rngs::StdRng, SeedableRng};
 
     fn hand_cell(nonlinearity: Nonlinearity) -> RnnCell<f64> {

@@ -333,18 +333,11 @@ impl<T: Float> fmt::Display for Linear<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{assert_close, t};
     use rand::{rngs::StdRng, SeedableRng};
 
-    fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
-        Tensor::from_vec(data.to_vec(), dims).unwrap()
-    }
-
-    fn assert_close(actual: &[f64], expected: &[f64]) {
-        assert_eq!(actual.len(), expected.len());
-        for (a, e) in actual.iter().zip(expected) {
-            assert!((a - e).abs() < 1e-12, "{actual:?} != {expected:?}");
-        }
-    }
+    /// The tolerance of the hand-computed values.
+    const TOL: f64 = 1e-12;
 
     /// `W = [[0.1, 0.2, 0.3], [−0.4, 0.5, −0.6]]`, `b = [0.01, −0.02]`,
     /// `x = [[1, 2, 3], [−1, 0, 2]]`:
@@ -368,17 +361,26 @@ mod tests {
         let x = t(&[1.0, 2.0, 3.0, -1.0, 0.0, 2.0], &[2, 3]);
         let y = fc.forward(&x).unwrap();
         assert_eq!(y.shape(), &[2, 2]);
-        assert_close(y.as_slice(), &[1.41, -1.22, 0.51, -0.82]);
+        assert_close(y.as_slice(), &[1.41, -1.22, 0.51, -0.82], TOL);
 
         let grads = fc.backward(&x, &y.map(|_| 1.0)).unwrap();
-        assert_close(grads.input.as_slice(), &[-0.3, 0.7, -0.3, -0.3, 0.7, -0.3]);
+        assert_close(
+            grads.input.as_slice(),
+            &[-0.3, 0.7, -0.3, -0.3, 0.7, -0.3],
+            TOL,
+        );
         let names: Vec<&str> = grads.params.iter().map(|(n, _)| n).collect();
         assert_eq!(names, fc.param_names());
         assert_close(
             grads.params.get("weight").unwrap().as_slice(),
             &[0.0, 2.0, 5.0, 0.0, 2.0, 5.0],
+            TOL,
         );
-        assert_close(grads.params.get("bias").unwrap().as_slice(), &[2.0, 2.0]);
+        assert_close(
+            grads.params.get("bias").unwrap().as_slice(),
+            &[2.0, 2.0],
+            TOL,
+        );
     }
 
     #[test]
@@ -392,7 +394,7 @@ mod tests {
         assert_eq!(flat.as_slice(), y.as_slice());
         let row = fc.forward(&t(&x.as_slice()[3..6], &[3])).unwrap();
         assert_eq!(row.shape(), &[4]);
-        assert_close(row.as_slice(), &y.as_slice()[4..8]);
+        assert_close(row.as_slice(), &y.as_slice()[4..8], TOL);
     }
 
     #[test]

@@ -228,25 +228,18 @@ pub fn cross_entropy_with_logits<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{assert_close, t};
 
-    fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
-        Tensor::from_vec(data.to_vec(), dims).unwrap()
-    }
-
-    fn assert_close(actual: &[f64], expected: &[f64]) {
-        assert_eq!(actual.len(), expected.len());
-        for (a, e) in actual.iter().zip(expected) {
-            assert!((a - e).abs() < 1e-15, "{actual:?} != {expected:?}");
-        }
-    }
+    /// The tolerance of the hand-computed values.
+    const TOL: f64 = 1e-15;
 
     /// `p = [1, 2, 3]`, `t = [1.5, 2, 1]`: `d = [−0.5, 0, 2]`, `L = (0.25 + 0 + 4) / 3`,
     /// `dL/dp = 2d/3 = [−1/3, 0, 4/3]`.
     #[test]
     fn mse_by_hand() {
         let loss = mse_loss(&t(&[1.0, 2.0, 3.0], &[3]), &t(&[1.5, 2.0, 1.0], &[3])).unwrap();
-        assert_close(&[loss.value], &[4.25 / 3.0]);
-        assert_close(loss.grad.as_slice(), &[-1.0 / 3.0, 0.0, 4.0 / 3.0]);
+        assert_close(&[loss.value], &[4.25 / 3.0], TOL);
+        assert_close(loss.grad.as_slice(), &[-1.0 / 3.0, 0.0, 4.0 / 3.0], TOL);
     }
 
     /// PyTorch's `F.binary_cross_entropy_with_logits(torch.tensor([0.5, -1.0]),
@@ -262,10 +255,11 @@ mod tests {
     fn bce_with_logits_by_hand() {
         let loss = binary_cross_entropy_with_logits(&t(&[0.5, -1.0], &[2]), &t(&[1.0, 0.0], &[2]))
             .unwrap();
-        assert_close(&[loss.value], &[0.393_669_335_849_164_75]);
+        assert_close(&[loss.value], &[0.393_669_335_849_164_75], TOL);
         assert_close(
             loss.grad.as_slice(),
             &[-0.188_770_334_399_072_7, 0.134_470_710_684_997_55],
+            TOL,
         );
     }
 
@@ -308,7 +302,7 @@ mod tests {
     fn cross_entropy_by_hand() {
         let logits = t(&[1.0, 2.0, 3.0, 1.0, 1.0, 1.0], &[2, 3]);
         let loss = cross_entropy_with_logits(&logits, &[2, 0]).unwrap();
-        assert_close(&[loss.value], &[0.753_109_126_556_245]);
+        assert_close(&[loss.value], &[0.753_109_126_556_245], TOL);
         assert_close(
             loss.grad.as_slice(),
             &[
@@ -319,6 +313,7 @@ mod tests {
                 1.0 / 6.0,
                 1.0 / 6.0,
             ],
+            TOL,
         );
         // each row of the gradient sums to zero
         for row in loss.grad.as_slice().chunks(3) {

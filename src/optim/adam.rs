@@ -309,8 +309,9 @@ impl<T> fmt::Debug for Adam<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_close, grad_w, quadratic_grad, vec1, Toy, QUADRATIC_MIN};
+    use super::super::testing::{grad_w, quadratic_grad, vec1, Toy, QUADRATIC_MIN};
     use super::*;
+    use crate::test_util::assert_close;
 
     /// Runs `config` from `w` with the gradients `gs` in turn; returns `w` after each step.
     fn run<T: Float>(config: AdamConfig, w: &[f64], gs: &[&[f64]]) -> Vec<Vec<f64>> {

@@ -103,8 +103,9 @@ pub fn clip_grad_value<T: Float>(grads: &mut Grads<T>, clip_value: T) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_close, vec1};
+    use super::super::testing::vec1;
     use super::*;
+    use crate::test_util::assert_close;
 
     fn grads<T: Float>(a: &[f64], b: &[f64]) -> Grads<T> {
         let mut g = Grads::new();

@@ -204,18 +204,6 @@ pub(crate) mod testing {
         g
     }
 
-    /// Asserts `actual ≈ expected` elementwise to `tol`.
-    #[track_caller]
-    pub(crate) fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
-        assert_eq!(actual.len(), expected.len());
-        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-            assert!(
-                (a - e).abs() <= tol,
-                "element {i}: got {a}, expected {e} (tolerance {tol})\n actual:   {actual:?}\n expected: {expected:?}"
-            );
-        }
-    }
-
     /// The quadratic `L(w) = ½ Σ cᵢ (wᵢ − tᵢ)²` with `c = [1, 10]`, `t = [3, −2]`, and its
     /// gradient `cᵢ (wᵢ − tᵢ)`: an ill-conditioned bowl for the convergence tests.
     pub(crate) fn quadratic_grad<T: Float>(model: &Toy<T>) -> Grads<T> {

@@ -246,8 +246,9 @@ impl<T> fmt::Debug for Sgd<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_close, grad_w, quadratic_grad, Toy, QUADRATIC_MIN};
+    use super::super::testing::{grad_w, quadratic_grad, Toy, QUADRATIC_MIN};
     use super::*;
+    use crate::test_util::assert_close;
 
     /// Runs `steps` of `config` from `w` with the gradients `gs` in turn; returns `w` after each.
     fn run<T: Float>(config: SgdConfig, w: &[f64], gs: &[&[f64]]) -> Vec<Vec<f64>> {

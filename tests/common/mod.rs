@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use rand::{rngs::StdRng, SeedableRng};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
     CellParams, Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, Rnn, RnnConfig, SequenceLayer,
     Tensor,
@@ -24,6 +24,11 @@ pub fn runner(cases: u32) -> TestRunner {
         ..Config::default()
     };
     TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
+
+/// `batch` random sequence lengths in `1..=seq_len`.
+pub fn random_lengths(seq_len: usize, batch: usize, rng: &mut StdRng) -> Vec<usize> {
+    (0..batch).map(|_| rng.random_range(1..=seq_len)).collect()
 }
 
 /// The reference cases committed with the crate.
