@@ -7,7 +7,9 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
-use recurrent::{Cell, CellParams, GruCellConfig, LstmCellConfig, RnnCellConfig, Tensor};
+use recurrent::{
+    BackwardStep, Cell, CellParams, GruCellConfig, LstmCellConfig, RnnCellConfig, Tensor,
+};
 
 /// `(B, H)` with `I = H`.
 const SHAPES: &[(usize, usize)] = &[(16, 128), (32, 256), (1, 256)];
@@ -47,17 +49,17 @@ fn bench_cell<C: Cell<f32>>(
         let mut grads: CellParams<f32> = cell.params().zeros_like();
         group.bench_function(BenchmarkId::new("backward", &id), |b| {
             b.iter(|| {
-                cell.step_backward(
+                let step = BackwardStep {
                     batch,
-                    &saved,
-                    &prev,
-                    &next,
-                    &d_next,
-                    &mut d_p,
-                    &mut d_hp,
-                    &mut d_prev,
-                    &mut grads,
-                )
+                    saved: &saved,
+                    prev: &prev,
+                    next: &next,
+                    d_next: &d_next,
+                    d_p: &mut d_p,
+                    d_hp: &mut d_hp,
+                    d_prev: &mut d_prev,
+                };
+                cell.step_backward(step, &mut grads)
             })
         });
     }

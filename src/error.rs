@@ -2,78 +2,7 @@
 
 use core::fmt;
 
-/// The shape of a tensor: up to three dimensions, printed as `[2, 3, 4]`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Shape {
-    dims: [usize; 3],
-    rank: u8,
-}
-
-impl Shape {
-    /// Builds a shape from its dimensions.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `dims` has more than three entries.
-    #[track_caller]
-    pub fn new(dims: &[usize]) -> Shape {
-        assert!(
-            dims.len() <= 3,
-            "a shape has at most 3 dimensions, got {}",
-            dims.len()
-        );
-        let mut all = [0; 3];
-        all[..dims.len()].copy_from_slice(dims);
-        Shape {
-            dims: all,
-            rank: dims.len() as u8,
-        }
-    }
-
-    /// The dimensions, outermost first.
-    pub fn dims(&self) -> &[usize] {
-        &self.dims[..usize::from(self.rank)]
-    }
-
-    /// The number of dimensions.
-    pub fn rank(&self) -> usize {
-        usize::from(self.rank)
-    }
-
-    /// The number of elements (the product of the dimensions; 1 for rank 0).
-    pub fn len(&self) -> usize {
-        self.dims().iter().product()
-    }
-
-    /// Whether the shape holds no element.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl From<&[usize]> for Shape {
-    fn from(dims: &[usize]) -> Shape {
-        Shape::new(dims)
-    }
-}
-
-impl<const N: usize> From<[usize; N]> for Shape {
-    fn from(dims: [usize; N]) -> Shape {
-        Shape::new(&dims)
-    }
-}
-
-impl fmt::Debug for Shape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.dims()).finish()
-    }
-}
-
-impl fmt::Display for Shape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+use crate::tensor::Shape;
 
 /// Everything that can go wrong in this crate.
 ///
@@ -216,6 +145,27 @@ pub enum Error {
         /// The file's element type.
         actual: String,
     },
+    /// A size computed from several dimensions (a tensor's number of elements, a layer's
+    /// parameter count) does not fit in `usize`.
+    SizeOverflow {
+        /// What was being sized, for example `"tensor"` or `"weight_ih"`.
+        what: &'static str,
+        /// The factors whose product overflows.
+        sizes: Vec<usize>,
+    },
+    /// Memory for a buffer could not be allocated.
+    Allocation {
+        /// What the buffer was for.
+        what: &'static str,
+        /// The bytes asked for.
+        bytes: usize,
+    },
+    /// A trace was made by a layer that has changed since, or by another layer: its
+    /// parameters were updated (by an optimiser step or a load), or it has another cell.
+    StaleTrace {
+        /// What differs.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -278,6 +228,17 @@ impl fmt::Display for Error {
                 f,
                 "dtype mismatch for parameter `{name}`: expected {expected}, the file has {actual}"
             ),
+            Error::SizeOverflow { what, sizes } => write!(
+                f,
+                "size overflow in {what}: the product of {sizes:?} does not fit in usize"
+            ),
+            Error::Allocation { what, bytes } => {
+                write!(f, "cannot allocate {bytes} bytes for {what}")
+            }
+            Error::StaleTrace { reason } => write!(
+                f,
+                "stale trace: {reason}; run forward again with the current layer"
+            ),
         }
     }
 }
@@ -286,19 +247,6 @@ impl std::error::Error for Error {}
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;
-
-/// Returns an [`Error::InvalidArgument`] for `name` unless `0 ≤ p < 1` (a dropout
-/// probability; NaN is rejected).
-pub(crate) fn check_probability(name: &'static str, p: f64) -> Result<()> {
-    if (0.0..1.0).contains(&p) {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument {
-            name,
-            reason: format!("{p} is not in [0, 1)"),
-        })
-    }
-}
 
 /// Returns a [`Error::ShapeMismatch`] unless `actual == expected`.
 pub(crate) fn check_shape(op: &'static str, expected: Shape, actual: Shape) -> Result<()> {

@@ -26,10 +26,16 @@ pub(crate) mod private {
     use super::RawGemm;
 
     /// Seals [`super::Float`] and carries what must not be public: the raw GEMM kernel and
-    /// the gate non-linearities over slices.
+    /// the gate non-linearities over slices, the element type of weight files.
     pub trait Sealed: Sized {
         /// `matrixmultiply::sgemm` or `dgemm`.
         const GEMM: RawGemm<Self>;
+
+        /// The element type in a safetensors file.
+        const DTYPE: safetensors::Dtype;
+
+        /// [`Sealed::DTYPE`]'s name in a file's header, for messages.
+        const DTYPE_NAME: &'static str;
 
         /// `x ← σ(x)` for every element.
         fn sigmoid_slice(xs: &mut [Self]);
@@ -40,6 +46,8 @@ pub(crate) mod private {
 
     impl Sealed for f32 {
         const GEMM: RawGemm<f32> = matrixmultiply::sgemm;
+        const DTYPE: safetensors::Dtype = safetensors::Dtype::F32;
+        const DTYPE_NAME: &'static str = "F32";
 
         fn sigmoid_slice(xs: &mut [f32]) {
             crate::activation::sigmoid_f32_slice(xs);
@@ -52,6 +60,8 @@ pub(crate) mod private {
 
     impl Sealed for f64 {
         const GEMM: RawGemm<f64> = matrixmultiply::dgemm;
+        const DTYPE: safetensors::Dtype = safetensors::Dtype::F64;
+        const DTYPE_NAME: &'static str = "F64";
 
         fn sigmoid_slice(xs: &mut [f64]) {
             for x in xs {

@@ -4,9 +4,10 @@ use core::fmt;
 
 use rand::{rngs::StdRng, SeedableRng};
 
-use crate::cell::{Cell, State};
+use crate::cell::Cell;
 use crate::error::{check_shape, Error, Result};
 use crate::layer::SequenceLayer;
+use crate::state::State;
 use crate::tensor::Tensor;
 
 /// A gradient check: analytic gradients against central finite differences, in `f64`.

@@ -19,29 +19,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use safetensors::{Dtype, SafeTensors, View};
 
 use crate::error::{Error, Result};
-use crate::float::Float;
+use crate::float::{private::Sealed, Float};
 use crate::params::{Grads, Parameters};
 use crate::tensor::Tensor;
 
 /// The `path` of errors about bytes that did not come from a file.
 const IN_MEMORY: &str = "<memory>";
 
-/// The safetensors element type of `T`: `F32` or `F64` (`Float` is sealed to `f32` and `f64`).
+/// The safetensors element type of `T`: `F32` or `F64`.
 fn dtype_of<T: Float>() -> Dtype {
-    if core::mem::size_of::<T>() == 4 {
-        Dtype::F32
-    } else {
-        Dtype::F64
-    }
+    <T as Sealed>::DTYPE
 }
 
 /// The name of `T`'s element type in a file, for [`Error::DtypeMismatch`].
 fn dtype_name<T: Float>() -> &'static str {
-    if dtype_of::<T>() == Dtype::F32 {
-        "F32"
-    } else {
-        "F64"
-    }
+    <T as Sealed>::DTYPE_NAME
 }
 
 /// One tensor to write: its little-endian bytes.

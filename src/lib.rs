@@ -125,7 +125,10 @@
 mod activation;
 mod error;
 mod float;
+mod linalg;
 mod tensor;
+
+mod state;
 
 mod cell;
 
@@ -143,10 +146,10 @@ mod test_util;
 mod threads;
 
 pub use cell::{
-    Cell, CellParams, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell,
-    RnnCellConfig, State, StatePart, StepGrads, StepTrace,
+    kernels, BackwardStep, Cell, CellParams, GruCell, GruCellConfig, LstmCell, LstmCellConfig,
+    Nonlinearity, RnnCell, RnnCellConfig, StepGrads, StepTrace,
 };
-pub use error::{Error, Result, Shape};
+pub use error::{Error, Result};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
 pub use io::{from_bytes, load, load_converting, read_tensors, save, to_bytes};
@@ -155,13 +158,15 @@ pub use layer::{
     Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads, SequenceLayer, SequenceOutput,
     Stacked, StackedTrace, Stream,
 };
+pub use linalg::{gemm, MatMut, MatRef};
 pub use nn::{
     binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Dropout, DropoutMask,
     Embedding, Linear, LinearGrads, Loss,
 };
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use params::{Grads, Parameters};
-pub use tensor::{gemm, MatMut, MatRef, Tensor};
+pub use state::{State, StatePart};
+pub use tensor::{Shape, Tensor};
 pub use threads::{num_threads, set_num_threads};
 
 #[doc = include_str!("../README.md")]

@@ -127,7 +127,8 @@ fn unpaired_bias_is_a_missing_parameter() {
         .init::<f64, _>(&mut StdRng::seed_from_u64(1))
         .params()
         .clone();
-    params.bias_hh = None;
+    let bias_ih = params.bias_ih().cloned();
+    params.set_biases(bias_ih, None);
     let e = recurrent::LstmCell::from_params(2, 3, params).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -149,7 +150,7 @@ fn stream_input_mismatch_names_both_shapes() {
 #[test]
 fn parameters_that_do_not_fit_the_cell_are_rejected_by_name() {
     let mut layer = lstm();
-    layer.cell_mut().params_mut().weight_ih = Tensor::zeros(&[12, 8]);
+    *layer.cell_mut().params_mut().weight_ih_mut() = Tensor::zeros(&[12, 8]);
     let e = layer
         .forward(&Tensor::zeros(&[5, 3, 8]), None, None)
         .unwrap_err();
@@ -158,7 +159,8 @@ fn parameters_that_do_not_fit_the_cell_are_rejected_by_name() {
         "shape mismatch in weight_ih: expected [16, 8], got [12, 8]"
     );
     let mut layer = lstm();
-    layer.cell_mut().params_mut().bias_ih = None;
+    let bias_hh = layer.cell().params().bias_hh().cloned();
+    layer.cell_mut().params_mut().set_biases(None, bias_hh);
     let e = layer
         .forward(&Tensor::zeros(&[5, 3, 8]), None, None)
         .unwrap_err();
@@ -193,9 +195,9 @@ fn a_trace_from_another_layer_is_rejected() {
     assert_eq!(
         e,
         Error::TraceMismatch {
-            what: "state width",
-            expected: 2,
-            actual: 5
+            what: "gate width",
+            expected: 6,
+            actual: 15
         }
     );
 }

@@ -15,8 +15,8 @@ use common::{random_lengths, runner};
 use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    Cell, Gradcheck, GradcheckReport, GruCellConfig, LstmCellConfig, Nonlinearity, Recurrent,
-    RnnCellConfig, State, Tensor,
+    BackwardStep, Cell, Gradcheck, GradcheckReport, GruCellConfig, LstmCellConfig, Nonlinearity,
+    Recurrent, RnnCellConfig, State, Tensor,
 };
 
 const BOUND: f64 = 1e-6;
@@ -72,7 +72,7 @@ fn problems() -> impl Strategy<Value = Problem> {
 
 /// A random state for `cell` with parts `lead ++ [width]`, scaled like the PyTorch cases.
 fn random_state<C: Cell<f64>>(cell: &C, lead: &[usize], rng: &mut StdRng) -> State<f64> {
-    let parts = cell.state_parts().into_iter().map(|p| {
+    let parts = cell.state_parts().iter().map(|p| {
         let mut dims = lead.to_vec();
         dims.push(p.size);
         (p.name, Tensor::randn(&dims, rng).map(|v| 0.5 * v))
@@ -214,18 +214,7 @@ fn rnn_relu_step_gradients_match_finite_differences() {
 }
 
 /// `Cell::step_backward` as a plain function of the inner cell.
-type Backward<C> = fn(
-    &C,
-    usize,
-    &[f64],
-    &[f64],
-    &[f64],
-    &[f64],
-    &mut [f64],
-    &mut [f64],
-    &mut [f64],
-    &mut recurrent::CellParams<f64>,
-);
+type Backward<C> = fn(&C, BackwardStep<'_, f64>, &mut recurrent::CellParams<f64>);
 
 /// A built-in cell whose backward step is replaced by a deliberately wrong one, to show that
 /// the checker notices. Everything else is the inner cell's.
@@ -246,7 +235,7 @@ impl<C: Cell<f64>> Cell<f64> for Tampered<C> {
     fn gate_width(&self) -> usize {
         self.inner.gate_width()
     }
-    fn state_parts(&self) -> Vec<recurrent::StatePart> {
+    fn state_parts(&self) -> &[recurrent::StatePart] {
         self.inner.state_parts()
     }
     fn saved_width(&self) -> usize {
@@ -264,30 +253,8 @@ impl<C: Cell<f64>> Cell<f64> for Tampered<C> {
     fn step(&self, batch: usize, p: &[f64], prev: &[f64], next: &mut [f64], saved: &mut [f64]) {
         self.inner.step(batch, p, prev, next, saved)
     }
-    fn step_backward(
-        &self,
-        batch: usize,
-        saved: &[f64],
-        prev: &[f64],
-        next: &[f64],
-        d_next: &[f64],
-        d_p: &mut [f64],
-        d_hp: &mut [f64],
-        d_prev: &mut [f64],
-        grads: &mut recurrent::CellParams<f64>,
-    ) {
-        (self.backward)(
-            &self.inner,
-            batch,
-            saved,
-            prev,
-            next,
-            d_next,
-            d_p,
-            d_hp,
-            d_prev,
-            grads,
-        )
+    fn step_backward(&self, step: BackwardStep<'_, f64>, grads: &mut recurrent::CellParams<f64>) {
+        (self.backward)(&self.inner, step, grads)
     }
 }
 
@@ -299,19 +266,15 @@ fn a_wrong_backward_is_caught() {
     let layer = Recurrent::new(Tampered {
         inner: GruCellConfig::new(3, 4).init(&mut rng),
         separate_hidden_grad: false,
-        backward: |gru: &recurrent::GruCell<f64>,
-                   batch,
-                   saved,
-                   prev,
-                   next,
-                   d_next,
-                   d_p,
-                   _,
-                   d_prev,
-                   grads| {
-            let mut d_hp = vec![0.0; d_p.len()];
+        backward: |gru: &recurrent::GruCell<f64>, step, grads| {
+            // the GRU writes its true d_hp into a scratch buffer the driver never sees
+            let mut d_hp = vec![0.0; step.d_p.len()];
             gru.step_backward(
-                batch, saved, prev, next, d_next, d_p, &mut d_hp, d_prev, grads,
+                BackwardStep {
+                    d_hp: &mut d_hp,
+                    ..step
+                },
+                grads,
             )
         },
     });
@@ -338,16 +301,16 @@ fn a_wrong_relu_derivative_is_not_taken_for_a_kink() {
     let layer = Recurrent::new(Tampered {
         inner: cell,
         separate_hidden_grad: false,
-        backward: |rnn: &recurrent::RnnCell<f64>, batch, _, _, _, d_next, d_p, _, d_prev, _| {
+        backward: |rnn: &recurrent::RnnCell<f64>, step, _| {
             // wrong: d relu(y)/dy taken as 1 wherever y >= 0, which is everywhere
-            d_p.copy_from_slice(d_next);
+            step.d_p.copy_from_slice(step.d_next);
             let h = rnn.hidden_size();
             recurrent::gemm(
                 1.0,
-                recurrent::MatRef::new(d_p, batch, h),
-                rnn.params().weight_hh.as_mat(),
+                recurrent::MatRef::new(step.d_p, step.batch, h),
+                rnn.params().weight_hh().as_mat(),
                 0.0,
-                recurrent::MatMut::new(d_prev, batch, h),
+                recurrent::MatMut::new(step.d_prev, step.batch, h),
             );
         },
     });

@@ -57,10 +57,10 @@ impl Worst {
 
 fn cast_params(p: &CellParams<f64>) -> CellParams<f32> {
     CellParams::new(
-        p.weight_ih.cast(),
-        p.weight_hh.cast(),
-        p.bias_ih.as_ref().map(Tensor::cast),
-        p.bias_hh.as_ref().map(Tensor::cast),
+        p.weight_ih().cast(),
+        p.weight_hh().cast(),
+        p.bias_ih().map(Tensor::cast),
+        p.bias_hh().map(Tensor::cast),
     )
 }
 

@@ -4,13 +4,13 @@ use core::fmt;
 
 use rand::Rng;
 
-use super::{
-    display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
-    CellParams, StatePart, TransposedWeight,
-};
+use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
+use super::{display_cell, kernels, BackwardStep, Cell, CellParams};
 use crate::error::Result;
 use crate::float::Float;
-use crate::tensor::MatMut;
+use crate::linalg::{MatMut, MatRef};
+use crate::state::StatePart;
+use crate::tensor::size_of;
 
 /// Gates of a GRU, in PyTorch's packed order `r, z, n`.
 const GATES: usize = 3;
@@ -44,22 +44,21 @@ impl GruCellConfig {
     ///
     /// # Panics
     ///
-    /// Panics if `hidden_size` is 0.
+    /// Panics if `hidden_size` is 0, or if the sizes are beyond the machine.
     #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> GruCell<T> {
-        let params = CellParams::init(
-            GATES * self.hidden_size,
-            self.input_size,
-            self.hidden_size,
-            self.bias,
-            rng,
-        );
-        GruCell {
-            input_size: self.input_size,
-            hidden_size: self.hidden_size,
-            params,
-            w_hh_t: TransposedWeight::default(),
+        match self.try_init(rng) {
+            Ok(cell) => cell,
+            Err(e) => panic!("{e}"),
         }
+    }
+
+    /// [`GruCellConfig::init`], returning an error where it panics.
+    pub(crate) fn try_init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> Result<GruCell<T>> {
+        let h = self.hidden_size;
+        let gw = size_of("gru gates", &[GATES, h])?;
+        let params = CellParams::try_init(gw, self.input_size, h, h, self.bias, rng)?;
+        Ok(GruCell::new_unchecked(self.input_size, h, params))
     }
 }
 
@@ -94,8 +93,7 @@ pub struct GruCell<T> {
     input_size: usize,
     hidden_size: usize,
     params: CellParams<T>,
-    /// `weight_hhᵀ`, contiguous, for the per-step product.
-    w_hh_t: TransposedWeight<T>,
+    layout: [StatePart; 1],
 }
 
 impl<T: Float> GruCell<T> {
@@ -110,13 +108,18 @@ impl<T: Float> GruCell<T> {
         hidden_size: usize,
         params: CellParams<T>,
     ) -> Result<Self> {
-        params.validate(GATES * hidden_size, input_size, hidden_size)?;
-        Ok(GruCell {
+        let gw = size_of("gru gates", &[GATES, hidden_size])?;
+        params.validate(gw, input_size, hidden_size)?;
+        Ok(GruCell::new_unchecked(input_size, hidden_size, params))
+    }
+
+    fn new_unchecked(input_size: usize, hidden_size: usize, params: CellParams<T>) -> Self {
+        GruCell {
             input_size,
             hidden_size,
             params,
-            w_hh_t: TransposedWeight::default(),
-        })
+            layout: [StatePart::new("h", hidden_size)],
+        }
     }
 }
 
@@ -133,8 +136,8 @@ impl<T: Float> Cell<T> for GruCell<T> {
         GATES * self.hidden_size
     }
 
-    fn state_parts(&self) -> Vec<StatePart> {
-        vec![StatePart::new("h", self.hidden_size)]
+    fn state_parts(&self) -> &[StatePart] {
+        &self.layout
     }
 
     /// Saved per sample: the gates `r, z, n` and the hidden projection `W_hn h + b_hn`.
@@ -151,7 +154,6 @@ impl<T: Float> Cell<T> for GruCell<T> {
     }
 
     fn params_mut(&mut self) -> &mut CellParams<T> {
-        self.w_hh_t.clear();
         &mut self.params
     }
 
@@ -162,12 +164,10 @@ impl<T: Float> Cell<T> for GruCell<T> {
         debug_assert_eq!(prev.len(), batch * h);
         debug_assert_eq!(saved.len(), batch * sw);
         // hidden projection ← b_hh + h·W_hhᵀ, written straight into the saved rows
-        fill_rows_with_bias(self.params.bias_hh.as_ref(), batch, gw, saved, sw);
+        broadcast_bias(self.params.bias_hh(), batch, gw, saved, sw);
         recurrent_product(
-            self.w_hh_t.of(&self.params.weight_hh),
-            batch,
-            prev,
-            h,
+            &self.params,
+            MatRef::new(prev, batch, h),
             T::one(),
             MatMut::strided(saved, batch, gw, sw, 1),
         );
@@ -181,7 +181,7 @@ impl<T: Float> Cell<T> for GruCell<T> {
             let (rz, rest) = s.split_at_mut(2 * h);
             rz.iter_mut().zip(p).for_each(|(v, &p)| *v = *v + p);
             // r, z = σ(·)
-            T::sigmoid_slice(rz);
+            kernels::sigmoid(rz);
             let (r, z) = rz.split_at(h);
             let (n, hn) = rest.split_at_mut(h);
             // keep W_hn h + b_hn for backward; n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
@@ -189,7 +189,7 @@ impl<T: Float> Cell<T> for GruCell<T> {
             for j in 0..h {
                 n[j] = p[2 * h + j] + r[j] * hn[j];
             }
-            T::tanh_slice(n);
+            kernels::tanh(n);
             // h' = (1 − z) ⊙ n + z ⊙ h
             for j in 0..h {
                 h_next[j] = (one - z[j]) * n[j] + z[j] * h_prev[j];
@@ -197,18 +197,17 @@ impl<T: Float> Cell<T> for GruCell<T> {
         }
     }
 
-    fn step_backward(
-        &self,
-        batch: usize,
-        saved: &[T],
-        prev: &[T],
-        _next: &[T],
-        d_next: &[T],
-        d_p: &mut [T],
-        d_hp: &mut [T],
-        d_prev: &mut [T],
-        _grads: &mut CellParams<T>,
-    ) {
+    fn step_backward(&self, step: BackwardStep<'_, T>, _grads: &mut CellParams<T>) {
+        let BackwardStep {
+            batch,
+            saved,
+            prev,
+            d_next,
+            d_p,
+            d_hp,
+            d_prev,
+            ..
+        } = step;
         let h = self.hidden_size;
         let (gw, sw) = (GATES * h, (GATES + 1) * h);
         let one = T::one();
@@ -232,7 +231,12 @@ impl<T: Float> Cell<T> for GruCell<T> {
             }
         }
         // dh_prev += d_hidden_projection·W_hh
-        recurrent_product_backward(&self.params, batch, d_hp, T::one(), d_prev, h);
+        recurrent_product_backward(
+            &self.params,
+            MatRef::new(d_hp, batch, gw),
+            T::one(),
+            MatMut::new(d_prev, batch, h),
+        );
     }
 }
 
@@ -252,12 +256,12 @@ impl<T: Float> fmt::Display for GruCell<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cell::State;
+    use crate::state::State;
     use crate::test_util::t;
     use rand::{rngs::StdRng, SeedableRng};
 
-    /// The cell keeps `weight_hhᵀ` for its per-step product; changing `weight_hh` through
-    /// `params_mut` must not leave the step on the old copy.
+    /// The parameters keep `weight_hhᵀ` packed for the per-step product; changing `weight_hh`
+    /// through `params_mut` must not leave the step on the old copy.
     #[test]
     fn changing_weight_hh_refreshes_its_transposed_copy() {
         let rng = &mut StdRng::seed_from_u64(4);
@@ -265,7 +269,7 @@ mod tests {
         let x = crate::Tensor::randn(&[2, 2], rng);
         let h = State::from_h(crate::Tensor::randn(&[2, 3], rng));
         let (before, _) = cell.forward(&x, Some(&h)).unwrap();
-        cell.params_mut().weight_hh.as_mut_slice()[4] += 1.0;
+        cell.params_mut().weight_hh_mut().as_mut_slice()[4] += 1.0;
         let (after, _) = cell.forward(&x, Some(&h)).unwrap();
         let fresh = GruCell::from_params(2, 3, cell.params().clone()).unwrap();
         assert_ne!(before, after);

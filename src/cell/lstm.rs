@@ -4,13 +4,13 @@ use core::fmt;
 
 use rand::Rng;
 
-use super::{
-    display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
-    CellParams, StatePart, TransposedWeight,
-};
-use crate::error::{check_shape, Error, Result, Shape};
+use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
+use super::{display_cell, kernels, BackwardStep, Cell, CellParams};
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
-use crate::tensor::{gemm, MatMut, MatRef, Tensor};
+use crate::linalg::{gemm, MatMut, MatRef};
+use crate::state::StatePart;
+use crate::tensor::{size_of, Shape, Tensor};
 
 /// Gates of an LSTM, in PyTorch's packed order `i, f, g, o`.
 const GATES: usize = 4;
@@ -56,30 +56,34 @@ impl LstmCellConfig {
     ///
     /// # Panics
     ///
-    /// Panics if `hidden_size` is 0, or if `proj_size` is not smaller than `hidden_size` (as
-    /// PyTorch rejects it).
+    /// Panics if `hidden_size` is 0, if `proj_size` is not smaller than `hidden_size` (as
+    /// PyTorch rejects it), or if the sizes are beyond the machine.
     #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> LstmCell<T> {
+        match self.try_init(rng) {
+            Ok(cell) => cell,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`LstmCellConfig::init`], returning an error where it panics.
+    pub(crate) fn try_init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> Result<LstmCell<T>> {
         let (h, p) = (self.hidden_size, self.proj_size);
-        assert!(
-            p < h,
-            "proj_size ({p}) must be smaller than hidden_size ({h})"
-        );
-        let mut params = CellParams::init(GATES * h, self.input_size, h, self.bias, rng);
+        if p >= h && h > 0 {
+            return Err(Error::InvalidArgument {
+                name: "proj_size",
+                reason: format!("{p} must be smaller than hidden_size ({h})"),
+            });
+        }
+        let gw = size_of("lstm gates", &[GATES, h])?;
+        let mut params = CellParams::try_init(gw, self.input_size, h, h, self.bias, rng)?;
         if p > 0 {
+            // drawn after the square weight_hh, which it replaces, as in earlier versions
             let k = T::one() / T::from_f64(h as f64).sqrt();
-            params.weight_hh = Tensor::uniform(&[GATES * h, p], -k, k, rng);
-            params
-                .extra
-                .push((PROJECTION, Tensor::uniform(&[p, h], -k, k, rng)));
+            *params.weight_hh_mut() = Tensor::try_uniform(&[gw, p], -k, k, rng)?;
+            params = params.with_extra(PROJECTION, Tensor::try_uniform(&[p, h], -k, k, rng)?);
         }
-        LstmCell {
-            input_size: self.input_size,
-            hidden_size: h,
-            proj_size: p,
-            params,
-            w_hh_t: TransposedWeight::default(),
-        }
+        Ok(LstmCell::new_unchecked(self.input_size, h, p, params))
     }
 }
 
@@ -123,8 +127,8 @@ pub struct LstmCell<T> {
     /// `P`, or 0 without a projection.
     proj_size: usize,
     params: CellParams<T>,
-    /// `weight_hhᵀ`, contiguous, for the per-step product.
-    w_hh_t: TransposedWeight<T>,
+    /// `h` (`P` units with a projection, else `H`) and `c` (`H`).
+    layout: [StatePart; 2],
 }
 
 impl<T: Float> LstmCell<T> {
@@ -143,15 +147,30 @@ impl<T: Float> LstmCell<T> {
         params: CellParams<T>,
     ) -> Result<Self> {
         let proj_size = params.extra(PROJECTION).map_or(0, |w| w.shape()[0]);
-        let cell = LstmCell {
+        size_of("lstm gates", &[GATES, hidden_size])?;
+        let cell = LstmCell::new_unchecked(input_size, hidden_size, proj_size, params);
+        cell.validate_params()?;
+        Ok(cell)
+    }
+
+    fn new_unchecked(
+        input_size: usize,
+        hidden_size: usize,
+        proj_size: usize,
+        params: CellParams<T>,
+    ) -> Self {
+        let h_out = if proj_size > 0 {
+            proj_size
+        } else {
+            hidden_size
+        };
+        LstmCell {
             input_size,
             hidden_size,
             proj_size,
             params,
-            w_hh_t: TransposedWeight::default(),
-        };
-        cell.validate_params()?;
-        Ok(cell)
+            layout: [StatePart::new("h", h_out), StatePart::new("c", hidden_size)],
+        }
     }
 
     /// The projection size `P`, or 0 without a projection.
@@ -182,16 +201,8 @@ impl<T: Float> Cell<T> for LstmCell<T> {
         GATES * self.hidden_size
     }
 
-    fn state_parts(&self) -> Vec<StatePart> {
-        let h_out = if self.proj_size > 0 {
-            self.proj_size
-        } else {
-            self.hidden_size
-        };
-        vec![
-            StatePart::new("h", h_out),
-            StatePart::new("c", self.hidden_size),
-        ]
+    fn state_parts(&self) -> &[StatePart] {
+        &self.layout
     }
 
     /// Saved per sample: the activated gates `i, f, g, o` and `tanh(c')`, and with a
@@ -227,7 +238,6 @@ impl<T: Float> Cell<T> for LstmCell<T> {
     }
 
     fn params_mut(&mut self) -> &mut CellParams<T> {
-        self.w_hh_t.clear();
         &mut self.params
     }
 
@@ -240,12 +250,10 @@ impl<T: Float> Cell<T> for LstmCell<T> {
         debug_assert_eq!(prev.len(), batch * width);
         debug_assert_eq!(saved.len(), batch * sw);
         // gates ← b_hh + h·W_hhᵀ, written straight into the saved rows
-        fill_rows_with_bias(self.params.bias_hh.as_ref(), batch, gw, saved, sw);
+        broadcast_bias(self.params.bias_hh(), batch, gw, saved, sw);
         recurrent_product(
-            self.w_hh_t.of(&self.params.weight_hh),
-            batch,
-            prev,
-            width,
+            &self.params,
+            MatRef::strided(prev, batch, h_out, width, 1),
             T::one(),
             MatMut::strided(saved, batch, gw, sw, 1),
         );
@@ -259,9 +267,9 @@ impl<T: Float> Cell<T> for LstmCell<T> {
                 .zip(&p[b * gw..][..gw])
                 .for_each(|(g, &p)| *g = *g + p);
             // i, f, o = σ(·); g = tanh(·)
-            T::sigmoid_slice(&mut gates[..2 * h]);
-            T::tanh_slice(&mut gates[2 * h..3 * h]);
-            T::sigmoid_slice(&mut gates[3 * h..]);
+            kernels::sigmoid(&mut gates[..2 * h]);
+            kernels::tanh(&mut gates[2 * h..3 * h]);
+            kernels::sigmoid(&mut gates[3 * h..]);
             let (i, f) = (&gates[..h], &gates[h..2 * h]);
             let (g, o) = (&gates[2 * h..3 * h], &gates[3 * h..]);
             let (tc, unprojected) = rest.split_at_mut(h);
@@ -271,7 +279,7 @@ impl<T: Float> Cell<T> for LstmCell<T> {
                 c_next[j] = c;
                 tc[j] = c;
             }
-            T::tanh_slice(tc);
+            kernels::tanh(tc);
             // h' = o ⊙ tanh(c'), projected below if the cell has a projection
             let out = if projection.is_some() {
                 unprojected
@@ -294,18 +302,16 @@ impl<T: Float> Cell<T> for LstmCell<T> {
         }
     }
 
-    fn step_backward(
-        &self,
-        batch: usize,
-        saved: &[T],
-        prev: &[T],
-        _next: &[T],
-        d_next: &[T],
-        d_p: &mut [T],
-        _d_hp: &mut [T],
-        d_prev: &mut [T],
-        grads: &mut CellParams<T>,
-    ) {
+    fn step_backward(&self, step: BackwardStep<'_, T>, grads: &mut CellParams<T>) {
+        let BackwardStep {
+            batch,
+            saved,
+            prev,
+            d_next,
+            d_p,
+            d_prev,
+            ..
+        } = step;
         let h = self.hidden_size;
         let h_out = self.output_size();
         let (gw, sw, width) = (GATES * h, self.saved_width(), h_out + h);
@@ -346,7 +352,12 @@ impl<T: Float> Cell<T> for LstmCell<T> {
             }
         }
         // dh_prev = d_gates·W_hh
-        recurrent_product_backward(&self.params, batch, d_p, T::zero(), d_prev, width);
+        recurrent_product_backward(
+            &self.params,
+            MatRef::new(d_p, batch, gw),
+            T::zero(),
+            MatMut::strided(d_prev, batch, h_out, width, 1),
+        );
     }
 }
 
@@ -366,7 +377,7 @@ impl<T: Float> fmt::Display for LstmCell<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cell::State;
+    use crate::state::State;
     use crate::test_util::t;
     use rand::{rngs::StdRng, SeedableRng};
 
@@ -436,7 +447,7 @@ mod tests {
         let mut params = LstmCellConfig::new(2, 3)
             .init::<f64, _>(&mut StdRng::seed_from_u64(3))
             .params;
-        params.weight_hh = crate::Tensor::zeros(&[12, 2]);
+        *params.weight_hh_mut() = crate::Tensor::zeros(&[12, 2]);
         let e = LstmCell::from_params(2, 3, params).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -4,13 +4,12 @@ use core::fmt;
 
 use rand::Rng;
 
-use super::{
-    display_cell, fill_rows_with_bias, recurrent_product, recurrent_product_backward, Cell,
-    CellParams, StatePart, TransposedWeight,
-};
+use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
+use super::{display_cell, BackwardStep, Cell, CellParams};
 use crate::error::Result;
 use crate::float::Float;
-use crate::tensor::MatMut;
+use crate::linalg::{MatMut, MatRef};
+use crate::state::StatePart;
 
 /// The non-linearity of an [`RnnCell`], PyTorch's `nonlinearity` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,23 +61,25 @@ impl RnnCellConfig {
     ///
     /// # Panics
     ///
-    /// Panics if `hidden_size` is 0.
+    /// Panics if `hidden_size` is 0, or if the sizes are beyond the machine.
     #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> RnnCell<T> {
-        let params = CellParams::init(
-            self.hidden_size,
-            self.input_size,
-            self.hidden_size,
-            self.bias,
-            rng,
-        );
-        RnnCell {
-            input_size: self.input_size,
-            hidden_size: self.hidden_size,
-            nonlinearity: self.nonlinearity,
-            params,
-            w_hh_t: TransposedWeight::default(),
+        match self.try_init(rng) {
+            Ok(cell) => cell,
+            Err(e) => panic!("{e}"),
         }
+    }
+
+    /// [`RnnCellConfig::init`], returning an error where it panics.
+    pub(crate) fn try_init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> Result<RnnCell<T>> {
+        let h = self.hidden_size;
+        let params = CellParams::try_init(h, self.input_size, h, h, self.bias, rng)?;
+        Ok(RnnCell::new_unchecked(
+            self.input_size,
+            h,
+            self.nonlinearity,
+            params,
+        ))
     }
 }
 
@@ -110,8 +111,7 @@ pub struct RnnCell<T> {
     hidden_size: usize,
     nonlinearity: Nonlinearity,
     params: CellParams<T>,
-    /// `weight_hhᵀ`, contiguous, for the per-step product.
-    w_hh_t: TransposedWeight<T>,
+    layout: [StatePart; 1],
 }
 
 impl<T: Float> RnnCell<T> {
@@ -128,13 +128,27 @@ impl<T: Float> RnnCell<T> {
         params: CellParams<T>,
     ) -> Result<Self> {
         params.validate(hidden_size, input_size, hidden_size)?;
-        Ok(RnnCell {
+        Ok(RnnCell::new_unchecked(
             input_size,
             hidden_size,
             nonlinearity,
             params,
-            w_hh_t: TransposedWeight::default(),
-        })
+        ))
+    }
+
+    fn new_unchecked(
+        input_size: usize,
+        hidden_size: usize,
+        nonlinearity: Nonlinearity,
+        params: CellParams<T>,
+    ) -> Self {
+        RnnCell {
+            input_size,
+            hidden_size,
+            nonlinearity,
+            params,
+            layout: [StatePart::new("h", hidden_size)],
+        }
     }
 
     /// The non-linearity.
@@ -156,8 +170,8 @@ impl<T: Float> Cell<T> for RnnCell<T> {
         self.hidden_size
     }
 
-    fn state_parts(&self) -> Vec<StatePart> {
-        vec![StatePart::new("h", self.hidden_size)]
+    fn state_parts(&self) -> &[StatePart] {
+        &self.layout
     }
 
     /// Nothing is saved: the derivative of φ is a function of `h'`, which the driver keeps.
@@ -170,42 +184,36 @@ impl<T: Float> Cell<T> for RnnCell<T> {
     }
 
     fn params_mut(&mut self) -> &mut CellParams<T> {
-        self.w_hh_t.clear();
         &mut self.params
     }
 
     fn step(&self, batch: usize, p: &[T], prev: &[T], next: &mut [T], _saved: &mut [T]) {
         let h = self.hidden_size;
         debug_assert_eq!(p.len(), batch * h);
-        fill_rows_with_bias(self.params.bias_hh.as_ref(), batch, h, next, h);
+        broadcast_bias(self.params.bias_hh(), batch, h, next, h);
         recurrent_product(
-            self.w_hh_t.of(&self.params.weight_hh),
-            batch,
-            prev,
-            h,
+            &self.params,
+            MatRef::new(prev, batch, h),
             T::one(),
             MatMut::new(next, batch, h),
         );
         let next = &mut next[..batch * h];
         next.iter_mut().zip(p).for_each(|(v, &p)| *v = *v + p);
         match self.nonlinearity {
-            Nonlinearity::Tanh => T::tanh_slice(next),
+            Nonlinearity::Tanh => super::kernels::tanh(next),
             Nonlinearity::Relu => next.iter_mut().for_each(|v| *v = v.max(T::zero())),
         }
     }
 
-    fn step_backward(
-        &self,
-        batch: usize,
-        _saved: &[T],
-        _prev: &[T],
-        next: &[T],
-        d_next: &[T],
-        d_p: &mut [T],
-        _d_hp: &mut [T],
-        d_prev: &mut [T],
-        _grads: &mut CellParams<T>,
-    ) {
+    fn step_backward(&self, step: BackwardStep<'_, T>, _grads: &mut CellParams<T>) {
+        let BackwardStep {
+            batch,
+            next,
+            d_next,
+            d_p,
+            d_prev,
+            ..
+        } = step;
         let h = self.hidden_size;
         let rows = batch * h;
         let (next, d_next) = (&next[..rows], &d_next[..rows]);
@@ -222,7 +230,12 @@ impl<T: Float> Cell<T> for RnnCell<T> {
                 .for_each(|(d, (&y, &dy))| *d = if y > T::zero() { dy } else { T::zero() }),
         }
         // dh_prev = d_pre·W_hh
-        recurrent_product_backward(&self.params, batch, d_p, T::zero(), d_prev, h);
+        recurrent_product_backward(
+            &self.params,
+            MatRef::new(d_p, batch, h),
+            T::zero(),
+            MatMut::new(d_prev, batch, h),
+        );
     }
 }
 
@@ -242,7 +255,7 @@ impl<T: Float> fmt::Display for RnnCell<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cell::State;
+    use crate::state::State;
     use crate::test_util::t;
     use rand::{rngs::StdRng, SeedableRng};
 
@@ -286,7 +299,7 @@ mod tests {
             .backward(&trace, &State::from_h(t(&[1.0], &[1, 1])))
             .unwrap();
         assert_eq!(grads.input.as_slice(), &[0.0]);
-        assert_eq!(grads.params.weight_ih.as_slice(), &[0.0]);
+        assert_eq!(grads.params.weight_ih().as_slice(), &[0.0]);
     }
 
     #[test]

@@ -5,14 +5,15 @@ use core::fmt;
 
 use super::ops::{
     add, check_lengths, check_unique_names, concat_features, concat_slots, reverse_time,
-    sequence_dims, split_features, split_state,
+    sequence_dims, split_features, split_state, split_state_gradient,
 };
+use super::parallel::{work, ParallelPolicy};
 use super::{SequenceGrads, SequenceLayer, SequenceOutput};
-use crate::cell::{State, StatePart};
-use crate::error::{check_shape, Error, Result, Shape};
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::params::Parameters;
-use crate::tensor::Tensor;
+use crate::state::{State, StatePart};
+use crate::tensor::{Shape, Tensor};
 use crate::threads::join;
 
 /// Below this much work per direction (`T·B·(I + H_out)·H_out`) the two directions run one
@@ -60,7 +61,7 @@ const PARALLEL_THRESHOLD: usize = 1 << 17;
 pub struct Bidirectional<L> {
     forward: L,
     reverse: L,
-    parallel_threshold: usize,
+    parallel: ParallelPolicy,
 }
 
 /// What [`Bidirectional::forward`] keeps for [`Bidirectional::backward`].
@@ -97,19 +98,16 @@ impl<L> Bidirectional<L> {
     }
 
     /// The amount of work per direction, `T·B·(I + H_out)·H_out`, from which the two
-    /// directions run on two threads, if the crate may use more than one
-    /// ([`crate::set_num_threads`]; by default, if the machine has more than one core). `0` always uses
-    /// two threads (even on one core), `usize::MAX` never. The default, 2¹⁷, is where two
-    /// threads start to win for an LSTM on a two-core machine (`cargo bench --bench
-    /// bidirectional`, forward of an LSTM with `I = H`: 94 µs on one thread against 114 µs on
-    /// two at a work of 46 080, even at 73 728, 293 µs against 196 µs at 163 840, and 1.8×
-    /// faster from 409 600): below it, starting a thread costs more than it saves. The measure
-    /// leaves out the number of gates, so for a GRU or a vanilla RNN the break-even work is
-    /// higher.
+    /// directions run on two threads, when [`crate::set_num_threads`] allows more than one.
+    /// `0` uses two threads whenever they are allowed, `usize::MAX` never; with
+    /// `set_num_threads(1)` everything runs on the calling thread, whatever the threshold.
+    /// Defaults to 2¹⁷, where two threads start to win for an LSTM on a two-core machine
+    /// (`cargo bench --bench bidirectional`; see the README). The measure leaves out the
+    /// number of gates, so for a GRU or a vanilla RNN the break-even work is higher.
     #[must_use = "returns a new layer and does not modify self"]
     pub fn with_parallel_threshold(self, work: usize) -> Self {
         Bidirectional {
-            parallel_threshold: work,
+            parallel: ParallelPolicy::new(work),
             ..self
         }
     }
@@ -149,7 +147,7 @@ impl<L> Bidirectional<L> {
         let mut bi = Bidirectional {
             forward,
             reverse,
-            parallel_threshold: PARALLEL_THRESHOLD,
+            parallel: ParallelPolicy::new(PARALLEL_THRESHOLD),
         };
         SequenceLayer::<T>::set_position(&mut bi, 0, false);
         check_unique_names("bidirectional layers", &bi)?;
@@ -162,11 +160,8 @@ impl<L> Bidirectional<L> {
         L: SequenceLayer<T>,
     {
         let h = self.forward.output_size();
-        let work = (seq_len * batch)
-            .saturating_mul(self.forward.input_size() + h)
-            .saturating_mul(h);
-        self.parallel_threshold == 0
-            || work >= self.parallel_threshold && crate::threads::may_spawn()
+        let work = work(seq_len, batch, self.forward.input_size(), h);
+        self.parallel.allows(work)
     }
 }
 
@@ -261,7 +256,7 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         let slots = self.forward.state_slots();
         let layout = self.state_parts();
         let op = "final state gradient";
-        let d_state = split_state(op, d_state, &layout, &[slots, slots], batch)?;
+        let d_state = split_state_gradient(op, d_state, &layout, &[slots, slots], batch)?;
         let (fwd, rev) = join(
             trace.parallel,
             || {
@@ -292,6 +287,11 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         self.forward.set_training(training);
         self.reverse.set_training(training);
     }
+
+    fn release_buffers(&self) {
+        self.forward.release_buffers();
+        self.reverse.release_buffers();
+    }
 }
 
 impl<T: Float, L: SequenceLayer<T>> Parameters<T> for Bidirectional<L> {
@@ -321,7 +321,7 @@ impl<L: fmt::Debug> fmt::Debug for Bidirectional<L> {
         f.debug_struct("Bidirectional")
             .field("forward", &self.forward)
             .field("reverse", &self.reverse)
-            .field("parallel_threshold", &self.parallel_threshold)
+            .field("parallel_threshold", &self.parallel.threshold())
             .finish()
     }
 }

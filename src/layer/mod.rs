@@ -4,21 +4,24 @@
 mod bidirectional;
 mod network;
 mod ops;
+mod parallel;
 mod pool;
 mod recurrent;
 mod stacked;
+
+pub(crate) use recurrent::single_step;
 
 pub use bidirectional::{Bidirectional, BidirectionalTrace};
 pub use network::{Gru, GruConfig, Lstm, LstmConfig, Network, NetworkTrace, Rnn, RnnConfig};
 pub use recurrent::{Recurrent, RecurrentTrace, Stream};
 pub use stacked::{Stacked, StackedTrace};
 
-use crate::cell::{State, StatePart};
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
 use crate::float::Float;
 use crate::params::{Grads, Parameters};
+use crate::state::{State, StatePart};
 use crate::tensor::Tensor;
 
 /// What a sequence layer's forward pass returns.
@@ -118,4 +121,9 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     fn set_training(&mut self, training: bool) {
         let _ = training;
     }
+
+    /// Frees the buffers the layer keeps from earlier calls to reuse in later ones (they are
+    /// bounded in any case). Combinators pass it on to the layers they own; the default does
+    /// nothing.
+    fn release_buffers(&self) {}
 }

@@ -2,11 +2,13 @@
 //! within each sequence's length, concatenation along features, and splitting states into the
 //! slots of their layers and directions.
 
-use crate::cell::{State, StatePart};
-use crate::error::{check_shape, Error, Result, Shape};
+pub(crate) use super::recurrent::rows::check_lengths;
+use super::recurrent::rows::SeqLayout;
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::params::Parameters;
-use crate::tensor::Tensor;
+use crate::state::{State, StatePart};
+use crate::tensor::{Shape, Tensor};
 
 /// `(T, B)` of a sequence tensor with `features` per step, `(T, B, F)` or, if `batch_first`,
 /// `(B, T, F)`.
@@ -37,31 +39,6 @@ pub(crate) fn sequence_dims<T: Float>(
     Ok(if batch_first { (d1, d0) } else { (d0, d1) })
 }
 
-/// Checks that `lengths` has one entry per sample, each in `1..=seq_len`.
-pub(crate) fn check_lengths(lengths: Option<&[usize]>, seq_len: usize, batch: usize) -> Result<()> {
-    let Some(lengths) = lengths else {
-        return Ok(());
-    };
-    if lengths.len() != batch {
-        return Err(Error::LengthCount {
-            expected: batch,
-            actual: lengths.len(),
-        });
-    }
-    match lengths
-        .iter()
-        .enumerate()
-        .find(|(_, &l)| l == 0 || l > seq_len)
-    {
-        Some((index, &length)) => Err(Error::InvalidLength {
-            index,
-            length,
-            seq_len,
-        }),
-        None => Ok(()),
-    }
-}
-
 /// `(T, B, F)` of a sequence tensor (`(B, T, F)` in memory if `batch_first`).
 fn dims<T: Float>(x: &Tensor<T>, batch_first: bool) -> (usize, usize, usize) {
     let &[d0, d1, f] = x.shape() else {
@@ -82,19 +59,18 @@ pub(crate) fn reverse_time<T: Float>(
     batch_first: bool,
 ) -> Tensor<T> {
     let (seq_len, batch, f) = dims(x, batch_first);
-    let row = |t: usize, b: usize| {
-        if batch_first {
-            b * seq_len + t
-        } else {
-            t * batch + b
-        }
+    let layout = SeqLayout {
+        seq_len,
+        batch,
+        batch_first,
     };
     let src = x.as_slice();
     let mut out = src.to_vec();
     for b in 0..batch {
         let n = lengths.map_or(seq_len, |l| l[b]);
         for t in 0..n {
-            out[row(t, b) * f..][..f].copy_from_slice(&src[row(n - 1 - t, b) * f..][..f]);
+            let from = layout.row(n - 1 - t, b) * f;
+            out[layout.row(t, b) * f..][..f].copy_from_slice(&src[from..][..f]);
         }
     }
     Tensor::from_vec(out, x.shape()).expect("same shape as the input")
@@ -250,6 +226,22 @@ pub(crate) fn split_state<T: Float>(
         return Ok(vec![None; counts.len()]);
     };
     state.validate(op, layout, &[counts.iter().sum(), batch])?;
+    Ok(split_slots(state, counts).into_iter().map(Some).collect())
+}
+
+/// As [`split_state`] for the gradient of a state, whose parts may be left out (they count as
+/// zero); `batch` comes from the trace of the call.
+pub(crate) fn split_state_gradient<T: Float>(
+    op: &'static str,
+    state: Option<&State<T>>,
+    layout: &[StatePart],
+    counts: &[usize],
+    batch: usize,
+) -> Result<Vec<Option<State<T>>>> {
+    let Some(state) = state else {
+        return Ok(vec![None; counts.len()]);
+    };
+    state.validate_gradient(op, layout, &[counts.iter().sum(), batch])?;
     Ok(split_slots(state, counts).into_iter().map(Some).collect())
 }
 

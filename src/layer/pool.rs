@@ -14,10 +14,33 @@ use crate::float::Float;
 /// At most this many idle buffers are kept; beyond it the smallest is dropped.
 const MAX_IDLE: usize = 16;
 
+/// At most this many bytes are kept idle (beyond it the smallest buffers are dropped, and a
+/// larger buffer is not kept at all): room for the traces of a few large training steps.
+const MAX_IDLE_BYTES: usize = 1 << 30;
+
 /// Idle buffers of any element type (`Vec<f32>` or `Vec<f64>`, type-erased).
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: Mutex<Vec<Box<dyn Any + Send>>>,
+    idle: Mutex<Vec<Idle>>,
+}
+
+/// An idle buffer and its size in bytes.
+struct Idle {
+    buffer: Box<dyn Any + Send>,
+    bytes: usize,
+}
+
+impl Idle {
+    fn new<T: Float>(v: Vec<T>) -> Self {
+        Idle {
+            bytes: bytes_of(v.capacity(), core::mem::size_of::<T>()),
+            buffer: Box::new(v),
+        }
+    }
+}
+
+fn bytes_of(len: usize, size: usize) -> usize {
+    len.saturating_mul(size)
 }
 
 impl Pool {
@@ -46,19 +69,35 @@ impl Pool {
         }
     }
 
-    /// Takes back a buffer for later calls.
+    /// Takes back a buffer for later calls, within the pool's bounds.
     pub(crate) fn recycle<T: Float>(&self, v: Vec<T>) {
-        if v.capacity() == 0 {
+        if v.capacity() == 0 || bytes_of(v.capacity(), core::mem::size_of::<T>()) > MAX_IDLE_BYTES {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.push(Box::new(v));
-        if idle.len() > MAX_IDLE {
+        idle.push(Idle::new(v));
+        while idle.len() > MAX_IDLE || idle.iter().map(|b| b.bytes).sum::<usize>() > MAX_IDLE_BYTES
+        {
             let smallest = (0..idle.len())
-                .min_by_key(|&i| capacity_of::<T>(&idle[i]).unwrap_or(0))
+                .min_by_key(|&i| idle[i].bytes)
                 .expect("the pool is not empty");
             idle.swap_remove(smallest);
         }
+    }
+
+    /// Drops every idle buffer.
+    pub(crate) fn release(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The bytes held by idle buffers.
+    #[cfg(test)]
+    fn idle_bytes(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.iter().map(|b| b.bytes).sum()
     }
 
     /// The idle `Vec<T>` with the smallest capacity that holds `len` values, if any.
@@ -72,13 +111,13 @@ impl Pool {
             .filter(|&(_, c)| c >= len)
             .min_by_key(|&(_, c)| c)?
             .0;
-        let boxed = idle.swap_remove(best);
+        let boxed = idle.swap_remove(best).buffer;
         boxed.downcast::<Vec<T>>().ok().map(|v| *v)
     }
 }
 
-fn capacity_of<T: Float>(b: &Box<dyn Any + Send>) -> Option<usize> {
-    b.downcast_ref::<Vec<T>>().map(Vec::capacity)
+fn capacity_of<T: Float>(b: &Idle) -> Option<usize> {
+    b.buffer.downcast_ref::<Vec<T>>().map(Vec::capacity)
 }
 
 /// Hands a trace's buffers back to the pool of the layer that made it, when the trace is
@@ -137,5 +176,24 @@ mod tests {
         assert!(idle
             .iter()
             .all(|b| capacity_of::<f32>(b).unwrap() > 40 - MAX_IDLE));
+    }
+
+    #[test]
+    fn the_pool_is_bounded_in_bytes_and_can_be_released() {
+        let pool = Pool::default();
+        let quarter = MAX_IDLE_BYTES / 4 / core::mem::size_of::<f64>();
+        for _ in 0..6 {
+            pool.recycle(Vec::<f64>::with_capacity(quarter));
+        }
+        assert!(pool.idle_bytes() <= MAX_IDLE_BYTES);
+        assert!(pool.idle_bytes() >= MAX_IDLE_BYTES / 2);
+        // a buffer beyond the bound is not kept at all
+        pool.release();
+        pool.recycle(Vec::<f64>::with_capacity(2 * quarter * 4));
+        assert_eq!(pool.idle_bytes(), 0);
+        pool.recycle(vec![0.0f32; 10]);
+        assert_eq!(pool.idle_bytes(), 40);
+        pool.release();
+        assert_eq!(pool.idle_bytes(), 0);
     }
 }

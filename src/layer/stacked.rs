@@ -1,16 +1,19 @@
 //! `Stacked<L>`: layers in sequence, each reading the previous one's output.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use rand::{rngs::StdRng, SeedableRng};
 
-use super::ops::{check_lengths, check_unique_names, concat_slots, sequence_dims, split_state};
+use super::ops::{
+    check_lengths, check_unique_names, concat_slots, sequence_dims, split_state,
+    split_state_gradient,
+};
 use super::{SequenceGrads, SequenceLayer, SequenceOutput};
-use crate::cell::{State, StatePart};
-use crate::error::{check_probability, Error, Result};
+use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::nn::{check_probability, dropout_scale};
 use crate::params::{Grads, Parameters};
+use crate::state::{State, StatePart};
 use crate::tensor::Tensor;
 
 /// Layers run one after the other, each reading the previous one's output, as PyTorch's
@@ -25,15 +28,12 @@ use crate::tensor::Tensor;
 /// With [`with_dropout`](Stacked::with_dropout)`(p)`, in training mode (the default, as in
 /// PyTorch; see [`SequenceLayer::set_training`]) each element of every layer's output except
 /// the last layer's is zeroed with probability `p` and the others are scaled by `1/(1 − p)`.
-/// The masks of a call are drawn from a generator seeded with [`with_seed`](Stacked::with_seed)
-/// plus the number of earlier training calls, so a single-threaded run is reproducible (when
-/// several threads share the stack, the masks follow the order of their calls; a clone
-/// continues from the same count). [`forward_seeded`](Stacked::forward_seeded) takes the seed
-/// explicitly, for a call that must be repeatable. In evaluation mode dropout does nothing.
-///
-/// So in training mode with dropout, two forward calls on the same input differ: check
-/// gradients in evaluation mode or through `forward_seeded` ([`crate::Gradcheck`] refuses a
-/// layer whose forward pass is not repeatable).
+/// The masks of a call are drawn from a generator seeded with the stack's seed
+/// ([`with_seed`](Stacked::with_seed), [`set_seed`](Stacked::set_seed)), and nothing else:
+/// a forward pass is a function of its inputs, its parameters and that seed, whatever other
+/// calls ran before or on other threads. A training loop gives each step masks of its own by
+/// setting a new seed per step (`set_seed(step)`), or passes the seed with each call through
+/// [`forward_seeded`](Stacked::forward_seeded). In evaluation mode dropout does nothing.
 ///
 /// # Examples
 ///
@@ -53,12 +53,12 @@ use crate::tensor::Tensor;
 /// assert_eq!(stack.param_names()[4], "weight_ih_l1");
 /// # Ok::<(), recurrent::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct Stacked<L> {
     layers: Vec<L>,
     dropout: f64,
     training: bool,
     seed: u64,
-    calls: AtomicU64,
 }
 
 /// What [`Stacked::forward`] keeps for [`Stacked::backward`].
@@ -68,6 +68,8 @@ pub struct StackedTrace<T, Tr> {
     /// The dropout mask applied to each layer's output but the last (`0` or `1/(1 − p)`), if
     /// dropout was active.
     masks: Vec<Option<Tensor<T>>>,
+    /// Samples in the call.
+    batch: usize,
 }
 
 impl<T, Tr> fmt::Debug for StackedTrace<T, Tr> {
@@ -128,7 +130,6 @@ impl<L> Stacked<L> {
             dropout: 0.0,
             training: true,
             seed: 0,
-            calls: AtomicU64::new(0),
         };
         SequenceLayer::<T>::set_position(&mut stack, 0, false);
         check_unique_names("stacked layers", &stack)?;
@@ -146,14 +147,21 @@ impl<L> Stacked<L> {
         Ok(Stacked { dropout: p, ..self })
     }
 
-    /// The seed of the dropout masks; also restarts the count of training calls. Defaults to 0.
+    /// The seed of the dropout masks of [`SequenceLayer::forward`]. Defaults to 0.
     #[must_use = "returns a new layer and does not modify self"]
     pub fn with_seed(self, seed: u64) -> Self {
-        Stacked {
-            seed,
-            calls: AtomicU64::new(0),
-            ..self
-        }
+        Stacked { seed, ..self }
+    }
+
+    /// Sets the seed of the dropout masks of [`SequenceLayer::forward`], for example to the
+    /// step number of a training loop so that each step draws masks of its own.
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    /// The seed of the dropout masks.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// The layers, first to last.
@@ -171,8 +179,8 @@ impl<L> Stacked<L> {
         self.training
     }
 
-    /// Like [`SequenceLayer::forward`], with the dropout masks drawn from `seed` (and the count
-    /// of training calls left alone): two calls with the same seed drop the same elements.
+    /// Like [`SequenceLayer::forward`], with the dropout masks drawn from `seed` instead of the
+    /// stack's: two calls with the same seed drop the same elements.
     ///
     /// # Errors
     ///
@@ -203,7 +211,7 @@ impl<L> Stacked<L> {
             let mut out = layer.forward(x, init.as_ref(), lengths)?;
             if k < last {
                 masks.push(rng.as_mut().map(|rng| {
-                    let mask = Tensor::dropout_scale(out.output.shape(), self.dropout, rng);
+                    let mask = dropout_scale(out.output.shape(), self.dropout, rng);
                     multiply(&mut out.output, &mask);
                     mask
                 }));
@@ -218,6 +226,7 @@ impl<L> Stacked<L> {
             trace: StackedTrace {
                 layers: traces,
                 masks,
+                batch,
             },
         })
     }
@@ -260,13 +269,7 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, Self::Trace>> {
-        let dropout = self.training && self.dropout > 0.0;
-        let call = if dropout {
-            self.calls.fetch_add(1, Ordering::Relaxed)
-        } else {
-            0
-        };
-        self.forward_seeded(input, initial, lengths, self.seed.wrapping_add(call))
+        self.forward_seeded(input, initial, lengths, self.seed)
     }
 
     fn backward(
@@ -283,12 +286,9 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
             });
         }
         let slots: Vec<usize> = self.layers.iter().map(|l| l.state_slots()).collect();
-        let batch = match d_state {
-            Some(s) => s.h().shape().get(1).copied().unwrap_or(0),
-            None => 0,
-        };
         let layout = self.state_parts();
-        let d_states = split_state("final state gradient", d_state, &layout, &slots, batch)?;
+        let op = "final state gradient";
+        let d_states = split_state_gradient(op, d_state, &layout, &slots, trace.batch)?;
         let mut d_out: Option<Tensor<T>> = None;
         let mut initial = Vec::with_capacity(self.layers.len());
         let mut layer_params = Vec::with_capacity(self.layers.len());
@@ -335,6 +335,12 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
             layer.set_training(training);
         }
     }
+
+    fn release_buffers(&self) {
+        for layer in &self.layers {
+            layer.release_buffers();
+        }
+    }
 }
 
 impl<T: Float, L: SequenceLayer<T>> Parameters<T> for Stacked<L> {
@@ -347,18 +353,6 @@ impl<T: Float, L: SequenceLayer<T>> Parameters<T> for Stacked<L> {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
         for layer in &mut self.layers {
             layer.visit_params_mut(f);
-        }
-    }
-}
-
-impl<L: Clone> Clone for Stacked<L> {
-    fn clone(&self) -> Self {
-        Stacked {
-            layers: self.layers.clone(),
-            dropout: self.dropout,
-            training: self.training,
-            seed: self.seed,
-            calls: AtomicU64::new(self.calls.load(Ordering::Relaxed)),
         }
     }
 }

@@ -4,9 +4,7 @@ use core::fmt;
 
 use rand::Rng;
 
-#[cfg(doc)]
-use crate::error::Error;
-use crate::error::{check_probability, check_shape, Result};
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::tensor::Tensor;
 
@@ -113,7 +111,7 @@ impl Dropout {
         x: &Tensor<T>,
         rng: &mut R,
     ) -> (Tensor<T>, DropoutMask<T>) {
-        let scale = Tensor::dropout_scale(x.shape(), self.p, rng);
+        let scale = dropout_scale(x.shape(), self.p, rng);
         let mask = DropoutMask { scale };
         let y = mask.apply_unchecked(x);
         (y, mask)
@@ -187,6 +185,42 @@ impl<T: Float> DropoutMask<T> {
 impl fmt::Display for Dropout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Dropout {{ p: {} }}", self.p)
+    }
+}
+
+/// Inverted-dropout multipliers of shape `dims`: each element is `0` with probability `p`
+/// and `1/(1 − p)` otherwise. Every element takes one `f64` from `rng` in row-major order
+/// and is dropped when it is below `p`; with `p = 0` nothing is drawn. `p` is checked by
+/// the callers (`0 ≤ p < 1`).
+pub(crate) fn dropout_scale<T: Float, R: Rng + ?Sized>(
+    dims: &[usize],
+    p: f64,
+    rng: &mut R,
+) -> Tensor<T> {
+    let mut scale = Tensor::full(dims, T::one());
+    if p > 0.0 {
+        let keep = T::from_f64(1.0 / (1.0 - p));
+        for v in scale.as_mut_slice() {
+            *v = if rng.random::<f64>() < p {
+                T::zero()
+            } else {
+                keep
+            };
+        }
+    }
+    scale
+}
+
+/// Returns an [`Error::InvalidArgument`] for `name` unless `0 ≤ p < 1` (a dropout
+/// probability; NaN is rejected).
+pub(crate) fn check_probability(name: &'static str, p: f64) -> Result<()> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            name,
+            reason: format!("{p} is not in [0, 1)"),
+        })
     }
 }
 

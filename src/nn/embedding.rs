@@ -4,10 +4,10 @@ use core::fmt;
 
 use rand::Rng;
 
-use crate::error::{check_shape, Error, Result, Shape};
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::params::{Grads, Parameters};
-use crate::tensor::Tensor;
+use crate::tensor::{Shape, Tensor};
 
 /// A table of `num_embeddings` learned vectors of `embedding_dim` features: token id `i` maps
 /// to row `i` of `weight (num_embeddings, embedding_dim)`, as

@@ -4,10 +4,11 @@ use core::fmt;
 
 use rand::Rng;
 
-use crate::error::{check_shape, Error, Result, Shape};
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
+use crate::linalg::{gemm, MatMut, MatRef};
 use crate::params::{Grads, Parameters};
-use crate::tensor::{gemm, MatMut, MatRef, Tensor};
+use crate::tensor::{Shape, Tensor};
 
 /// A fully connected layer with PyTorch's parameterisation:
 ///

@@ -1,9 +1,9 @@
 //! Loss functions with PyTorch's default `reduction='mean'`, each returning its value and its
 //! gradient with respect to the prediction together.
 
-use crate::error::{check_shape, Error, Result, Shape};
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
-use crate::tensor::Tensor;
+use crate::tensor::{Shape, Tensor};
 
 /// The value of a loss and its gradient `dL/d(prediction)`, the shape of the prediction: the
 /// `d_output` to hand to the backward pass of the layer that made the prediction.

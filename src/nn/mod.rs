@@ -40,6 +40,7 @@ mod embedding;
 mod linear;
 mod loss;
 
+pub(crate) use dropout::{check_probability, dropout_scale};
 pub use dropout::{Dropout, DropoutMask};
 pub use embedding::Embedding;
 pub use linear::{Linear, LinearGrads};

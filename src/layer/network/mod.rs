@@ -9,222 +9,17 @@ use super::{
     Bidirectional, BidirectionalTrace, Recurrent, RecurrentTrace, SequenceGrads, SequenceLayer,
     SequenceOutput, Stacked, StackedTrace,
 };
-use crate::cell::{
-    Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig,
-    State, StatePart,
-};
-use crate::error::{check_probability, Error, Result};
+use crate::cell::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, RnnCell, RnnCellConfig};
+mod config;
+
+pub use config::{GruConfig, LstmConfig, RnnConfig};
+
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::Parameters;
-use crate::tensor::Tensor;
-
-/// The options every network config shares, with PyTorch's defaults.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Shared {
-    input_size: usize,
-    hidden_size: usize,
-    num_layers: usize,
-    bias: bool,
-    batch_first: bool,
-    dropout: f64,
-    bidirectional: bool,
-}
-
-impl Shared {
-    fn new(input_size: usize, hidden_size: usize) -> Self {
-        Shared {
-            input_size,
-            hidden_size,
-            num_layers: 1,
-            bias: true,
-            batch_first: false,
-            dropout: 0.0,
-            bidirectional: false,
-        }
-    }
-
-    fn check(&self) -> Result<()> {
-        let invalid = |name, reason: &str| {
-            Err(Error::InvalidArgument {
-                name,
-                reason: reason.to_string(),
-            })
-        };
-        if self.hidden_size == 0 {
-            return invalid("hidden_size", "0: a layer needs at least one unit");
-        }
-        if self.num_layers == 0 {
-            return invalid("num_layers", "0: a network needs at least one layer");
-        }
-        check_probability("dropout", self.dropout)
-    }
-}
-
-/// The `with_*` methods of the options every network config shares.
-macro_rules! shared_options {
-    ($config:ident) => {
-        impl $config {
-            /// The number of stacked layers, PyTorch's `num_layers`. Defaults to 1.
-            #[must_use = "returns a new config and does not modify self"]
-            pub fn with_num_layers(mut self, num_layers: usize) -> Self {
-                self.shared.num_layers = num_layers;
-                self
-            }
-
-            /// Whether the layers have the biases `bias_ih` and `bias_hh`. Defaults to `true`.
-            #[must_use = "returns a new config and does not modify self"]
-            pub fn with_bias(mut self, bias: bool) -> Self {
-                self.shared.bias = bias;
-                self
-            }
-
-            /// Whether inputs and outputs are `(B, T, F)`; states stay `(L·D, B, H)`, as in
-            /// PyTorch. Defaults to `false`.
-            #[must_use = "returns a new config and does not modify self"]
-            pub fn with_batch_first(mut self, batch_first: bool) -> Self {
-                self.shared.batch_first = batch_first;
-                self
-            }
-
-            /// Dropout on the output of every layer but the last, in training mode; see
-            /// [`Stacked`]. Defaults to 0.
-            #[must_use = "returns a new config and does not modify self"]
-            pub fn with_dropout(mut self, dropout: f64) -> Self {
-                self.shared.dropout = dropout;
-                self
-            }
-
-            /// Whether every layer reads the sequences in both directions; see
-            /// [`Bidirectional`]. Defaults to `false`.
-            #[must_use = "returns a new config and does not modify self"]
-            pub fn with_bidirectional(mut self, bidirectional: bool) -> Self {
-                self.shared.bidirectional = bidirectional;
-                self
-            }
-
-            /// Features per input step, `I`.
-            pub fn input_size(&self) -> usize {
-                self.shared.input_size
-            }
-
-            /// Hidden units per layer and direction, `H`.
-            pub fn hidden_size(&self) -> usize {
-                self.shared.hidden_size
-            }
-
-            /// The number of stacked layers.
-            pub fn num_layers(&self) -> usize {
-                self.shared.num_layers
-            }
-
-            /// Whether the network reads both directions.
-            pub fn bidirectional(&self) -> bool {
-                self.shared.bidirectional
-            }
-
-            /// Whether the layers have biases.
-            pub fn bias(&self) -> bool {
-                self.shared.bias
-            }
-
-            /// Whether inputs and outputs are `(B, T, F)`.
-            pub fn batch_first(&self) -> bool {
-                self.shared.batch_first
-            }
-
-            /// The dropout probability between layers.
-            pub fn dropout(&self) -> f64 {
-                self.shared.dropout
-            }
-        }
-    };
-}
-
-/// The configuration of an [`Lstm`], with the arguments of PyTorch's `nn.LSTM`:
-/// `LstmConfig::new(input_size, hidden_size)`, then `with_*` options.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LstmConfig {
-    shared: Shared,
-    proj_size: usize,
-}
-
-impl LstmConfig {
-    /// One forward layer of `hidden_size` units reading `input_size` features, with biases,
-    /// time-major, no dropout and no projection: PyTorch's defaults.
-    pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        LstmConfig {
-            shared: Shared::new(input_size, hidden_size),
-            proj_size: 0,
-        }
-    }
-
-    /// Projects every layer's `h` to `proj_size` units (PyTorch's `proj_size`, parameter
-    /// `weight_hr_l{k}`); 0, the default, means no projection.
-    #[must_use = "returns a new config and does not modify self"]
-    pub fn with_proj_size(mut self, proj_size: usize) -> Self {
-        self.proj_size = proj_size;
-        self
-    }
-
-    /// The projection size, 0 without a projection.
-    pub fn proj_size(&self) -> usize {
-        self.proj_size
-    }
-}
-
-shared_options!(LstmConfig);
-
-/// The configuration of a [`Gru`], with the arguments of PyTorch's `nn.GRU`:
-/// `GruConfig::new(input_size, hidden_size)`, then `with_*` options.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GruConfig {
-    shared: Shared,
-}
-
-impl GruConfig {
-    /// One forward layer of `hidden_size` units reading `input_size` features, with biases,
-    /// time-major and no dropout: PyTorch's defaults.
-    pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        GruConfig {
-            shared: Shared::new(input_size, hidden_size),
-        }
-    }
-}
-
-shared_options!(GruConfig);
-
-/// The configuration of an [`Rnn`], with the arguments of PyTorch's `nn.RNN`:
-/// `RnnConfig::new(input_size, hidden_size)`, then `with_*` options.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RnnConfig {
-    shared: Shared,
-    nonlinearity: Nonlinearity,
-}
-
-impl RnnConfig {
-    /// One forward tanh layer of `hidden_size` units reading `input_size` features, with
-    /// biases, time-major and no dropout: PyTorch's defaults.
-    pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        RnnConfig {
-            shared: Shared::new(input_size, hidden_size),
-            nonlinearity: Nonlinearity::Tanh,
-        }
-    }
-
-    /// The non-linearity, PyTorch's `nonlinearity`. Defaults to [`Nonlinearity::Tanh`].
-    #[must_use = "returns a new config and does not modify self"]
-    pub fn with_nonlinearity(mut self, nonlinearity: Nonlinearity) -> Self {
-        self.nonlinearity = nonlinearity;
-        self
-    }
-
-    /// The non-linearity.
-    pub fn nonlinearity(&self) -> Nonlinearity {
-        self.nonlinearity
-    }
-}
-
-shared_options!(RnnConfig);
+use crate::state::{State, StatePart};
+use crate::tensor::{size_of, Tensor};
+use config::Shared;
 
 /// A multi-layer, optionally bidirectional recurrent network of one cell type, as PyTorch's
 /// `nn.LSTM` / `nn.GRU` / `nn.RNN`: use it as [`Lstm`], [`Gru`] or [`Rnn`].
@@ -306,30 +101,34 @@ impl<C> Network<C> {
     fn build<T: Float>(
         shared: &Shared,
         h_out: usize,
-        mut make_cell: impl FnMut(usize) -> C,
+        mut make_cell: impl FnMut(usize) -> Result<C>,
     ) -> Result<Self>
     where
         C: Cell<T>,
     {
         shared.check()?;
         let directions = if shared.bidirectional { 2 } else { 1 };
+        let upper_input = size_of("layer input", &[directions, h_out])?;
         let input_size = |k: usize| {
             if k == 0 {
                 shared.input_size
             } else {
-                directions * h_out
+                upper_input
             }
         };
         let mut recurrent = |k: usize| {
-            Recurrent::new(make_cell(input_size(k))).with_batch_first(shared.batch_first)
+            let cell = make_cell(input_size(k))?;
+            Ok(Recurrent::new(cell).with_batch_first(shared.batch_first))
         };
         let layers = if shared.bidirectional {
             let layers = (0..shared.num_layers)
-                .map(|k| Bidirectional::new(recurrent(k), recurrent(k)))
+                .map(|k| Bidirectional::new(recurrent(k)?, recurrent(k)?))
                 .collect::<Result<Vec<_>>>()?;
             Layers::Bidirectional(Stacked::new(layers)?.with_dropout(shared.dropout)?)
         } else {
-            let layers = (0..shared.num_layers).map(recurrent).collect();
+            let layers = (0..shared.num_layers)
+                .map(recurrent)
+                .collect::<Result<Vec<_>>>()?;
             Layers::Forward(Stacked::new(layers)?.with_dropout(shared.dropout)?)
         };
         Ok(Network { layers })
@@ -343,6 +142,12 @@ impl<C> Network<C> {
             Layers::Bidirectional(s) => Layers::Bidirectional(s.with_seed(seed)),
         };
         Network { layers }
+    }
+
+    /// Sets the seed of the dropout masks, for example to the step number of a training loop;
+    /// see [`Stacked::set_seed`].
+    pub fn set_seed(&mut self, seed: u64) {
+        on_layers!(&mut self.layers, s => s.set_seed(seed));
     }
 
     /// Whether the network is in training mode (dropout active); see
@@ -374,7 +179,8 @@ impl<T: Float> Network<LstmCell<T>> {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, a dropout
-    /// outside `[0, 1)` or a projection not smaller than the hidden size.
+    /// outside `[0, 1)` or a projection not smaller than the hidden size;
+    /// [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the machine.
     pub fn new<R: Rng + ?Sized>(config: LstmConfig, rng: &mut R) -> Result<Self> {
         let (h, p) = (config.shared.hidden_size, config.proj_size);
         if p >= h && h > 0 {
@@ -388,7 +194,7 @@ impl<T: Float> Network<LstmCell<T>> {
             LstmCellConfig::new(input_size, h)
                 .with_bias(config.shared.bias)
                 .with_proj_size(p)
-                .init(rng)
+                .try_init(rng)
         })
     }
 }
@@ -400,13 +206,14 @@ impl<T: Float> Network<GruCell<T>> {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, or a dropout
-    /// outside `[0, 1)`.
+    /// outside `[0, 1)`; [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the
+    /// machine.
     pub fn new<R: Rng + ?Sized>(config: GruConfig, rng: &mut R) -> Result<Self> {
         let h = config.shared.hidden_size;
         Network::build(&config.shared, h, |input_size| {
             GruCellConfig::new(input_size, h)
                 .with_bias(config.shared.bias)
-                .init(rng)
+                .try_init(rng)
         })
     }
 }
@@ -418,14 +225,15 @@ impl<T: Float> Network<RnnCell<T>> {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, or a dropout
-    /// outside `[0, 1)`.
+    /// outside `[0, 1)`; [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the
+    /// machine.
     pub fn new<R: Rng + ?Sized>(config: RnnConfig, rng: &mut R) -> Result<Self> {
         let h = config.shared.hidden_size;
         Network::build(&config.shared, h, |input_size| {
             RnnCellConfig::new(input_size, h)
                 .with_bias(config.shared.bias)
                 .with_nonlinearity(config.nonlinearity)
-                .init(rng)
+                .try_init(rng)
         })
     }
 }
@@ -495,6 +303,10 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Network<C> {
 
     fn set_training(&mut self, training: bool) {
         on_layers!(&mut self.layers, s => SequenceLayer::<T>::set_training(s, training));
+    }
+
+    fn release_buffers(&self) {
+        on_layers!(&self.layers, s => SequenceLayer::<T>::release_buffers(s));
     }
 }
 

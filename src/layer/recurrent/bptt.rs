@@ -1,0 +1,317 @@
+//! The time loops of [`Recurrent`]: forward through every step, then backpropagation through
+//! time. Each call is validated once into a [`Plan`]; the loops run on validated buffers.
+
+use super::super::{SequenceGrads, SequenceOutput};
+use super::products::{accumulate_param_grads, input_grad, project_input};
+use super::rows::{pack_rows, unpack_rows, Packing, SeqLayout};
+use super::trace::{RowsTrace, Stamp};
+use super::Recurrent;
+use crate::cell::{BackwardStep, Cell, CellParams};
+use crate::error::{check_shape, Result};
+use crate::float::Float;
+use crate::layer::ops::sequence_dims;
+use crate::layer::pool::Recycler;
+use crate::linalg::{MatMut, MatRef};
+use crate::params::Grads;
+use crate::state::{pack_state, state_width, unpack_state, State};
+use crate::tensor::Tensor;
+
+/// A validated call: its layout, the packed order of its samples, and the cell's widths.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) layout: SeqLayout,
+    pub(crate) packing: Packing,
+    in_size: usize,
+    /// Values per packed state row (all parts side by side).
+    width: usize,
+    /// Width of `h`, the output.
+    h_out: usize,
+    gate_width: usize,
+    saved_width: usize,
+}
+
+impl Plan {
+    /// Packed rows of the whole call, `T·B`.
+    fn rows(&self) -> usize {
+        self.layout.seq_len * self.layout.batch
+    }
+}
+
+impl<C> Recurrent<C> {
+    /// Validates a forward call: the parameters, the input's shape, the lengths and the initial
+    /// state.
+    pub(crate) fn plan<T: Float>(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<Plan>
+    where
+        C: Cell<T>,
+    {
+        let cell = &self.cell;
+        cell.validate_params()?;
+        let in_size = cell.input_size();
+        let (seq_len, batch) = sequence_dims("recurrent input", input, in_size, self.batch_first)?;
+        let packing = Packing::new(lengths, seq_len, batch)?;
+        let parts = cell.state_parts();
+        if let Some(initial) = initial {
+            initial.validate("initial state", parts, &[1, batch])?;
+        }
+        Ok(Plan {
+            layout: SeqLayout {
+                seq_len,
+                batch,
+                batch_first: self.batch_first,
+            },
+            packing,
+            in_size,
+            width: state_width(parts),
+            h_out: parts[0].size,
+            gate_width: cell.gate_width(),
+            saved_width: cell.saved_width(),
+        })
+    }
+
+    /// The forward pass of a validated call on one thread.
+    pub(crate) fn forward_planned<T: Float>(
+        &self,
+        plan: Plan,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+    ) -> SequenceOutput<T, RowsTrace<T>>
+    where
+        C: Cell<T>,
+    {
+        let (batch, width) = (plan.layout.batch, plan.width);
+        let rows = plan.rows();
+        let order = plan.packing.order();
+        let x = pack_rows(
+            &self.pool,
+            input.as_slice(),
+            plan.layout,
+            plan.in_size,
+            &plan.packing,
+        );
+        let mut states = self.pool.zeroed(rows * width + batch * width);
+        if let Some(initial) = initial {
+            let parts = self.cell.state_parts();
+            pack_state(initial, parts, batch, &mut states[..batch * width], order);
+        }
+        // every row of p and saved that is read is written first
+        let mut p = self.pool.scratch(rows * plan.gate_width);
+        project_input(
+            self.cell.params(),
+            MatRef::new(&x, rows, plan.in_size),
+            &mut p,
+        );
+        let mut saved = self.pool.scratch(rows * plan.saved_width);
+        run_steps(&self.cell, &plan, &p, &mut states, &mut saved);
+        self.pool.recycle(p);
+
+        let step_len = batch * width;
+        let output = unpack_rows(
+            &states[step_len..],
+            |t, j| (t * batch + j) * width,
+            plan.layout,
+            plan.h_out,
+            &plan.packing,
+        );
+        let last = &states[plan.layout.seq_len * step_len..];
+        let state = unpack_state(last, self.cell.state_parts(), &[1, batch], batch, order);
+        let trace = RowsTrace {
+            stamp: Stamp::of(&self.cell),
+            layout: plan.layout,
+            packing: plan.packing,
+            x,
+            states,
+            saved,
+            recycler: Recycler::new(&self.pool),
+        };
+        SequenceOutput {
+            output,
+            state,
+            trace,
+        }
+    }
+
+    /// Backpropagation through time for a trace of one thread, whose stamp is checked against
+    /// `now` (the layer's).
+    pub(crate) fn backward_rows<T: Float>(
+        &self,
+        trace: &RowsTrace<T>,
+        now: &Stamp,
+        d_output: Option<&Tensor<T>>,
+        d_state: Option<&State<T>>,
+    ) -> Result<SequenceGrads<T>>
+    where
+        C: Cell<T>,
+    {
+        trace.stamp.check(now)?;
+        let cell = &self.cell;
+        let parts = cell.state_parts();
+        let (layout, width, h_out) = (trace.layout, state_width(parts), parts[0].size);
+        let (batch, rows) = (layout.batch, layout.seq_len * layout.batch);
+        if let Some(d) = d_output {
+            check_shape("output gradient", layout.shape(h_out), d.raw_shape())?;
+        }
+        let order = trace.packing.order();
+        let mut d_state_rows = vec![T::zero(); batch * width];
+        if let Some(d_state) = d_state {
+            d_state.validate_gradient("final state gradient", parts, &[1, batch])?;
+            pack_state(d_state, parts, batch, &mut d_state_rows, order);
+        }
+
+        let gw = cell.gate_width();
+        // zero: the rows of finished samples stay zero and enter the weight gradients
+        let mut d_p = self.pool.zeroed(rows * gw);
+        let separate = cell.separate_hidden_grad();
+        let mut d_hp = self.pool.zeroed(if separate { rows * gw } else { 0 });
+        let mut param_grads = cell.params().zeros_like();
+        let d_initial = backward_steps(
+            cell,
+            trace,
+            d_output,
+            d_state_rows,
+            (&mut d_p, &mut d_hp),
+            &mut param_grads,
+        );
+        let initial_state = unpack_state(&d_initial, parts, &[1, batch], batch, order);
+
+        let in_size = cell.input_size();
+        let x = MatRef::new(&trace.x, rows, in_size);
+        let h_prev = MatRef::strided(&trace.states, rows, h_out, width, 1);
+        let d_hp_or_p = if separate { &d_hp } else { &d_p };
+        accumulate_param_grads(cell.params(), &mut param_grads, x, &d_p, h_prev, d_hp_or_p);
+        let input = self.input_gradient(cell.params(), &d_p, trace);
+        for buffer in [d_p, d_hp] {
+            self.pool.recycle(buffer);
+        }
+        let mut params = Grads::new();
+        param_grads.visit(|name, t| params.push(format!("{name}{}", self.name_suffix), t.clone()));
+        Ok(SequenceGrads {
+            input,
+            initial_state,
+            params,
+        })
+    }
+
+    /// `d_x = d_p·W_ih` in one GEMM, in the layer's layout.
+    fn input_gradient<T: Float>(
+        &self,
+        params: &CellParams<T>,
+        d_p: &[T],
+        trace: &RowsTrace<T>,
+    ) -> Tensor<T> {
+        let (layout, in_size) = (trace.layout, params.weight_ih().shape()[1]);
+        let (rows, batch) = (layout.seq_len * layout.batch, layout.batch);
+        let mut d_x = self.pool.scratch(rows * in_size);
+        input_grad(params, d_p, MatMut::new(&mut d_x, rows, in_size));
+        if trace.packing.is_identity(layout) {
+            // time-major without lengths: the packed rows are the input's layout already
+            return Tensor::from_vec(d_x, &[layout.seq_len, batch, in_size])
+                .expect("T·B rows of I");
+        }
+        let row = |t: usize, j: usize| (t * batch + j) * in_size;
+        let input = unpack_rows(&d_x, row, layout, in_size, &trace.packing);
+        self.pool.recycle(d_x);
+        input
+    }
+}
+
+/// The forward time loop: `states[t + 1] = step(p[t], states[t])` for the samples running at
+/// step `t`; finished samples keep their state.
+fn run_steps<T: Float, C: Cell<T>>(
+    cell: &C,
+    plan: &Plan,
+    p: &[T],
+    states: &mut [T],
+    saved: &mut [T],
+) {
+    let (batch, width) = (plan.layout.batch, plan.width);
+    let (gw, sw, step_len) = (plan.gate_width, plan.saved_width, batch * width);
+    for (t, &bt) in plan.packing.batch_sizes.iter().enumerate() {
+        let (done, rest) = states.split_at_mut((t + 1) * step_len);
+        let prev = &done[t * step_len..];
+        let next = &mut rest[..step_len];
+        if bt > 0 {
+            cell.step(
+                bt,
+                &p[t * batch * gw..][..bt * gw],
+                &prev[..bt * width],
+                &mut next[..bt * width],
+                &mut saved[t * batch * sw..][..bt * sw],
+            );
+        }
+        // finished samples (all of them past every sequence's end) keep their state
+        next[bt * width..].copy_from_slice(&prev[bt * width..]);
+    }
+}
+
+/// The backward time loop: from the gradient of the final state (`d_next`, packed rows), each
+/// step in reverse adds the output gradient of that step and asks the cell for the gradients
+/// of `p`, the hidden projection and the previous state. Returns the gradient of the initial
+/// state, in packed rows.
+fn backward_steps<T: Float, C: Cell<T>>(
+    cell: &C,
+    trace: &RowsTrace<T>,
+    d_output: Option<&Tensor<T>>,
+    mut d_next: Vec<T>,
+    (d_p, d_hp): (&mut [T], &mut [T]),
+    grads: &mut CellParams<T>,
+) -> Vec<T> {
+    let (layout, parts) = (trace.layout, cell.state_parts());
+    let (batch, width, h_out) = (layout.batch, state_width(parts), parts[0].size);
+    let (gw, sw, step_len) = (cell.gate_width(), cell.saved_width(), batch * width);
+    let separate = cell.separate_hidden_grad();
+    let mut d_prev = vec![T::zero(); step_len];
+    for (t, &bt) in trace.packing.batch_sizes.iter().enumerate().rev() {
+        if bt == 0 {
+            continue; // past every sequence's end: the state passes through
+        }
+        if let Some(d_out) = d_output {
+            add_output_gradient(d_out.as_slice(), trace, t, bt, h_out, &mut d_next, width);
+        }
+        let d_hp_t: &mut [T] = if separate {
+            &mut d_hp[t * batch * gw..][..bt * gw]
+        } else {
+            &mut []
+        };
+        let step = BackwardStep {
+            batch: bt,
+            saved: &trace.saved[t * batch * sw..][..bt * sw],
+            prev: &trace.states[t * step_len..][..bt * width],
+            next: &trace.states[(t + 1) * step_len..][..bt * width],
+            d_next: &d_next[..bt * width],
+            d_p: &mut d_p[t * batch * gw..][..bt * gw],
+            d_hp: d_hp_t,
+            d_prev: &mut d_prev[..bt * width],
+        };
+        cell.step_backward(step, grads);
+        // a finished sample's state passes through unchanged
+        d_prev[bt * width..].copy_from_slice(&d_next[bt * width..]);
+        core::mem::swap(&mut d_next, &mut d_prev);
+    }
+    d_next
+}
+
+/// Adds the output gradient of step `t` to the `h` columns of the running samples' rows.
+fn add_output_gradient<T: Float>(
+    d_out: &[T],
+    trace: &RowsTrace<T>,
+    t: usize,
+    running: usize,
+    h_out: usize,
+    d_next: &mut [T],
+    width: usize,
+) {
+    let order = trace.packing.order();
+    for j in 0..running {
+        let b = order.map_or(j, |o| o[j]);
+        let src = &d_out[trace.layout.row(t, b) * h_out..][..h_out];
+        d_next[j * width..][..h_out]
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, &s)| *d = *d + s);
+    }
+}

@@ -1,0 +1,452 @@
+//! Linear algebra: strided matrix views ([`MatRef`], [`MatMut`]), the GEMM `C ← α·A·B + β·C`
+//! (`matrixmultiply`'s, or a vector loop for a single row), and weight operands packed once for
+//! the many products of a time loop ([`PackedWeight`]).
+//!
+//! This module holds the crate's only `unsafe` code: the call into `matrixmultiply`, behind the
+//! safe [`gemm`], which checks every dimension and extent first.
+
+use core::fmt;
+
+use multiversion::multiversion;
+
+use crate::float::{private::Sealed, Float};
+
+/// A read-only strided matrix view: element `(i, j)` is `data[i·row_stride + j·col_stride]`.
+///
+/// Views are checked when they are made, so every element they describe lies inside `data`.
+/// [`MatRef::t`] transposes a view without copying.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+/// A mutable strided matrix view whose elements are distinct: the output of [`gemm`].
+pub struct MatMut<'a, T> {
+    data: &'a mut [T],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+/// Panics unless every element of a `rows × cols` view with these strides lies in `len`, and
+/// returns the strides with those of empty or single-element axes set to 0, so that every
+/// stride of a view is below the buffer's length (and so fits in `isize`).
+#[track_caller]
+fn checked_strides(
+    len: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+) -> (usize, usize) {
+    if rows == 0 || cols == 0 {
+        return (0, 0);
+    }
+    let last = (rows - 1).checked_mul(row_stride).and_then(|r| {
+        (cols - 1)
+            .checked_mul(col_stride)
+            .and_then(|c| r.checked_add(c))
+    });
+    assert!(
+        matches!(last, Some(last) if last < len),
+        "matrix view of {rows}×{cols} with strides ({row_stride}, {col_stride}) \
+         does not fit in a buffer of {len} values"
+    );
+    let row_stride = if rows == 1 { 0 } else { row_stride };
+    let col_stride = if cols == 1 { 0 } else { col_stride };
+    (row_stride, col_stride)
+}
+
+impl<'a, T> MatRef<'a, T> {
+    /// A contiguous row-major `rows × cols` view of the first `rows·cols` values of `data`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `data` holds fewer than `rows·cols` values.
+    #[track_caller]
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// A view with explicit strides.
+    ///
+    /// # Panics
+    ///
+    /// Panics if an element of the view would lie outside `data`.
+    #[track_caller]
+    pub fn strided(
+        data: &'a [T],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        let (row_stride, col_stride) =
+            checked_strides(data.len(), rows, cols, row_stride, col_stride);
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+
+    /// The transposed view (no copy).
+    #[must_use = "returns a new view and does not modify self"]
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+impl<'a, T> MatMut<'a, T> {
+    /// A contiguous row-major `rows × cols` view of the first `rows·cols` values of `data`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `data` holds fewer than `rows·cols` values.
+    #[track_caller]
+    pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// A view with explicit strides; rows or columns may be spaced apart but never overlap.
+    ///
+    /// # Panics
+    ///
+    /// Panics if an element lies outside `data` or if two elements share a location.
+    #[track_caller]
+    pub fn strided(
+        data: &'a mut [T],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        let (row_stride, col_stride) =
+            checked_strides(data.len(), rows, cols, row_stride, col_stride);
+        let distinct = rows == 0
+            || cols == 0
+            || rows <= 1 && (cols <= 1 || col_stride > 0)
+            || cols <= 1 && row_stride > 0
+            || col_stride > 0 && row_stride >= cols * col_stride
+            || row_stride > 0 && col_stride >= rows * row_stride;
+        assert!(
+            distinct,
+            "output view of {rows}×{cols} with strides ({row_stride}, {col_stride}) aliases itself"
+        );
+        MatMut {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+impl<T> fmt::Debug for MatRef<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "MatRef {{ rows: {}, cols: {}, strides: ({}, {}) }}",
+            self.rows, self.cols, self.row_stride, self.col_stride
+        )
+    }
+}
+
+impl<T> fmt::Debug for MatMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "MatMut {{ rows: {}, cols: {}, strides: ({}, {}) }}",
+            self.rows, self.cols, self.row_stride, self.col_stride
+        )
+    }
+}
+
+/// `c ← α·a·B + β·c` for a row vector `a` (`1×k`, `k ≥ 1`) and `B` (`k×n`): the matrix-vector
+/// product of batch-1 inference. Rows of `B` that are contiguous are added to `c` (`axpy`);
+/// contiguous columns are dotted with `a` in sixteen lanes at once. Compiled for AVX-512 and
+/// AVX2 as well, chosen at run time.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn row_times_matrix<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+) {
+    let (k, n) = (b.rows, b.cols);
+    let a_at = |p: usize| a.data[p * a.col_stride];
+    let c_at = |j: usize| j * c.col_stride;
+    for j in 0..n {
+        let v = &mut c.data[c_at(j)];
+        *v = if beta == T::zero() {
+            T::zero()
+        } else {
+            beta * *v
+        };
+    }
+    if b.col_stride == 1 && c.col_stride == 1 {
+        // c += (α·a_p)·B[p, :] for each p
+        let c = &mut c.data[..n];
+        for p in 0..k {
+            let s = alpha * a_at(p);
+            let row = &b.data[p * b.row_stride..][..n];
+            c.iter_mut().zip(row).for_each(|(c, &b)| *c = *c + s * b);
+        }
+    } else if b.row_stride == 1 && a.col_stride == 1 {
+        // c_j += α·(a · B[:, j]), B's columns contiguous
+        let a = &a.data[..k];
+        for j in 0..n {
+            let column = &b.data[j * b.col_stride..][..k];
+            let v = &mut c.data[c_at(j)];
+            *v = *v + alpha * dot(a, column);
+        }
+    } else {
+        for j in 0..n {
+            let sum = (0..k).fold(T::zero(), |s, p| {
+                s + a_at(p) * b.data[p * b.row_stride + j * b.col_stride]
+            });
+            let v = &mut c.data[c_at(j)];
+            *v = *v + alpha * sum;
+        }
+    }
+}
+
+/// `Σ a_i·b_i` in sixteen independent partial sums, so that the compiler vectorises it.
+#[inline(always)]
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut acc = [T::zero(); LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: T = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .fold(T::zero(), |s, (&x, &y)| s + x * y);
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + x[l] * y[l];
+        }
+    }
+    acc.iter().fold(tail, |s, &v| s + v)
+}
+
+/// `C ← α·A·B + β·C`, with `matrixmultiply`'s GEMM. When `β = 0`, `C`'s previous values are
+/// never read (NaN in `C` does not leak into the result).
+///
+/// Transposes are expressed through the views' strides ([`MatRef::t`]), never by copying.
+///
+/// # Panics
+///
+/// Panics if the shapes do not chain: `A` is `m×k`, `B` must be `k×n` and `C` `m×n`.
+#[track_caller]
+#[allow(unsafe_code)]
+pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(
+        b.rows == k && c.rows == m && c.cols == n,
+        "gemm shape mismatch: A is {m}×{k}, B is {}×{}, C is {}×{}",
+        b.rows,
+        b.cols,
+        c.rows,
+        c.cols
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                let v = &mut c.data[i * c.row_stride + j * c.col_stride];
+                *v = if beta == T::zero() {
+                    T::zero()
+                } else {
+                    beta * *v
+                };
+            }
+        }
+        return;
+    }
+    if m == 1 {
+        // a row vector: sgemm would pack both operands for one row; a vector loop is ~10×
+        // faster (batch-1 inference)
+        row_times_matrix(alpha, a, b, beta, c);
+        return;
+    }
+    // SAFETY: this is the crate's only unsafe block. `sgemm`/`dgemm` require:
+    // - `a` valid for reads of the m×k elements at (rsa, csa): `MatRef::strided` checked that
+    //   every element of the view lies inside its slice, and the shapes were matched above;
+    // - `b` valid for reads of the k×n elements at (rsb, csb): likewise;
+    // - `c` valid for reads and writes of the m×n elements at (rsc, csc), which must not
+    //   alias each other: `MatMut::strided` checked the extent and that no two elements share
+    //   a location; `c` is an exclusive borrow, so it cannot overlap `a` or `b`;
+    // - `c` initialised unless β = 0: it is a `&mut [T]` of initialised `T`;
+    // - strides fit in `isize`: `checked_strides` zeroes the strides of axes of length 0 or
+    //   1, so every stride is at most an offset inside the slice, and slices hold at most
+    //   `isize::MAX` bytes.
+    unsafe {
+        (<T as Sealed>::GEMM)(
+            m,
+            k,
+            n,
+            alpha,
+            a.data.as_ptr(),
+            a.row_stride as isize,
+            a.col_stride as isize,
+            b.data.as_ptr(),
+            b.row_stride as isize,
+            b.col_stride as isize,
+            beta,
+            c.data.as_mut_ptr(),
+            c.row_stride as isize,
+            c.col_stride as isize,
+        );
+    }
+}
+
+/// A weight `W (rows × cols)` kept in the layout of the right-hand operand of `x·Wᵀ`: `Wᵀ`
+/// stored contiguously, `(cols × rows)` row-major. A recurrent layer multiplies by the same
+/// `W_hhᵀ` at every time step; packing it once keeps `sgemm` on its fastest path (two
+/// row-major operands) instead of reading the transpose through strides at every step. The
+/// layout is private, so a faster one (panels for a micro-kernel) can replace it.
+#[derive(Clone, PartialEq)]
+pub(crate) struct PackedWeight<T> {
+    data: Vec<T>,
+    /// Rows of `Wᵀ` (the columns of `W`).
+    rows: usize,
+    /// Columns of `Wᵀ` (the rows of `W`).
+    cols: usize,
+}
+
+impl<T: Float> PackedWeight<T> {
+    /// Packs `w`, a `rows × cols` row-major matrix, as the operand `wᵀ`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `w` does not hold `rows·cols` values.
+    #[track_caller]
+    pub(crate) fn transposed(w: &[T], rows: usize, cols: usize) -> Self {
+        assert_eq!(
+            Some(w.len()),
+            rows.checked_mul(cols),
+            "weight of {rows}×{cols}"
+        );
+        let data = (0..cols)
+            .flat_map(|c| (0..rows).map(move |r| w[r * cols + c]))
+            .collect();
+        PackedWeight {
+            data,
+            rows: cols,
+            cols: rows,
+        }
+    }
+
+    /// The operand `Wᵀ` as a view.
+    pub(crate) fn as_mat(&self) -> MatRef<'_, T> {
+        MatRef::new(&self.data, self.rows, self.cols)
+    }
+}
+
+impl<T> fmt::Debug for PackedWeight<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PackedWeight {{ rows: {}, cols: {} }}",
+            self.rows, self.cols
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `C = A·B` by the definition, for small matrices.
+    fn naive(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Vec<f64> {
+        let mut c = vec![0.0; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                c[i * b.cols + j] = (0..a.cols)
+                    .map(|p| {
+                        a.data[i * a.row_stride + p * a.col_stride]
+                            * b.data[p * b.row_stride + j * b.col_stride]
+                    })
+                    .sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn packed_weight_is_the_transpose() {
+        // W = [[1, 2, 3], [4, 5, 6]] packs as Wᵀ = [[1, 4], [2, 5], [3, 6]]
+        let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let packed = PackedWeight::transposed(&w, 2, 3);
+        let view = packed.as_mat();
+        assert_eq!((view.rows(), view.cols()), (3, 2));
+        assert_eq!(packed.data, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        // x·Wᵀ through the packed operand equals the strided transpose
+        let x = [0.5, -1.0, 2.0, 1.5, 0.0, -0.5];
+        let x = MatRef::new(&x, 2, 3);
+        let mut c = [0.0; 4];
+        gemm(1.0, x, view, 0.0, MatMut::new(&mut c, 2, 2));
+        assert_eq!(c.to_vec(), naive(x, MatRef::new(&w, 2, 3).t()));
+    }
+
+    #[test]
+    fn degenerate_axes_get_zero_strides() {
+        let data = [1.0f32; 4];
+        let v = MatRef::strided(&data, 1, 4, usize::MAX, 1);
+        assert_eq!((v.row_stride, v.col_stride), (0, 1));
+        let empty = MatRef::strided(&data, 0, 3, usize::MAX, usize::MAX);
+        assert_eq!((empty.row_stride, empty.col_stride), (0, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "aliases itself")]
+    fn aliasing_output_view_panics() {
+        let mut data = [0.0f64; 8];
+        let _ = MatMut::strided(&mut data, 2, 3, 1, 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn out_of_bounds_view_panics() {
+        let data = [0.0f64; 5];
+        let _ = MatRef::new(&data, 2, 3);
+    }
+}

@@ -1,0 +1,196 @@
+//! Input a careless or hostile caller can give, each case once a defect: sizes whose products
+//! overflow or cannot be allocated, state gradients with parts left out, traces used with
+//! another layer or after the parameters changed, and a process-wide thread setting that a
+//! layer's threshold must not override. Each must give an error or the right answer, never a
+//! panic, an abort or silently wrong gradients. Not covered here: weight files (`io.rs`) and
+//! the `nn` layers (`nn.rs`).
+
+use rand::{rngs::StdRng, SeedableRng};
+use recurrent::{
+    Adam, AdamConfig, Bidirectional, Error, Gru, GruConfig, Lstm, LstmCellConfig, LstmConfig,
+    Optimizer, Parameters, Recurrent, SequenceLayer, State, Tensor,
+};
+
+fn rng() -> StdRng {
+    StdRng::seed_from_u64(0)
+}
+
+#[test]
+fn sizes_that_overflow_are_errors_that_name_them() {
+    let e = Tensor::<f32>::from_vec(vec![], &[1 << 32, 1 << 32]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "size overflow in tensor: the product of [4294967296, 4294967296] does not fit in usize"
+    );
+    // 4·2^62 gate rows: the gate width itself overflows
+    let e = Lstm::<f32>::new(LstmConfig::new(4, 1 << 62), &mut rng()).unwrap_err();
+    assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
+    assert!(e.to_string().contains("4611686018427387904"), "{e}");
+    // 3·2^62 GRU gate rows overflow as well
+    let config = GruConfig::new(4, 1 << 62)
+        .with_bidirectional(true)
+        .with_num_layers(2);
+    let e = Gru::<f32>::new(config, &mut rng()).unwrap_err();
+    assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
+}
+
+#[test]
+fn sizes_beyond_the_machine_are_errors_not_aborts() {
+    // 4·2^40 × 2^40 weights overflow no integer, but no machine holds them
+    let e = Lstm::<f32>::new(LstmConfig::new(4, 1 << 40), &mut rng()).unwrap_err();
+    assert!(
+        matches!(e, Error::SizeOverflow { .. } | Error::Allocation { .. }),
+        "{e}"
+    );
+    // 2^20 × 2^28 = 2^48 values, 1 PiB: a size that fits but cannot be allocated
+    let e = Gru::<f32>::new(GruConfig::new(1 << 28, 1 << 18), &mut rng()).unwrap_err();
+    assert!(matches!(e, Error::Allocation { .. }), "{e}");
+    assert!(e.to_string().starts_with("cannot allocate "), "{e}");
+}
+
+/// `sum(h_n)` of an LSTM: the loss reads `h_n` only, so `c_n`'s gradient may be left out, and
+/// an empty state gradient is a zero one; both give what `None` and explicit zeros give.
+#[test]
+fn a_state_gradient_may_leave_parts_out() {
+    let mut r = rng();
+    let config = LstmConfig::new(3, 4)
+        .with_num_layers(2)
+        .with_bidirectional(true);
+    let lstm = Lstm::<f64>::new(config, &mut r).unwrap();
+    let x = Tensor::randn(&[5, 2, 3], &mut r);
+    let out = lstm.forward(&x, None, Some(&[5, 3])).unwrap();
+    let ones = out.state.h().map(|_| 1.0);
+    let zeros_c = out.state.c().unwrap().zeros_like();
+    let full = State::from_hc(ones.clone(), zeros_c.clone());
+    let expected = lstm.backward(&out.trace, None, Some(&full)).unwrap();
+    let only_h = lstm
+        .backward(&out.trace, None, Some(&State::from_h(ones)))
+        .unwrap();
+    assert_eq!(only_h.input, expected.input);
+    assert_eq!(only_h.params, expected.params);
+
+    let d_out = out.output.map(|v| v * 0.5);
+    let empty = lstm
+        .backward(&out.trace, Some(&d_out), Some(&State::new(vec![])))
+        .unwrap();
+    let zero = State::from_hc(out.state.h().zeros_like(), zeros_c);
+    let none = lstm
+        .backward(&out.trace, Some(&d_out), Some(&zero))
+        .unwrap();
+    assert_eq!(empty.input, none.input);
+    assert_eq!(empty.params, none.params);
+
+    // the same for one layer and for a single cell step
+    let cell = LstmCellConfig::new(3, 4).init::<f64, _>(&mut r);
+    let step_x = Tensor::randn(&[2, 3], &mut r);
+    let (next, trace) = recurrent::Cell::forward(&cell, &step_x, None).unwrap();
+    let only_h = recurrent::Cell::backward(&cell, &trace, &State::from_h(next.h().clone()));
+    let both = State::from_hc(next.h().clone(), next.c().unwrap().zeros_like());
+    let both = recurrent::Cell::backward(&cell, &trace, &both).unwrap();
+    assert_eq!(only_h.unwrap().input, both.input);
+}
+
+/// Messages about a state gradient give the batch of the call, not the bad gradient's.
+#[test]
+fn a_wrong_state_gradient_is_measured_against_the_call() {
+    let mut r = rng();
+    let lstm = Lstm::<f64>::new(LstmConfig::new(3, 4).with_num_layers(2), &mut r).unwrap();
+    let out = lstm
+        .forward(&Tensor::randn(&[5, 2, 3], &mut r), None, None)
+        .unwrap();
+    let e = lstm
+        .backward(
+            &out.trace,
+            None,
+            Some(&State::from_h(Tensor::zeros(&[2, 7, 4]))),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in final state gradient: expected [2, 2, 4], got [2, 7, 4]"
+    );
+    // a part the layer does not have
+    let e = lstm
+        .backward(
+            &out.trace,
+            None,
+            Some(&State::new(vec![("z", Tensor::zeros(&[2, 2, 4]))])),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::StatePartsMismatch { .. }), "{e}");
+}
+
+/// A GRU's backward on an LSTM's trace (both networks share the trace type) is refused,
+/// whatever the widths.
+#[test]
+fn a_trace_of_another_cell_is_refused() {
+    let mut r = rng();
+    let lstm = Lstm::<f64>::new(LstmConfig::new(3, 3).with_proj_size(1), &mut r).unwrap();
+    let gru = Gru::<f64>::new(GruConfig::new(3, 4), &mut r).unwrap();
+    let x = Tensor::randn(&[4, 2, 3], &mut r);
+    let out = lstm.forward(&x, None, None).unwrap();
+    let e = gru.backward(&out.trace, None, None).unwrap_err();
+    assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
+    assert!(e.to_string().contains("LstmCell"), "{e}");
+}
+
+/// Gradients are those of the parameters of the forward pass: after an optimiser step, a load
+/// or any mutable access to the parameters, an old trace is refused.
+#[test]
+fn a_trace_is_refused_after_the_parameters_change() {
+    let mut r = rng();
+    let mut gru = Gru::<f64>::new(GruConfig::new(3, 4).with_num_layers(2), &mut r).unwrap();
+    let x = Tensor::randn(&[4, 2, 3], &mut r);
+    let out = gru.forward(&x, None, None).unwrap();
+    let grads = gru.backward(&out.trace, Some(&out.output), None).unwrap();
+    let mut adam: Adam<f64> = AdamConfig::new(1e-2).init().unwrap();
+    adam.step(&mut gru, &grads.params).unwrap();
+    let e = gru
+        .backward(&out.trace, Some(&out.output), None)
+        .unwrap_err();
+    assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
+    assert!(e.to_string().contains("parameters changed"), "{e}");
+    // a fresh forward pass is accepted again
+    let out = gru.forward(&x, None, None).unwrap();
+    let bytes = recurrent::to_bytes(&gru).unwrap();
+    gru.backward(&out.trace, Some(&out.output), None).unwrap();
+    recurrent::from_bytes(&mut gru, &bytes).unwrap();
+    let e = gru
+        .backward(&out.trace, Some(&out.output), None)
+        .unwrap_err();
+    assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
+    // mutable access through the visitor counts, even if nothing is written
+    let out = gru.forward(&x, None, None).unwrap();
+    gru.visit_params_mut(&mut |_, _| {});
+    assert!(gru.backward(&out.trace, None, None).is_err());
+}
+
+/// `set_num_threads(1)` means one thread, even for a layer whose threshold is 0; with two, a
+/// threshold of 0 splits the batch, with the same results.
+#[test]
+fn one_thread_is_one_thread_whatever_the_threshold() {
+    let mut r = rng();
+    let layer =
+        Recurrent::new(LstmCellConfig::new(3, 4).init::<f64, _>(&mut r)).with_parallel_threshold(0);
+    let bi = Bidirectional::new(layer.clone(), layer.clone())
+        .unwrap()
+        .with_parallel_threshold(0);
+    let x = Tensor::randn(&[4, 6, 3], &mut r);
+    recurrent::set_num_threads(1);
+    let one = layer.forward(&x, None, None).unwrap();
+    let bi_one = bi.forward(&x, None, None).unwrap();
+    recurrent::set_num_threads(2);
+    let two = layer.forward(&x, None, None).unwrap();
+    let bi_two = bi.forward(&x, None, None).unwrap();
+    recurrent::set_num_threads(0);
+    assert!(!one.trace.is_split());
+    assert!(two.trace.is_split());
+    assert_eq!(one.output, two.output);
+    assert_eq!(bi_one.output, bi_two.output);
+    let g1 = layer.backward(&one.trace, Some(&one.output), None).unwrap();
+    let g2 = layer.backward(&two.trace, Some(&two.output), None).unwrap();
+    assert!(g1.input.max_abs_diff(&g2.input).unwrap() < 1e-14);
+    // the pool gives its memory back on request, and the layer keeps working
+    layer.release_buffers();
+    assert_eq!(layer.forward(&x, None, None).unwrap().output, one.output);
+}
