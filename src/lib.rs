@@ -146,7 +146,7 @@ pub use cell::{
     Cell, CellParams, GruCell, GruCellConfig, LstmCell, LstmCellConfig, Nonlinearity, RnnCell,
     RnnCellConfig, State, StatePart, StepGrads, StepTrace,
 };
-pub use error::{Error, Result, Shape};
+pub use error::{Error, IoSource, Result, Shape};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
 pub use io::{from_bytes, load, load_converting, read_tensors, save, to_bytes};
