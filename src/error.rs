@@ -217,6 +217,15 @@ pub enum Error {
         /// The file's element type.
         actual: String,
     },
+    /// Memory for a tensor could not be allocated (the allocator refused it, or it is more
+    /// than `isize::MAX` bytes).
+    #[non_exhaustive]
+    Allocation {
+        /// What was being allocated, for example `"linear weight"`.
+        what: &'static str,
+        /// The number of bytes asked for.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -279,6 +288,9 @@ impl fmt::Display for Error {
                 f,
                 "dtype mismatch for parameter `{name}`: expected {expected}, the file has {actual}"
             ),
+            Error::Allocation { what, bytes } => {
+                write!(f, "cannot allocate {bytes} bytes for {what}")
+            }
         }
     }
 }
