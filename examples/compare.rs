@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo run --release --example compare -- --threads 1
 //! cargo run --release --example compare -- --threads 2 --python .venv/bin/python
+//! cargo run --release --example compare -- --quick   # a few seconds: does everything run?
 //! ```
 //!
 //! PyTorch's side is `scripts/bench_pytorch.py`, run with the given Python when it can import
@@ -24,6 +25,11 @@
 //! backward products are not timed separately). For the stream workload (batch 1) the
 //! per-step products are single rows, which go through the crate's own matrix-vector loop,
 //! so its "peak" is that loop's rate, not sgemm's (sgemm manages 2 to 5 GFLOP/s there).
+//!
+//! `--quick` runs tiny workloads instead (T5 B2 I8 H8 as one layer, batch 1 and two
+//! bidirectional layers), each timed once over a few calls, and PyTorch only when `--python`
+//! is given. Its numbers measure nothing; it checks that every path runs and that every timing
+//! is finite and positive, and exits with an error otherwise.
 
 use std::process::Command;
 use std::time::Instant;
@@ -43,15 +49,17 @@ struct Args {
     /// of a bidirectional layer).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Minimum measuring time per entry, in seconds.
-    #[arg(long, default_value_t = 1.0)]
-    min_seconds: f64,
-    /// Only these workloads (small, medium, large, stream, bi2).
+    /// Minimum measuring time per entry, in seconds [default: 1, or 0 with --quick].
+    #[arg(long)]
+    min_seconds: Option<f64>,
+    /// Only these workloads (small, medium, large, stream, bi2; with --quick: tiny,
+    /// tiny_b1, tiny_bi2).
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
-    /// The Python that runs `scripts/bench_pytorch.py`.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    /// The Python that runs `scripts/bench_pytorch.py` [default: python3; with --quick,
+    /// PyTorch runs only when this is given].
+    #[arg(long)]
+    python: Option<String>,
     /// Skip PyTorch.
     #[arg(long)]
     no_pytorch: bool,
@@ -62,6 +70,27 @@ struct Args {
     /// against what its backward pass needs (Linux only).
     #[arg(long)]
     memory: bool,
+    /// Tiny workloads, each timed once, to check in a few seconds that everything runs and
+    /// that every timing is finite and positive; exits with an error otherwise.
+    #[arg(long, conflicts_with = "memory")]
+    quick: bool,
+}
+
+impl Args {
+    /// The minimum measuring time per entry, in seconds.
+    fn min_seconds(&self) -> f64 {
+        self.min_seconds
+            .unwrap_or(if self.quick { 0.0 } else { 1.0 })
+    }
+
+    /// The workloads to run, before `--only`.
+    fn workloads(&self) -> &'static [Workload] {
+        if self.quick {
+            QUICK_WORKLOADS
+        } else {
+            WORKLOADS
+        }
+    }
 }
 
 /// The process's peak resident memory in bytes since the last reset (`VmHWM`), and a reset of
@@ -121,12 +150,23 @@ fn memory() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// `(name, T, B, I, H, layers, bidirectional)`.
-const WORKLOADS: &[(&str, usize, usize, usize, usize, usize, bool)] = &[
+type Workload = (&'static str, usize, usize, usize, usize, usize, bool);
+
+/// The workloads of the comparison (the same in `scripts/bench_pytorch.py`).
+const WORKLOADS: &[Workload] = &[
     ("small", 50, 16, 64, 128, 1, false),
     ("medium", 100, 32, 256, 256, 1, false),
     ("large", 100, 64, 512, 512, 1, false),
     ("stream", 100, 1, 128, 256, 1, false),
     ("bi2", 100, 32, 256, 256, 2, true),
+];
+
+/// The workloads of `--quick`, covering the same paths (batched, batch 1, bidirectional
+/// layers) at tiny sizes (the same in `scripts/bench_pytorch.py --quick`).
+const QUICK_WORKLOADS: &[Workload] = &[
+    ("tiny", 5, 2, 8, 8, 1, false),
+    ("tiny_b1", 5, 1, 8, 8, 1, false),
+    ("tiny_bi2", 5, 2, 8, 8, 2, true),
 ];
 
 /// `(name, gates)`.
@@ -205,27 +245,28 @@ fn ours_ms<N: SequenceLayer<f32>>(net: &N, x: &Tensor<f32>, mode: &str, min_seco
 }
 
 fn pytorch(args: &Args) -> Option<Value> {
-    if args.no_pytorch {
+    if args.no_pytorch || args.quick && args.python.is_none() {
         return None;
     }
+    let python = args.python.as_deref().unwrap_or("python3");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench_pytorch.py");
-    let mut cmd = Command::new(&args.python);
+    let mut cmd = Command::new(python);
     cmd.arg(script)
         .arg("--threads")
         .arg(args.threads.to_string())
         .arg("--min-seconds")
-        .arg(args.min_seconds.to_string());
+        .arg(args.min_seconds().to_string());
+    if args.quick {
+        cmd.arg("--quick");
+    }
     if !args.only.is_empty() {
         cmd.arg("--only").args(&args.only);
     }
-    eprintln!("running PyTorch: {} {script}", args.python);
+    eprintln!("running PyTorch: {python} {script}");
     let out = match cmd.output() {
         Ok(out) => out,
         Err(e) => {
-            eprintln!(
-                "cannot run {}: {e}; PyTorch columns left empty",
-                args.python
-            );
+            eprintln!("cannot run {python}: {e}; PyTorch columns left empty");
             return None;
         }
     };
@@ -289,40 +330,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sgemm GF/s",
         "% peak"
     );
+    let min_seconds = args.min_seconds();
     let mut rows = Vec::new();
+    // every time measured, for the check of --quick
+    let mut timings: Vec<(String, f64)> = Vec::new();
     let rng = &mut StdRng::seed_from_u64(1);
-    for &(name, t, b, i, h, layers, bi) in WORKLOADS {
+    for &(name, t, b, i, h, layers, bi) in args.workloads() {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
             continue;
         }
         let x = Tensor::<f32>::randn(&[t, b, i], rng);
         for &(cell, g) in CELLS {
             let fwd = forward_flops(t, b, i, h, layers, bi, g);
-            let peak = fwd / 1e6 / sgemm_ms(args.min_seconds, (t, b, i, h, layers, bi), g);
+            let peak_ms = sgemm_ms(min_seconds, (t, b, i, h, layers, bi), g);
+            timings.push((format!("{name} {cell} sgemm"), peak_ms));
+            let peak = fwd / 1e6 / peak_ms;
             for mode in ["infer", "train"] {
                 let ms = match cell {
                     "lstm" => {
                         let c = LstmConfig::new(i, h)
                             .with_num_layers(layers)
                             .with_bidirectional(bi);
-                        ours_ms(&Lstm::new(c, rng)?, &x, mode, args.min_seconds)
+                        ours_ms(&Lstm::new(c, rng)?, &x, mode, min_seconds)
                     }
                     "gru" => {
                         let c = GruConfig::new(i, h)
                             .with_num_layers(layers)
                             .with_bidirectional(bi);
-                        ours_ms(&Gru::new(c, rng)?, &x, mode, args.min_seconds)
+                        ours_ms(&Gru::new(c, rng)?, &x, mode, min_seconds)
                     }
                     _ => {
                         let c = RnnConfig::new(i, h)
                             .with_num_layers(layers)
                             .with_bidirectional(bi);
-                        ours_ms(&Rnn::new(c, rng)?, &x, mode, args.min_seconds)
+                        ours_ms(&Rnn::new(c, rng)?, &x, mode, min_seconds)
                     }
                 };
                 let flops = if mode == "infer" { fwd } else { 3.0 * fwd };
                 let gflops = flops / 1e6 / ms;
                 let theirs = torch_ms(name, cell, mode);
+                timings.push((format!("{name} {cell} {mode} ours"), ms));
+                if let Some(theirs) = theirs {
+                    timings.push((format!("{name} {cell} {mode} torch"), theirs));
+                }
                 let fmt =
                     |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
                 println!(
@@ -351,5 +401,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)?;
     println!("written to {}", args.json);
+    if args.quick {
+        check_timings(&timings)?;
+    }
+    Ok(())
+}
+
+/// The check of `--quick`: at least one timing, and every one finite and positive.
+fn check_timings(timings: &[(String, f64)]) -> Result<(), String> {
+    let bad: Vec<String> = timings
+        .iter()
+        .filter(|(_, ms)| !(ms.is_finite() && *ms > 0.0))
+        .map(|(what, ms)| format!("{what}: {ms:.6} ms"))
+        .collect();
+    if timings.is_empty() {
+        return Err("quick check failed: nothing was timed".into());
+    }
+    if !bad.is_empty() {
+        return Err(format!(
+            "quick check failed: {} of {} timings are not finite and positive: {}",
+            bad.len(),
+            timings.len(),
+            bad.join("; ")
+        ));
+    }
+    println!(
+        "quick check: {} timings, all finite and positive",
+        timings.len()
+    );
     Ok(())
 }

@@ -2,13 +2,14 @@
 """PyTorch's side of `cargo run --release --example compare`: times the same recurrent
 workloads with torch.nn.LSTM / GRU / RNN on the CPU and prints one JSON object.
 
-Usage: bench_pytorch.py --threads N [--min-seconds S] [--only NAME ...]
+Usage: bench_pytorch.py --threads N [--min-seconds S] [--quick] [--only NAME ...]
 
 Each workload is run in float32, time-major, with `torch.set_num_threads(N)`. "infer" is a
 forward pass under `torch.inference_mode()`; "train" is a forward pass and the backward pass of
 `output.sum()` to the input and every weight. Times are the median of repeated calls after a
 warm-up, in milliseconds. Needs only PyTorch (install it into a virtual environment:
-`python3 -m venv .venv && .venv/bin/pip install torch`).
+`python3 -m venv .venv && .venv/bin/pip install torch`). `--quick` runs the tiny workloads of
+`compare --quick` instead.
 """
 
 import argparse
@@ -24,6 +25,12 @@ WORKLOADS = [
     ("large", 100, 64, 512, 512, 1, False),
     ("stream", 100, 1, 128, 256, 1, False),
     ("bi2", 100, 32, 256, 256, 2, True),
+]
+# the workloads of `compare --quick`
+QUICK_WORKLOADS = [
+    ("tiny", 5, 2, 8, 8, 1, False),
+    ("tiny_b1", 5, 1, 8, 8, 1, False),
+    ("tiny_bi2", 5, 2, 8, 8, 2, True),
 ]
 CELLS = ["lstm", "gru", "rnn_tanh"]
 MODES = ["infer", "train"]
@@ -48,6 +55,7 @@ def main():
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--min-seconds", type=float, default=1.0)
     parser.add_argument("--only", nargs="*", default=None, help="workload names to run")
+    parser.add_argument("--quick", action="store_true", help="the tiny workloads instead")
     args = parser.parse_args()
     try:
         import torch
@@ -58,7 +66,7 @@ def main():
     torch.manual_seed(0)
     modules = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}
     results = []
-    for name, t, b, i, h, layers, bi in WORKLOADS:
+    for name, t, b, i, h, layers, bi in QUICK_WORKLOADS if args.quick else WORKLOADS:
         if args.only and name not in args.only:
             continue
         for cell in CELLS:

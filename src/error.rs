@@ -105,14 +105,15 @@ pub enum Error {
         /// What is wrong with it, naming the value.
         reason: String,
     },
-    /// Reading or writing a file failed.
+    /// Reading or writing a file failed. The [`std::io::Error`] is this error's
+    /// [`source`](std::error::Error::source).
     Io {
         /// The file.
         path: String,
         /// The kind of failure.
         kind: std::io::ErrorKind,
-        /// The operating system's message.
-        message: String,
+        /// The operating system's error, shared so that the error stays `Clone`.
+        source: IoSource,
     },
     /// A weight file is truncated or not a valid file of its format.
     Corrupt {
@@ -213,8 +214,8 @@ impl fmt::Display for Error {
                 "index out of range in {op}: {index} is not in 0..{bound}"
             ),
             Error::InvalidArgument { name, reason } => write!(f, "invalid {name}: {reason}"),
-            Error::Io { path, kind, message } => {
-                write!(f, "i/o error on `{path}` ({kind}): {message}")
+            Error::Io { path, kind, source } => {
+                write!(f, "i/o error on `{path}` ({kind}): {source}")
             }
             Error::Corrupt { path, reason } => write!(f, "corrupt file `{path}`: {reason}"),
             Error::UnexpectedParameter { name } => {
@@ -243,7 +244,62 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source.get()),
+            _ => None,
+        }
+    }
+}
+
+/// The [`std::io::Error`] behind an [`Error::Io`], behind an [`Arc`](std::sync::Arc) so that
+/// [`Error`] stays `Clone`.
+///
+/// Two sources are equal when their kinds and messages are (a `std::io::Error` cannot be
+/// compared otherwise).
+///
+/// # Examples
+///
+/// ```
+/// use std::error::Error as _;
+/// use recurrent::{read_tensors, Error};
+///
+/// let e = read_tensors::<f32>("no-such-file.safetensors").unwrap_err();
+/// let Error::Io { source, .. } = &e else { panic!("{e}") };
+/// assert_eq!(source.get().kind(), std::io::ErrorKind::NotFound);
+/// let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>()).unwrap();
+/// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+/// ```
+#[derive(Debug, Clone)]
+pub struct IoSource(std::sync::Arc<std::io::Error>);
+
+impl IoSource {
+    /// The operating system's error.
+    pub fn get(&self) -> &std::io::Error {
+        &self.0
+    }
+}
+
+impl From<std::io::Error> for IoSource {
+    fn from(e: std::io::Error) -> IoSource {
+        IoSource(std::sync::Arc::new(e))
+    }
+}
+
+impl PartialEq for IoSource {
+    fn eq(&self, other: &IoSource) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for IoSource {}
+
+impl fmt::Display for IoSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;

@@ -346,7 +346,7 @@ impl Gradcheck {
     /// use recurrent::{Gradcheck, Linear, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
-    /// let fc = Linear::<f64>::new(3, 2, true, &mut rng);
+    /// let fc = Linear::<f64>::new(3, 2, true, &mut rng)?;
     /// let x = Tensor::randn(&[4, 3], &mut rng);
     /// let g = Tensor::randn(&[4, 2], &mut rng); // dL/dy
     /// let grads = fc.backward(&x, &g)?;

@@ -13,7 +13,7 @@
 //! // parameter names, shapes and initialisation
 //! let config = LstmConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
 //! let lstm: Lstm<f32> = Lstm::new(config, &mut rng)?;
-//! let head = Linear::new(32, 1, true, &mut rng);
+//! let head = Linear::new(32, 1, true, &mut rng)?;
 //!
 //! // a time-major batch (T, B, I) of four sequences with their own lengths
 //! let x = Tensor::randn(&[20, 4, 8], &mut rng);
@@ -149,7 +149,7 @@ pub use cell::{
     kernels, BackwardStep, Cell, CellParams, GruCell, GruCellConfig, LstmCell, LstmCellConfig,
     Nonlinearity, RnnCell, RnnCellConfig, StepGrads, StepTrace,
 };
-pub use error::{Error, Result};
+pub use error::{Error, IoSource, Result};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
 pub use io::{from_bytes, load, load_converting, read_tensors, save, to_bytes};

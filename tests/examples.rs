@@ -1,6 +1,8 @@
 //! Every example runs to completion (the examples check their own results and exit with an
 //! error when a check fails). Each is run through `cargo run --release --example`, so it is
-//! built first when needed. Not covered: the examples' timing.
+//! built first when needed; `compare` runs in its `--quick` mode, without PyTorch. Not
+//! covered: the examples' timing, `compare`'s full workloads, its PyTorch columns and
+//! `--memory`.
 
 use std::process::{Command, Output};
 
@@ -25,4 +27,59 @@ fn quickstart_runs_and_its_gradients_check() {
     );
     assert!(stdout.contains("zero past each length: true"), "{stdout}");
     assert!(stdout.contains("gradcheck worst error"), "{stdout}");
+}
+
+#[test]
+fn compare_quick_prints_every_cell_and_mode_and_checks_its_timings() {
+    let json = std::env::temp_dir().join(format!("recurrent-compare-{}.json", std::process::id()));
+    let json_arg = json.to_str().expect("a UTF-8 temporary path");
+    let out = run_example("compare", &["--quick", "--no-pytorch", "--json", json_arg]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "compare --quick failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("against PyTorch (not run)"), "{stdout}");
+    // one row per workload, cell and mode, each with this crate's time and no PyTorch time
+    let workloads = ["tiny", "tiny_b1", "tiny_bi2"];
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| w.first().is_some_and(|n| workloads.contains(n)))
+        .collect();
+    assert_eq!(rows.len(), 3 * 3 * 2, "{stdout}");
+    for workload in workloads {
+        for cell in ["lstm", "gru", "rnn_tanh"] {
+            for mode in ["infer", "train"] {
+                let row = rows
+                    .iter()
+                    .find(|w| w[..3] == [workload, cell, mode])
+                    .unwrap_or_else(|| panic!("no row {workload} {cell} {mode}:\n{stdout}"));
+                let ms: f64 = row[3].parse().expect("a time in ms");
+                assert!(ms.is_finite() && ms >= 0.0, "{row:?}");
+                assert_eq!(row[5], "-", "no PyTorch time: {row:?}");
+            }
+        }
+    }
+    // 3 × 3 sgemm timings and 18 of this crate's
+    assert!(
+        stdout.contains("quick check: 27 timings, all finite and positive"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("written to {json_arg}")),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON was written"))
+            .expect("valid JSON");
+    let _ = std::fs::remove_file(&json);
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 18, "{report}");
+    assert!(
+        rows.iter()
+            .all(|r| r["ours_ms"].as_f64().is_some_and(|ms| ms > 0.0) && r["torch_ms"].is_null()),
+        "{report}"
+    );
 }

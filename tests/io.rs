@@ -6,6 +6,9 @@
 //! (several layers, bidirectional, variable lengths, projections), which then reproduce
 //! PyTorch's outputs; a file for another network is rejected by tensor name.
 //!
+//! Files that do not start as safetensors files do (a wrong header length, no JSON object)
+//! are rejected by name from their first bytes, however large.
+//!
 //! Not covered: files larger than memory.
 
 mod common;
@@ -199,7 +202,137 @@ fn a_missing_file_is_an_io_error() {
             matches!(&e, Error::Io { kind: std::io::ErrorKind::NotFound, path: p, .. } if p.ends_with("nothing.safetensors")),
             "{e:?}"
         );
+        // the operating system's error is kept as the source, and the error stays comparable
+        let source = std::error::Error::source(&e).expect("an i/o error has a source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("the source is a std::io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(e.to_string().ends_with(&io.to_string()), "{e}");
+        assert_eq!(e.clone(), e);
     }
+}
+
+/// Writes `bytes` to `path` and checks that `load`, `load_converting` and `read_tensors`
+/// reject the file as corrupt, naming it, without changing the model; returns the reason.
+fn assert_corrupt_file(path: &Path, bytes: &[u8]) -> String {
+    std::fs::write(path, bytes).unwrap();
+    corrupt_file_reason(path)
+}
+
+/// As [`assert_corrupt_file`], for a file already written.
+fn corrupt_file_reason(path: &Path) -> String {
+    let mut model = lstm::<f32>(0);
+    let errors = [
+        load(&mut model, path).unwrap_err(),
+        load_converting(&mut model, path).unwrap_err(),
+        read_tensors::<f32>(path).unwrap_err(),
+    ];
+    assert_eq!(model, lstm::<f32>(0), "the model changed");
+    let mut reasons = errors.iter().map(|e| match e {
+        Error::Corrupt { path: p, reason } => {
+            assert_eq!(p, &path.display().to_string());
+            assert!(e.to_string().contains(p.as_str()), "{e}");
+            reason.clone()
+        }
+        other => panic!(
+            "{}: expected a corrupt-file error, got {other:?}",
+            path.display()
+        ),
+    });
+    let first = reasons.next().unwrap();
+    assert!(reasons.all(|r| r == first), "{errors:?}");
+    first
+}
+
+#[test]
+fn a_large_file_that_is_not_safetensors_is_rejected_from_its_first_bytes() {
+    let dir = TempDir::new("large");
+    let size: u64 = 1 << 30;
+    // a sparse 1 GiB file: nothing but its first bytes is ever written to disk
+    let sparse = |name: &str, start: &[u8]| {
+        let path = dir.path(name);
+        let mut file = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut file, start).unwrap();
+        file.set_len(size).unwrap();
+        path
+    };
+    // text where the header length should be
+    let reason = corrupt_file_reason(&sparse("text.bin", b"GIF89a.."));
+    assert_eq!(
+        reason,
+        format!(
+            "the header length is {} bytes, but the file has {size} bytes, only {} after the \
+             length",
+            u64::from_le_bytes(*b"GIF89a.."),
+            size - 8
+        )
+    );
+    // a length the file could hold but safetensors never writes
+    let reason = corrupt_file_reason(&sparse("long.bin", &(1u64 << 29).to_le_bytes()));
+    assert_eq!(
+        reason,
+        "the header length is 536870912 bytes, above the safetensors limit of 100000000"
+    );
+    // a plausible length, then no JSON object
+    let mut start = 64u64.to_le_bytes().to_vec();
+    start.extend_from_slice(b"PK");
+    let reason = corrupt_file_reason(&sparse("zip.bin", &start));
+    assert_eq!(
+        reason,
+        "the header does not start with `{` but with byte 0x50"
+    );
+    let reason = corrupt_file_reason(&sparse("zeros.bin", &[]));
+    assert_eq!(reason, "the header is empty");
+}
+
+#[test]
+fn a_truncated_file_is_corrupt_and_named() {
+    let dir = TempDir::new("truncated");
+    let bytes = to_bytes(&lstm::<f32>(0)).unwrap();
+    let path = dir.path("lstm.safetensors");
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    for cut in [0, 1, 7] {
+        assert_eq!(
+            assert_corrupt_file(&path, &bytes[..cut]),
+            "truncated: fewer than the 8 bytes of the header length"
+        );
+    }
+    for cut in [8, 9, 8 + header_len as usize - 1] {
+        assert_eq!(
+            assert_corrupt_file(&path, &bytes[..cut]),
+            format!(
+                "the header length is {header_len} bytes, but the file has {cut} bytes, only {} \
+                 after the length",
+                cut - 8
+            )
+        );
+    }
+    // the header whole, the data cut: left to safetensors' own checks
+    for cut in [8 + header_len as usize, bytes.len() - 1] {
+        assert_corrupt_file(&path, &bytes[..cut]);
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let mut model = lstm::<f32>(1);
+    load(&mut model, &path).unwrap();
+    assert_eq!(model, lstm::<f32>(0));
+}
+
+#[test]
+fn a_header_length_past_the_end_of_the_file_is_corrupt_and_named() {
+    let dir = TempDir::new("past-end");
+    let mut bytes = 1000u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    let reason = assert_corrupt_file(&dir.path("short.safetensors"), &bytes);
+    assert_eq!(
+        reason,
+        "the header length is 1000 bytes, but the file has 10 bytes, only 2 after the length"
+    );
+    let reason = assert_corrupt_file(&dir.path("max.safetensors"), &u64::MAX.to_le_bytes());
+    assert!(
+        reason.starts_with("the header length is 18446744073709551615 bytes"),
+        "{reason}"
+    );
 }
 
 /// Loads `file` (written from `written`) into `target` and returns the error, checking that
@@ -392,8 +525,10 @@ fn garbage_is_corrupt() {
             b
         }),
     ];
-    for (what, bytes) in cases {
+    let dir = TempDir::new("garbage");
+    for (k, (what, bytes)) in cases.into_iter().enumerate() {
         assert_corrupt(&bytes, what);
+        assert_corrupt_file(&dir.path(&format!("{k}.safetensors")), &bytes);
     }
 }
 

@@ -101,7 +101,8 @@ fn linear_problems() -> impl Strategy<Value = LinearProblem> {
 fn linear_gradients_match_finite_differences() {
     run("Linear", linear_problems(), |p| {
         let mut rng = StdRng::seed_from_u64(p.seed);
-        let fc = Linear::<f64>::new(p.in_features, p.out_features, p.bias, &mut rng);
+        let fc = Linear::<f64>::new(p.in_features, p.out_features, p.bias, &mut rng)
+            .expect("a small layer");
         let x = Tensor::randn(&with_last(&p.lead, p.in_features), &mut rng);
         let g = Tensor::randn(&with_last(&p.lead, p.out_features), &mut rng);
         let grads = fc.backward(&x, &g).expect("valid problem");
@@ -177,7 +178,8 @@ fn embedding_gradients_match_finite_differences() {
     let (repeated, padded) = (StdCell::new(0), StdCell::new(0));
     run("Embedding", embedding_problems(), |p| {
         let mut rng = StdRng::seed_from_u64(p.seed);
-        let mut emb = Embedding::<f64>::new(p.num_embeddings, p.embedding_dim, &mut rng);
+        let mut emb = Embedding::<f64>::new(p.num_embeddings, p.embedding_dim, &mut rng)
+            .expect("a small table");
         if let Some(idx) = p.padding {
             emb = emb.with_padding_idx(idx).unwrap();
         }

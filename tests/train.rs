@@ -116,7 +116,7 @@ fn a_bidirectional_lstm_learns_which_marker_comes_first() {
         .with_bidirectional(true);
     let mut model = Model {
         rnn: Lstm::new(config, rng).expect("valid config"),
-        head: Linear::new(2 * HIDDEN, 1, true, rng),
+        head: Linear::new(2 * HIDDEN, 1, true, rng).expect("a small layer"),
     };
     let mut adam = AdamConfig::new(0.01).init().expect("valid learning rate");
     let (held_out, held_out_labels) = batch(1000, &mut StdRng::seed_from_u64(7));

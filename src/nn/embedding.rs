@@ -3,7 +3,9 @@
 use core::fmt;
 
 use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
 
+use super::try_filled;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::params::{Grads, Parameters};
@@ -29,7 +31,7 @@ use crate::tensor::{Shape, Tensor};
 /// use recurrent::{Embedding, Parameters};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
-/// let emb = Embedding::<f32>::new(100, 8, &mut rng).with_padding_idx(0)?;
+/// let emb = Embedding::<f32>::new(100, 8, &mut rng)?.with_padding_idx(0)?;
 /// // two sequences of three tokens, time-major (T, B) = (3, 2); the second is padded with 0
 /// let ids = [5, 7, 9, 0, 5, 0];
 /// let x = emb.forward(&ids, &[3, 2])?;
@@ -52,11 +54,52 @@ pub struct Embedding<T> {
 
 impl<T: Float> Embedding<T> {
     /// A table with PyTorch's default initialisation: every entry drawn from `N(0, 1)`.
-    pub fn new<R: Rng + ?Sized>(num_embeddings: usize, embedding_dim: usize, rng: &mut R) -> Self {
-        Embedding {
-            weight: Tensor::randn(&[num_embeddings, embedding_dim], rng),
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming `num_embeddings` and `embedding_dim` if the table's
+    /// size in bytes overflows `usize`; [`Error::Allocation`] if its memory cannot be
+    /// allocated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::Embedding;
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let emb = Embedding::<f32>::new(1000, 16, &mut rng)?;
+    /// assert_eq!(emb.weight().shape(), &[1000, 16]);
+    ///
+    /// let e = Embedding::<f32>::new(1 << 40, 1 << 24, &mut rng).unwrap_err();
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "invalid embedding weight: num_embeddings × embedding_dim = 1099511627776 × 16777216 \
+    ///      elements of 4 bytes overflow usize"
+    /// );
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn new<R: Rng + ?Sized>(
+        num_embeddings: usize,
+        embedding_dim: usize,
+        rng: &mut R,
+    ) -> Result<Self> {
+        // N(0, 1) drawn as Tensor::randn draws it
+        let weight = try_filled(
+            "embedding weight",
+            &[
+                ("num_embeddings", num_embeddings),
+                ("embedding_dim", embedding_dim),
+            ],
+            || {
+                let x: f64 = StandardNormal.sample(rng);
+                T::from_f64(x)
+            },
+        )?;
+        Ok(Embedding {
+            weight,
             padding_idx: None,
-        }
+        })
     }
 
     /// Makes row `padding_idx` the padding row: it is set to zero now and never receives a
@@ -72,9 +115,10 @@ impl<T: Float> Embedding<T> {
     /// use rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::Embedding;
     ///
-    /// let emb = Embedding::<f64>::new(4, 2, &mut StdRng::seed_from_u64(0));
+    /// let emb = Embedding::<f64>::new(4, 2, &mut StdRng::seed_from_u64(0))?;
     /// let e = emb.with_padding_idx(4).unwrap_err();
     /// assert_eq!(e.to_string(), "index out of range in embedding padding_idx: 4 is not in 0..4");
+    /// # Ok::<(), recurrent::Error>(())
     /// ```
     #[must_use = "returns a new embedding and does not modify self"]
     pub fn with_padding_idx(mut self, padding_idx: usize) -> Result<Self> {
@@ -107,18 +151,11 @@ impl<T: Float> Embedding<T> {
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn from_weight(weight: Tensor<T>, padding_idx: Option<usize>) -> Result<Self> {
-        if weight.rank() != 2 {
-            return Err(Error::RankMismatch {
-                op: "embedding weight",
-                expected: 2,
-                layout: "(num_embeddings, embedding_dim)",
-                actual: weight.raw_shape(),
-            });
-        }
         let emb = Embedding {
             weight,
             padding_idx,
         };
+        emb.check_weight()?;
         if let Some(idx) = padding_idx {
             emb.check_padding_idx(idx)?;
         }
@@ -136,6 +173,11 @@ impl<T: Float> Embedding<T> {
     }
 
     /// The features per row.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the weight is not a matrix, which only
+    /// [`visit_params_mut`](Parameters::visit_params_mut) can make it.
     pub fn embedding_dim(&self) -> usize {
         self.weight.shape()[1]
     }
@@ -157,7 +199,9 @@ impl<T: Float> Embedding<T> {
     ///
     /// [`Error::InvalidRank`] if `dims` has more than two axes (the output would have more
     /// than three); [`Error::DataLength`] if `ids.len()` is not the product of `dims`;
-    /// [`Error::IndexOutOfRange`], naming the id, if an id is not below `num_embeddings`.
+    /// [`Error::IndexOutOfRange`], naming the id, if an id is not below `num_embeddings`;
+    /// [`Error::RankMismatch`] naming the weight if it is not a matrix (possible only after
+    /// [`visit_params_mut`](Parameters::visit_params_mut) replaced it).
     ///
     /// # Examples
     ///
@@ -165,7 +209,7 @@ impl<T: Float> Embedding<T> {
     /// use rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::Embedding;
     ///
-    /// let emb = Embedding::<f32>::new(10, 4, &mut StdRng::seed_from_u64(0));
+    /// let emb = Embedding::<f32>::new(10, 4, &mut StdRng::seed_from_u64(0))?;
     /// assert_eq!(emb.forward(&[1, 2, 3], &[3])?.shape(), &[3, 4]);
     /// let e = emb.forward(&[1, 2, 3], &[2, 2]).unwrap_err();
     /// assert_eq!(e.to_string(), "data length mismatch: shape [2, 2] needs 4 values, got 3");
@@ -174,6 +218,7 @@ impl<T: Float> Embedding<T> {
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn forward(&self, ids: &[usize], dims: &[usize]) -> Result<Tensor<T>> {
+        self.check_weight()?;
         if dims.len() > 2 {
             return Err(Error::InvalidRank {
                 rank: dims.len() + 1,
@@ -212,7 +257,8 @@ impl<T: Float> Embedding<T> {
     ///
     /// [`Error::IndexOutOfRange`] if an id is not below `num_embeddings`;
     /// [`Error::ShapeMismatch`] if `d_output` does not hold one `embedding_dim` row per id,
-    /// naming the expected and the actual shape.
+    /// naming the expected and the actual shape; [`Error::RankMismatch`] naming the weight if
+    /// it is not a matrix, as for [`forward`](Embedding::forward).
     ///
     /// # Examples
     ///
@@ -229,6 +275,7 @@ impl<T: Float> Embedding<T> {
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn backward(&self, ids: &[usize], d_output: &Tensor<T>) -> Result<Grads<T>> {
+        self.check_weight()?;
         self.check_ids(ids)?;
         let dim = self.embedding_dim();
         let dims = d_output.shape();
@@ -256,6 +303,21 @@ impl<T: Float> Embedding<T> {
         let mut grads = Grads::new();
         grads.push("weight", d_weight);
         Ok(grads)
+    }
+
+    /// Checks that the weight is a matrix: [`from_weight`](Embedding::from_weight) ensures it,
+    /// but [`visit_params_mut`](Parameters::visit_params_mut) can replace it.
+    fn check_weight(&self) -> Result<()> {
+        if self.weight.rank() == 2 {
+            Ok(())
+        } else {
+            Err(Error::RankMismatch {
+                op: "embedding weight",
+                expected: 2,
+                layout: "(num_embeddings, embedding_dim)",
+                actual: self.weight.raw_shape(),
+            })
+        }
     }
 
     fn check_ids(&self, ids: &[usize]) -> Result<()> {
@@ -351,7 +413,7 @@ mod tests {
 
     #[test]
     fn time_major_ids_give_time_batch_features() {
-        let emb = Embedding::<f32>::new(7, 3, &mut StdRng::seed_from_u64(0));
+        let emb = Embedding::<f32>::new(7, 3, &mut StdRng::seed_from_u64(0)).unwrap();
         let y = emb.forward(&[0, 1, 2, 3, 4, 5], &[3, 2]).unwrap();
         assert_eq!(y.shape(), &[3, 2, 3]);
         assert_eq!(&y.as_slice()[9..12], &emb.weight().as_slice()[9..12]);
@@ -397,5 +459,58 @@ mod tests {
             e.to_string().contains("(num_embeddings, embedding_dim)"),
             "{e}"
         );
+    }
+
+    /// A seeded table is the same as before the fallible allocation.
+    #[test]
+    fn init_draws_what_tensor_randn_draws() {
+        let emb = Embedding::<f32>::new(6, 4, &mut StdRng::seed_from_u64(7)).unwrap();
+        let expected = Tensor::randn(&[6, 4], &mut StdRng::seed_from_u64(7));
+        assert_eq!(emb.weight(), &expected);
+    }
+
+    #[test]
+    fn sizes_too_large_for_memory_are_errors_not_aborts() {
+        let rng = &mut StdRng::seed_from_u64(0);
+        // the number of elements overflows usize (it was wrapped before: an empty "success")
+        let e = Embedding::<f32>::new(1 << 40, 1 << 24, rng).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::InvalidArgument {
+                name: "embedding weight",
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("1099511627776 × 16777216"), "{e}");
+        // an empty table is no overflow
+        let empty = Embedding::<f64>::new(usize::MAX, 0, rng).unwrap();
+        assert_eq!(empty.weight().shape(), &[usize::MAX, 0]);
+        // 2⁶⁰ bytes fit in usize but in no address space
+        let e = Embedding::<f64>::new(1 << 30, 1 << 27, rng).unwrap_err();
+        assert_eq!(
+            e,
+            Error::Allocation {
+                what: "embedding weight",
+                bytes: 1 << 60
+            }
+        );
+    }
+
+    #[test]
+    fn a_replaced_weight_of_the_wrong_rank_is_an_error_not_a_panic() {
+        for replacement in [Tensor::zeros(&[6]), Tensor::zeros(&[3, 2, 1])] {
+            let message = format!(
+                "rank mismatch in embedding weight: expected a rank-2 tensor \
+                 (num_embeddings, embedding_dim), got shape {}",
+                replacement.raw_shape()
+            );
+            let mut emb = table();
+            let mut replacement = Some(replacement);
+            emb.visit_params_mut(&mut |_, p| *p = replacement.take().unwrap());
+            let e = emb.forward(&[0, 2], &[2]).unwrap_err();
+            assert_eq!(e.to_string(), message);
+            let e = emb.backward(&[0, 2], &Tensor::zeros(&[2, 2])).unwrap_err();
+            assert_eq!(e.to_string(), message);
+        }
     }
 }

@@ -3,7 +3,9 @@
 use core::fmt;
 
 use rand::Rng;
+use rand_distr::{Distribution, Uniform};
 
+use super::try_filled;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
@@ -33,7 +35,7 @@ use crate::tensor::{Shape, Tensor};
 /// use recurrent::{Linear, Parameters, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
-/// let fc = Linear::<f32>::new(16, 4, true, &mut rng);
+/// let fc = Linear::<f32>::new(16, 4, true, &mut rng)?;
 /// let h = Tensor::randn(&[20, 8, 16], &mut rng); // (T, B, H) from a recurrent layer
 /// let y = fc.forward(&h)?;
 /// assert_eq!(y.shape(), &[20, 8, 4]);
@@ -65,35 +67,57 @@ impl<T: Float> Linear<T> {
     ///
     /// With `in_features = 0` the weight is empty and the bias is zero, as in PyTorch.
     ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming `out_features` and `in_features` if the weight's size
+    /// in bytes overflows `usize`; [`Error::Allocation`] if the memory for a parameter cannot
+    /// be allocated.
+    ///
     /// # Examples
     ///
     /// ```
     /// use rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::Linear;
     ///
-    /// let fc = Linear::<f64>::new(4, 3, false, &mut StdRng::seed_from_u64(0));
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let fc = Linear::<f64>::new(4, 3, false, &mut rng)?;
     /// assert_eq!(fc.weight().shape(), &[3, 4]);
     /// assert!(fc.bias().is_none());
     /// assert!(fc.weight().as_slice().iter().all(|w| w.abs() <= 0.5));
+    ///
+    /// let e = Linear::<f32>::new(1 << 33, 1 << 31, true, &mut rng).unwrap_err();
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "invalid linear weight: out_features × in_features = 2147483648 × 8589934592 \
+    ///      elements of 4 bytes overflow usize"
+    /// );
+    /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn new<R: Rng + ?Sized>(
         in_features: usize,
         out_features: usize,
         bias: bool,
         rng: &mut R,
-    ) -> Self {
-        let mut draw = |dims: &[usize]| {
+    ) -> Result<Self> {
+        let mut draw = |what: &'static str, sizes: &[(&str, usize)]| {
             if in_features == 0 {
                 // PyTorch: kaiming_uniform_ on an empty weight is a no-op, the bias bound is 0
-                Tensor::zeros(dims)
+                try_filled(what, sizes, T::zero)
             } else {
+                // U(−k, k) drawn as Tensor::uniform draws it
                 let k = T::one() / T::from_f64(in_features as f64).sqrt();
-                Tensor::uniform(dims, -k, k, rng)
+                let dist = Uniform::new((-k).as_f64(), k.as_f64()).expect("0 < k < ∞");
+                try_filled(what, sizes, || T::from_f64(dist.sample(rng)))
             }
         };
-        let weight = draw(&[out_features, in_features]);
-        let bias = bias.then(|| draw(&[out_features]));
-        Linear { weight, bias }
+        let weight = draw(
+            "linear weight",
+            &[("out_features", out_features), ("in_features", in_features)],
+        )?;
+        let bias = bias
+            .then(|| draw("linear bias", &[("out_features", out_features)]))
+            .transpose()?;
+        Ok(Linear { weight, bias })
     }
 
     /// A layer with the given parameters (for example loaded from PyTorch): `weight` is
@@ -119,22 +143,9 @@ impl<T: Float> Linear<T> {
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn from_params(weight: Tensor<T>, bias: Option<Tensor<T>>) -> Result<Self> {
-        if weight.rank() != 2 {
-            return Err(Error::RankMismatch {
-                op: "linear weight",
-                expected: 2,
-                layout: "(out_features, in_features)",
-                actual: weight.raw_shape(),
-            });
-        }
-        if let Some(b) = &bias {
-            check_shape(
-                "linear bias",
-                Shape::from([weight.shape()[0]]),
-                b.raw_shape(),
-            )?;
-        }
-        Ok(Linear { weight, bias })
+        let fc = Linear { weight, bias };
+        fc.check_params()?;
+        Ok(fc)
     }
 
     /// The weight, `(out_features, in_features)`.
@@ -148,6 +159,11 @@ impl<T: Float> Linear<T> {
     }
 
     /// Features per input row.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the weight is not a matrix, which only
+    /// [`visit_params_mut`](Parameters::visit_params_mut) can make it.
     pub fn in_features(&self) -> usize {
         self.weight.shape()[1]
     }
@@ -167,7 +183,10 @@ impl<T: Float> Linear<T> {
     /// # Errors
     ///
     /// [`Error::ShapeMismatch`] if the last axis of `x` is not `in_features`, naming the shape
-    /// `x` should have and the one it has.
+    /// `x` should have and the one it has; [`Error::RankMismatch`] naming the weight if it is
+    /// not a matrix, or [`Error::ShapeMismatch`] naming the bias if it does not have one entry
+    /// per output feature (possible only after
+    /// [`visit_params_mut`](Parameters::visit_params_mut) replaced them).
     ///
     /// # Examples
     ///
@@ -175,13 +194,14 @@ impl<T: Float> Linear<T> {
     /// use rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::{Linear, Tensor};
     ///
-    /// let fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0));
+    /// let fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0))?;
     /// assert_eq!(fc.forward(&Tensor::zeros(&[5, 3]))?.shape(), &[5, 2]);
     /// let e = fc.forward(&Tensor::zeros(&[4, 5, 2])).unwrap_err();
     /// assert_eq!(e.to_string(), "shape mismatch in linear input: expected [4, 5, 3], got [4, 5, 2]");
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        self.check_params()?;
         self.check_input(x)?;
         let rows: usize = leading(x.shape()).iter().product();
         let out = self.out_features();
@@ -218,7 +238,8 @@ impl<T: Float> Linear<T> {
     /// # Errors
     ///
     /// [`Error::ShapeMismatch`] if `x` is not a valid input or `d_output` does not have the
-    /// output's shape, naming the expected and the actual shape.
+    /// output's shape, naming the expected and the actual shape; the parameter errors of
+    /// [`forward`](Linear::forward).
     ///
     /// # Examples
     ///
@@ -237,6 +258,7 @@ impl<T: Float> Linear<T> {
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn backward(&self, x: &Tensor<T>, d_output: &Tensor<T>) -> Result<LinearGrads<T>> {
+        self.check_params()?;
         self.check_input(x)?;
         let (input, out) = (self.in_features(), self.out_features());
         let expected = with_last(x.shape(), out);
@@ -280,6 +302,28 @@ impl<T: Float> Linear<T> {
             input: d_input,
             params,
         })
+    }
+
+    /// Checks that the weight is a matrix and the bias, if any, has one entry per output
+    /// feature: [`from_params`](Linear::from_params) ensures it, but
+    /// [`visit_params_mut`](Parameters::visit_params_mut) can replace either.
+    fn check_params(&self) -> Result<()> {
+        if self.weight.rank() != 2 {
+            return Err(Error::RankMismatch {
+                op: "linear weight",
+                expected: 2,
+                layout: "(out_features, in_features)",
+                actual: self.weight.raw_shape(),
+            });
+        }
+        match &self.bias {
+            Some(b) => check_shape(
+                "linear bias",
+                Shape::from([self.out_features()]),
+                b.raw_shape(),
+            ),
+            None => Ok(()),
+        }
     }
 
     fn check_input(&self, x: &Tensor<T>) -> Result<()> {
@@ -387,7 +431,7 @@ mod tests {
     #[test]
     fn leading_axes_are_kept_and_rows_are_independent() {
         let mut rng = StdRng::seed_from_u64(1);
-        let fc = Linear::<f64>::new(3, 4, true, &mut rng);
+        let fc = Linear::<f64>::new(3, 4, true, &mut rng).unwrap();
         let x = Tensor::randn(&[2, 5, 3], &mut rng);
         let y = fc.forward(&x).unwrap();
         assert_eq!(y.shape(), &[2, 5, 4]);
@@ -400,7 +444,7 @@ mod tests {
 
     #[test]
     fn default_init_is_pytorch_bound_and_named() {
-        let fc = Linear::<f32>::new(9, 5, true, &mut StdRng::seed_from_u64(0));
+        let fc = Linear::<f32>::new(9, 5, true, &mut StdRng::seed_from_u64(0)).unwrap();
         assert_eq!(fc.param_names(), ["weight", "bias"]);
         assert_eq!(fc.param_count(), 9 * 5 + 5);
         let bound = 1.0 / 3.0;
@@ -411,13 +455,13 @@ mod tests {
             fc.to_string(),
             "Linear { in_features: 9, out_features: 5, bias: true }"
         );
-        let empty = Linear::<f32>::new(0, 2, true, &mut StdRng::seed_from_u64(0));
+        let empty = Linear::<f32>::new(0, 2, true, &mut StdRng::seed_from_u64(0)).unwrap();
         assert_eq!(empty.bias().unwrap().as_slice(), &[0.0, 0.0]);
         let y = empty.forward(&Tensor::zeros(&[3, 0])).unwrap();
         assert_eq!(y.as_slice(), &[0.0; 6]);
         let grads = empty.backward(&Tensor::zeros(&[3, 0]), &y).unwrap();
         assert_eq!(grads.input.shape(), &[3, 0]);
-        let none_out = Linear::<f32>::new(3, 0, true, &mut StdRng::seed_from_u64(0));
+        let none_out = Linear::<f32>::new(3, 0, true, &mut StdRng::seed_from_u64(0)).unwrap();
         let y = none_out.forward(&Tensor::zeros(&[2, 3])).unwrap();
         assert_eq!(y.shape(), &[2, 0]);
         let grads = none_out.backward(&Tensor::zeros(&[2, 3]), &y).unwrap();
@@ -426,7 +470,7 @@ mod tests {
 
     #[test]
     fn bad_shapes_name_both_shapes() {
-        let fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0));
+        let fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0)).unwrap();
         let e = fc.forward(&Tensor::zeros(&[4, 2])).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -445,5 +489,112 @@ mod tests {
             "rank mismatch in linear weight: expected a rank-2 tensor \
              (out_features, in_features), got shape [6]"
         );
+    }
+
+    /// A seeded layer is the same as before the fallible allocation.
+    #[test]
+    fn init_draws_what_tensor_uniform_draws() {
+        let fc = Linear::<f32>::new(5, 3, true, &mut StdRng::seed_from_u64(7)).unwrap();
+        let rng = &mut StdRng::seed_from_u64(7);
+        let k = 1.0 / 5f32.sqrt();
+        assert_eq!(fc.weight(), &Tensor::uniform(&[3, 5], -k, k, rng));
+        assert_eq!(fc.bias().unwrap(), &Tensor::uniform(&[3], -k, k, rng));
+    }
+
+    #[test]
+    fn sizes_too_large_for_memory_are_errors_not_aborts() {
+        let rng = &mut StdRng::seed_from_u64(0);
+        // the number of elements overflows usize (it was wrapped before: an empty "success")
+        let e = Linear::<f32>::new(1 << 33, 1 << 31, true, rng).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid linear weight: out_features × in_features = 2147483648 × 8589934592 \
+             elements of 4 bytes overflow usize"
+        );
+        // the elements fit in usize, their bytes do not
+        let e = Linear::<f64>::new(1 << 31, 1 << 31, false, rng).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::InvalidArgument {
+                name: "linear weight",
+                ..
+            }
+        ));
+        // an empty weight is no overflow, whatever out_features; the bias may be
+        let e = Linear::<f32>::new(0, usize::MAX / 2, true, rng).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "invalid linear bias: out_features = {} elements of 4 bytes overflow usize",
+                usize::MAX / 2
+            )
+        );
+        // 2⁶⁰ bytes fit in usize but in no address space, so the allocation fails on any
+        // machine (a smaller size, such as 4 TiB, may be promised by an overcommitting kernel)
+        let e = Linear::<f32>::new(1 << 29, 1 << 29, true, rng).unwrap_err();
+        assert_eq!(
+            e,
+            Error::Allocation {
+                what: "linear weight",
+                bytes: 1 << 60
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "cannot allocate 1152921504606846976 bytes for linear weight"
+        );
+        let e = Linear::<f32>::new(0, 1 << 58, true, rng).unwrap_err();
+        assert_eq!(
+            e,
+            Error::Allocation {
+                what: "linear bias",
+                bytes: 1 << 60
+            }
+        );
+    }
+
+    #[test]
+    fn replaced_parameters_of_the_wrong_shape_are_errors_not_panics() {
+        let (x, d_y) = (Tensor::zeros(&[4, 3]), Tensor::zeros(&[4, 2]));
+        let cases = [
+            (
+                "weight",
+                Tensor::zeros(&[1]),
+                "rank mismatch in linear weight: expected a rank-2 tensor \
+                 (out_features, in_features), got shape [1]",
+            ),
+            (
+                "weight",
+                Tensor::zeros(&[2, 3, 1]),
+                "rank mismatch in linear weight: expected a rank-2 tensor \
+                 (out_features, in_features), got shape [2, 3, 1]",
+            ),
+            (
+                "weight",
+                Tensor::zeros(&[4, 3]),
+                "shape mismatch in linear bias: expected [4], got [2]",
+            ),
+            (
+                "bias",
+                Tensor::zeros(&[5]),
+                "shape mismatch in linear bias: expected [2], got [5]",
+            ),
+            (
+                "bias",
+                Tensor::zeros(&[2, 1]),
+                "shape mismatch in linear bias: expected [2], got [2, 1]",
+            ),
+        ];
+        for (name, replacement, message) in cases {
+            let mut fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0)).unwrap();
+            let mut replacement = Some(replacement);
+            fc.visit_params_mut(&mut |n, p| {
+                if n == name {
+                    *p = replacement.take().unwrap();
+                }
+            });
+            assert_eq!(fc.forward(&x).unwrap_err().to_string(), message);
+            assert_eq!(fc.backward(&x, &d_y).unwrap_err().to_string(), message);
+        }
     }
 }

@@ -13,9 +13,9 @@
 //! use recurrent::{cross_entropy_with_logits, Embedding, Linear, LstmCellConfig, Recurrent};
 //!
 //! let mut rng = StdRng::seed_from_u64(0);
-//! let embedding = Embedding::<f32>::new(50, 8, &mut rng);
+//! let embedding = Embedding::<f32>::new(50, 8, &mut rng)?;
 //! let lstm = Recurrent::new(LstmCellConfig::new(8, 16).init(&mut rng));
-//! let head = Linear::new(16, 50, true, &mut rng);
+//! let head = Linear::new(16, 50, true, &mut rng)?;
 //!
 //! // predict the next token of two sequences of four tokens, time-major (T, B) = (4, 2)
 //! let ids = [3, 7, 1, 9, 4, 4, 2, 8];
@@ -45,3 +45,50 @@ pub use dropout::{Dropout, DropoutMask};
 pub use embedding::Embedding;
 pub use linear::{Linear, LinearGrads};
 pub use loss::{binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Loss};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::tensor::Tensor;
+
+/// A tensor whose dimensions are `sizes` (each with its name, for the error), filled in
+/// row-major order with `fill()`, and allocated fallibly: a size too large for memory is an
+/// error, not an abort of the process.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] for `what`, naming the sizes, if the size in bytes overflows
+/// `usize`; [`Error::Allocation`] if the memory cannot be allocated.
+fn try_filled<T: Float>(
+    what: &'static str,
+    sizes: &[(&str, usize)],
+    mut fill: impl FnMut() -> T,
+) -> Result<Tensor<T>> {
+    let element = core::mem::size_of::<T>();
+    let bytes = if sizes.iter().any(|&(_, n)| n == 0) {
+        Some(0)
+    } else {
+        let product = sizes
+            .iter()
+            .try_fold(1, |len: usize, &(_, n)| len.checked_mul(n));
+        product.and_then(|len| len.checked_mul(element))
+    };
+    let Some(bytes) = bytes else {
+        let names: Vec<&str> = sizes.iter().map(|&(name, _)| name).collect();
+        let values: Vec<String> = sizes.iter().map(|&(_, n)| n.to_string()).collect();
+        return Err(Error::InvalidArgument {
+            name: what,
+            reason: format!(
+                "{} = {} elements of {element} bytes overflow usize",
+                names.join(" × "),
+                values.join(" × "),
+            ),
+        });
+    };
+    let len = bytes / element; // the product of the sizes
+    let mut data = Vec::new();
+    data.try_reserve_exact(len)
+        .map_err(|_| Error::Allocation { what, bytes })?;
+    data.extend((0..len).map(|_| fill()));
+    let dims: Vec<usize> = sizes.iter().map(|&(_, n)| n).collect();
+    Tensor::from_vec(data, &dims)
+}
