@@ -61,7 +61,9 @@
 //! `weight_hh (G·H, H)`, `bias_ih`, `bias_hh`, `weight_hr`), the same gate order (LSTM
 //! `i, f, g, o`; GRU `r, z, n` with the reset gate applied to `W_hn h + b_hn`), and the default
 //! initialisation `U(−1/√H, 1/√H)` from a seedable RNG. Implement [`Cell`] for a cell of your
-//! own and it gets [`Recurrent`], the combinators and [`Gradcheck`].
+//! own and it gets [`Recurrent`], the combinators and [`Gradcheck`]; write its step with
+//! [`kernels`] (the recurrent product against the packed `weight_hh`, the vectorised
+//! non-linearities) and it runs at the built-in cells' speed.
 //!
 //! # Layers
 //!
@@ -98,14 +100,15 @@
 //! # Performance
 //!
 //! The input projection of all time steps is one GEMM before the time loop; inside it there is
-//! one recurrent GEMM per step, against a contiguous copy of `W_hhᵀ` that each cell keeps, and
-//! the gate non-linearities run over whole gate blocks (in `f32` a vectorised exponential,
-//! dispatched at run time to AVX-512 or AVX2); the weight and input gradients are one GEMM each
-//! after the loop. Matrix products are `matrixmultiply`'s, except a single row (batch-1
-//! inference), which takes a matrix-vector loop. Buffers are reused across calls. When
+//! one recurrent GEMM per step, against `W_hhᵀ` packed once per change of the weight
+//! ([`CellParams`] keeps it), and the gate non-linearities run over whole gate blocks (in `f32`
+//! a vectorised exponential, dispatched at run time to AVX-512 or AVX2); the weight and input
+//! gradients are one GEMM each after the loop. Matrix products are `matrixmultiply`'s, except a
+//! single row (batch-1 inference), which takes a matrix-vector loop. Buffers are reused across
+//! calls, in a pool bounded in size ([`Recurrent::release_buffers`] frees it). When
 //! [`set_num_threads`] allows two threads and the work is large enough, [`Recurrent`] splits
 //! its batch into two halves run side by side, and the two directions of a [`Bidirectional`]
-//! layer run in parallel. `cargo run --release --example compare` measures all this
+//! layer run in parallel; `set_num_threads(1)` always means one thread. `cargo run --release --example compare` measures all this
 //! against PyTorch (see the README).
 //!
 //! # Crate features

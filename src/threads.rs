@@ -8,9 +8,9 @@ static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets how many threads the crate may use at most: with more than one, a large batch of a
 /// [`crate::Recurrent`] layer is split in two halves run side by side, and the two directions
-/// of a [`crate::Bidirectional`] layer run in parallel (a layer's explicit
-/// `with_parallel_threshold(0)` overrides this). `0` restores the default, the number of
-/// available cores.
+/// of a [`crate::Bidirectional`] layer run in parallel. `1` means one thread, whatever a
+/// layer's `with_parallel_threshold` says. `0` restores the default, the number of available
+/// cores.
 ///
 /// # Examples
 ///

@@ -46,6 +46,12 @@ fn sizes_beyond_the_machine_are_errors_not_aborts() {
     let e = Gru::<f32>::new(GruConfig::new(1 << 28, 1 << 18), &mut rng()).unwrap_err();
     assert!(matches!(e, Error::Allocation { .. }), "{e}");
     assert!(e.to_string().starts_with("cannot allocate "), "{e}");
+    // a stream's buffers are sized by its batch
+    let layer = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32, _>(&mut rng()));
+    let e = layer.stream(usize::MAX / 4, None).unwrap_err();
+    assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
+    let e = layer.stream(1 << 58, None).unwrap_err();
+    assert!(matches!(e, Error::Allocation { .. }), "{e}");
 }
 
 /// `sum(h_n)` of an LSTM: the loss reads `h_n` only, so `c_n`'s gradient may be left out, and

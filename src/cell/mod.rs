@@ -46,8 +46,10 @@ use crate::tensor::Tensor;
 /// | `saved` | [`saved_width`](Cell::saved_width) | what [`step`](Cell::step) keeps for [`step_backward`](Cell::step_backward) |
 /// | `d_p`, `d_hp` | `gate_width` | gradients of `p` and of `h_prev·W_hhᵀ + b_hh` |
 ///
-/// The cell computes the recurrent product `h_prev·W_hhᵀ` itself (so it can choose how), and in
-/// `step_backward` it reports the gradient `d_hp` of that product so that the driver forms
+/// [`step_backward`](Cell::step_backward) receives its buffers by name in a [`BackwardStep`].
+///
+/// The cell computes the recurrent product `h_prev·W_hhᵀ` itself (so it can choose how; the
+/// [`kernels`] are what the built-in cells use), and in `step_backward` it reports the gradient `d_hp` of that product so that the driver forms
 /// `dW_hh = Σ_t d_hpᵀ·h_prev` in one GEMM after the time loop. For cells where `d_hp` equals
 /// `d_p` (RNN, LSTM) [`separate_hidden_grad`](Cell::separate_hidden_grad) is `false` and `d_hp`
 /// is empty; the driver then uses `d_p`.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
     CellParams, Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, Rnn, RnnConfig, SequenceLayer,
@@ -12,7 +12,10 @@ use recurrent::{
 use serde_json::Value;
 
 /// A proptest runner with a fixed seed, so that a run is reproducible: `cases` problems, or
-/// `PROPTEST_CASES` when set.
+/// `PROPTEST_CASES` when set. A failing case is saved beside the calling test file
+/// (`tests/gradcheck.proptest-regressions` for `tests/gradcheck.rs`; commit those files) and
+/// replayed first by later runs.
+#[track_caller]
 pub fn runner(cases: u32) -> TestRunner {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
@@ -20,7 +23,10 @@ pub fn runner(cases: u32) -> TestRunner {
         .unwrap_or(cases);
     let config = Config {
         cases,
-        failure_persistence: None,
+        source_file: Some(std::panic::Location::caller().file()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..Config::default()
     };
     TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::error::{check_shape, Result};
 use crate::float::Float;
 use crate::state::{pack_state, state_width, unpack_state, State, StatePart};
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::{size_of, try_filled_vec, Shape, Tensor};
 
 impl<C> Recurrent<C> {
     /// Starts step-by-step inference over `batch` samples from `initial` (zeros if `None`):
@@ -20,7 +20,9 @@ impl<C> Recurrent<C> {
     ///
     /// [`Error::ShapeMismatch`] if a part of `initial` is not `(1, batch, width)` or a
     /// parameter does not have the shape the cell's sizes imply;
-    /// [`Error::StatePartsMismatch`] if `initial` does not have the cell's parts.
+    /// [`Error::StatePartsMismatch`] if `initial` does not have the cell's parts;
+    /// [`Error::SizeOverflow`] or [`Error::Allocation`] if `batch` is too large for the
+    /// buffers.
     ///
     /// # Examples
     ///
@@ -52,18 +54,21 @@ impl<C> Recurrent<C> {
         self.cell.validate_params()?;
         let layout = self.cell.state_parts().to_vec();
         let width = state_width(&layout);
-        let mut state = vec![T::zero(); batch * width];
         if let Some(initial) = initial {
             initial.validate("initial state", &layout, &[1, batch])?;
+        }
+        let buffer = |what, width| try_filled_vec(what, size_of(what, &[batch, width])?, T::zero());
+        let mut state = buffer("stream state", width)?;
+        if let Some(initial) = initial {
             pack_state(initial, &layout, batch, &mut state, None);
         }
         Ok(Stream {
             cell: &self.cell,
             batch,
-            next: state.clone(),
+            next: buffer("stream state", width)?,
             state,
-            p: vec![T::zero(); batch * self.cell.gate_width()],
-            saved: vec![T::zero(); batch * self.cell.saved_width()],
+            p: buffer("stream gates", self.cell.gate_width())?,
+            saved: buffer("stream saved values", self.cell.saved_width())?,
             layout,
         })
     }
