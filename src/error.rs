@@ -214,9 +214,9 @@ impl fmt::Display for Error {
                 "index out of range in {op}: {index} is not in 0..{bound}"
             ),
             Error::InvalidArgument { name, reason } => write!(f, "invalid {name}: {reason}"),
-            Error::Io { path, kind, source } => {
-                write!(f, "i/o error on `{path}` ({kind}): {source}")
-            }
+            // the operating system's message is the error's source, not repeated here, so that
+            // reporters that print the chain of sources print it once
+            Error::Io { path, kind, .. } => write!(f, "i/o error on `{path}` ({kind})"),
             Error::Corrupt { path, reason } => write!(f, "corrupt file `{path}`: {reason}"),
             Error::UnexpectedParameter { name } => {
                 write!(f, "unexpected parameter `{name}`: the model has no tensor of that name")
@@ -303,6 +303,16 @@ impl fmt::Display for IoSource {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;
+
+/// The value, or a panic with the error's message at the caller's caller: the panicking
+/// counterpart of a fallible constructor.
+#[track_caller]
+pub(crate) fn or_panic<T>(result: Result<T>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) => panic!("{e}"),
+    }
+}
 
 /// Returns a [`Error::ShapeMismatch`] unless `actual == expected`.
 pub(crate) fn check_shape(op: &'static str, expected: Shape, actual: Shape) -> Result<()> {

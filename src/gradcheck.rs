@@ -206,10 +206,9 @@ impl Gradcheck {
     /// # Errors
     ///
     /// Whatever the layer's forward pass returns for these inputs;
-    /// [`Error::InvalidArgument`] if two forward passes of the same input differ (a layer
-    /// with dropout in training mode: switch it to evaluation with
-    /// [`SequenceLayer::set_training`], or check a wrapper that fixes the masks'
-    /// seed, such as [`crate::Stacked::forward_seeded`]).
+    /// [`Error::InvalidArgument`] if two forward passes of the same input differ (a layer of
+    /// your own that draws fresh randomness at each call: fix its seed for the check). The
+    /// crate's layers are repeatable, dropout included (its masks come from the layer's seed).
     pub fn check_layer<L>(
         &self,
         layer: &L,
@@ -227,7 +226,7 @@ impl Gradcheck {
             return Err(Error::InvalidArgument {
                 name: "layer",
                 reason: "two forward passes of the same input differ, so finite differences \
-                         mean nothing (dropout in training mode?)"
+                         mean nothing (randomness drawn afresh at each call?)"
                     .into(),
             });
         }

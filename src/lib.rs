@@ -105,11 +105,11 @@
 //! a vectorised exponential, dispatched at run time to AVX-512 or AVX2); the weight and input
 //! gradients are one GEMM each after the loop. Matrix products are `matrixmultiply`'s, except a
 //! single row (batch-1 inference), which takes a matrix-vector loop. Buffers are reused across
-//! calls, in a pool bounded in size ([`Recurrent::release_buffers`] frees it). When
-//! [`set_num_threads`] allows two threads and the work is large enough, [`Recurrent`] splits
-//! its batch into two halves run side by side, and the two directions of a [`Bidirectional`]
-//! layer run in parallel; `set_num_threads(1)` always means one thread. `cargo run --release --example compare` measures all this
-//! against PyTorch (see the README).
+//! calls, in a pool bounded in size per layer ([`Recurrent::release_buffers`] frees it). When
+//! [`set_num_threads`] allows two threads and the work is large enough, [`Recurrent`] splits its
+//! batch into two halves run side by side, and the two directions of a [`Bidirectional`] layer run
+//! in parallel; `set_num_threads(1)` always means one thread. `cargo run --release --example
+//! compare` measures all this against PyTorch (see the README).
 //!
 //! # Crate features
 //!

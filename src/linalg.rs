@@ -343,7 +343,7 @@ pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: 
 /// `W_hhᵀ` at every time step; packing it once keeps `sgemm` on its fastest path (two
 /// row-major operands) instead of reading the transpose through strides at every step. The
 /// layout is private, so a faster one (panels for a micro-kernel) can replace it.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub(crate) struct PackedWeight<T> {
     data: Vec<T>,
     /// Rows of `Wᵀ` (the columns of `W`).

@@ -18,3 +18,7 @@ pub(crate) fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
         );
     }
 }
+
+/// Held by the unit tests that change the process-wide thread setting, so that they do not
+/// change it under each other.
+pub(crate) static THREAD_SETTING: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -7,8 +7,9 @@
 
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    Adam, AdamConfig, Bidirectional, Error, Gru, GruConfig, Lstm, LstmCellConfig, LstmConfig,
-    Optimizer, Parameters, Recurrent, SequenceLayer, State, Tensor,
+    Adam, AdamConfig, Bidirectional, Cell, Error, Gru, GruConfig, Lstm, LstmCell, LstmCellConfig,
+    LstmConfig, Nonlinearity, Optimizer, Parameters, Recurrent, RnnCell, RnnCellConfig,
+    SequenceLayer, State, Tensor,
 };
 
 fn rng() -> StdRng {
@@ -44,7 +45,13 @@ fn sizes_beyond_the_machine_are_errors_not_aborts() {
     );
     // 2^20 × 2^28 = 2^48 values, 1 PiB: a size that fits but cannot be allocated
     let e = Gru::<f32>::new(GruConfig::new(1 << 28, 1 << 18), &mut rng()).unwrap_err();
-    assert!(matches!(e, Error::Allocation { .. }), "{e}");
+    assert_eq!(
+        e,
+        Error::Allocation {
+            what: "weight_ih",
+            bytes: 3 << 48
+        }
+    );
     assert!(e.to_string().starts_with("cannot allocate "), "{e}");
     // a stream's buffers are sized by its batch
     let layer = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32, _>(&mut rng()));
@@ -89,10 +96,10 @@ fn a_state_gradient_may_leave_parts_out() {
     // the same for one layer and for a single cell step
     let cell = LstmCellConfig::new(3, 4).init::<f64, _>(&mut r);
     let step_x = Tensor::randn(&[2, 3], &mut r);
-    let (next, trace) = recurrent::Cell::forward(&cell, &step_x, None).unwrap();
-    let only_h = recurrent::Cell::backward(&cell, &trace, &State::from_h(next.h().clone()));
+    let (next, trace) = Cell::forward(&cell, &step_x, None).unwrap();
+    let only_h = Cell::backward(&cell, &trace, &State::from_h(next.h().clone()));
     let both = State::from_hc(next.h().clone(), next.c().unwrap().zeros_like());
-    let both = recurrent::Cell::backward(&cell, &trace, &both).unwrap();
+    let both = Cell::backward(&cell, &trace, &both).unwrap();
     assert_eq!(only_h.unwrap().input, both.input);
 }
 
@@ -126,8 +133,29 @@ fn a_wrong_state_gradient_is_measured_against_the_call() {
     assert!(matches!(e, Error::StatePartsMismatch { .. }), "{e}");
 }
 
+/// A forward pass of an input without features is sized like any other: an enormous number
+/// of steps or samples is an error, not a wrapped product or an abort.
+#[test]
+fn an_empty_input_of_enormous_size_is_an_error() {
+    let layer = Recurrent::new(LstmCellConfig::new(0, 4).init::<f32, _>(&mut rng()));
+    let x = Tensor::<f32>::from_vec(vec![], &[1 << 40, 1 << 30, 0]).unwrap();
+    let e = layer.forward(&x, None, None).unwrap_err();
+    assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
+    // 3·2^58 states of 8 values fit in usize, not their bytes in any address space
+    let x = Tensor::<f32>::from_vec(vec![], &[2, 1 << 58, 0]).unwrap();
+    let e = layer.forward(&x, None, None).unwrap_err();
+    assert!(matches!(e, Error::Allocation { .. }), "{e}");
+    // a batch of no sample runs (the cell itself never sees it)
+    let x = Tensor::<f32>::zeros(&[3, 0, 0]);
+    assert_eq!(
+        layer.forward(&x, None, None).unwrap().output.shape(),
+        &[3, 0, 4]
+    );
+}
+
 /// A GRU's backward on an LSTM's trace (both networks share the trace type) is refused,
-/// whatever the widths.
+/// whatever the widths; so is a trace of a cell of another non-linearity built from a copy of
+/// the same parameters.
 #[test]
 fn a_trace_of_another_cell_is_refused() {
     let mut r = rng();
@@ -137,7 +165,25 @@ fn a_trace_of_another_cell_is_refused() {
     let out = lstm.forward(&x, None, None).unwrap();
     let e = gru.backward(&out.trace, None, None).unwrap_err();
     assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
-    assert!(e.to_string().contains("LstmCell"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "stale trace: it was made by a layer of LstmCell<f64>, this layer has GruCell<f64>; \
+         run forward again with the current layer"
+    );
+    let tanh = RnnCellConfig::new(3, 4).init::<f64, _>(&mut r);
+    let relu = RnnCell::from_params(3, 4, Nonlinearity::Relu, tanh.params().clone()).unwrap();
+    let (tanh, relu) = (Recurrent::new(tanh), Recurrent::new(relu));
+    let out = tanh.forward(&x, None, None).unwrap();
+    let e = relu
+        .backward(&out.trace, Some(&out.output), None)
+        .unwrap_err();
+    assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
+    // the single cell step checks its trace the same way
+    let cell = LstmCellConfig::new(3, 4).init::<f64, _>(&mut r);
+    let twin = LstmCell::from_params(3, 4, cell.params().clone()).unwrap();
+    let (next, trace) = Cell::forward(&cell, &Tensor::zeros(&[2, 3]), None).unwrap();
+    assert!(Cell::backward(&twin, &trace, &next).is_err());
+    assert!(Cell::backward(&cell, &trace, &next).is_ok());
 }
 
 /// Gradients are those of the parameters of the forward pass: after an optimiser step, a load
@@ -196,6 +242,14 @@ fn one_thread_is_one_thread_whatever_the_threshold() {
     let g1 = layer.backward(&one.trace, Some(&one.output), None).unwrap();
     let g2 = layer.backward(&two.trace, Some(&two.output), None).unwrap();
     assert!(g1.input.max_abs_diff(&g2.input).unwrap() < 1e-14);
+    // a trace made with two threads goes back on one after set_num_threads(1)
+    recurrent::set_num_threads(1);
+    let g1 = bi.backward(&bi_two.trace, Some(&bi_two.output), None);
+    recurrent::set_num_threads(0);
+    let g2 = bi
+        .backward(&bi_one.trace, Some(&bi_one.output), None)
+        .unwrap();
+    assert_eq!(g1.unwrap().input, g2.input);
     // the pool gives its memory back on request, and the layer keeps working
     layer.release_buffers();
     assert_eq!(layer.forward(&x, None, None).unwrap().output, one.output);

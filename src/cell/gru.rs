@@ -5,12 +5,12 @@ use core::fmt;
 use rand::Rng;
 
 use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
-use super::{display_cell, kernels, BackwardStep, Cell, CellParams};
-use crate::error::Result;
+use super::{check_hidden_size, display_cell, kernels, BackwardStep, Cell, CellParams};
+use crate::error::{or_panic, Result};
 use crate::float::Float;
 use crate::linalg::{MatMut, MatRef};
 use crate::state::StatePart;
-use crate::tensor::size_of;
+use crate::tensor::checked_size;
 
 /// Gates of a GRU, in PyTorch's packed order `r, z, n`.
 const GATES: usize = 3;
@@ -47,16 +47,13 @@ impl GruCellConfig {
     /// Panics if `hidden_size` is 0, or if the sizes are beyond the machine.
     #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> GruCell<T> {
-        match self.try_init(rng) {
-            Ok(cell) => cell,
-            Err(e) => panic!("{e}"),
-        }
+        or_panic(self.try_init(rng))
     }
 
     /// [`GruCellConfig::init`], returning an error where it panics.
     pub(crate) fn try_init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> Result<GruCell<T>> {
         let h = self.hidden_size;
-        let gw = size_of("gru gates", &[GATES, h])?;
+        let gw = checked_size("gru gates", &[GATES, h])?;
         let params = CellParams::try_init(gw, self.input_size, h, h, self.bias, rng)?;
         Ok(GruCell::new_unchecked(self.input_size, h, params))
     }
@@ -102,18 +99,21 @@ impl<T: Float> GruCell<T> {
     /// # Errors
     ///
     /// [`crate::Error::ShapeMismatch`] naming the first parameter whose shape is not
-    /// `weight_ih (3H, I)`, `weight_hh (3H, H)`, `bias_* (3H)`.
+    /// `weight_ih (3H, I)`, `weight_hh (3H, H)`, `bias_* (3H)`;
+    /// [`crate::Error::InvalidArgument`] for `hidden_size = 0`.
     pub fn from_params(
         input_size: usize,
         hidden_size: usize,
         params: CellParams<T>,
     ) -> Result<Self> {
-        let gw = size_of("gru gates", &[GATES, hidden_size])?;
+        check_hidden_size(hidden_size)?;
+        let gw = checked_size("gru gates", &[GATES, hidden_size])?;
         params.validate(gw, input_size, hidden_size)?;
         Ok(GruCell::new_unchecked(input_size, hidden_size, params))
     }
 
-    fn new_unchecked(input_size: usize, hidden_size: usize, params: CellParams<T>) -> Self {
+    fn new_unchecked(input_size: usize, hidden_size: usize, mut params: CellParams<T>) -> Self {
+        params.renew_version();
         GruCell {
             input_size,
             hidden_size,

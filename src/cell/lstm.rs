@@ -5,12 +5,12 @@ use core::fmt;
 use rand::Rng;
 
 use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
-use super::{display_cell, kernels, BackwardStep, Cell, CellParams};
-use crate::error::{check_shape, Error, Result};
+use super::{check_hidden_size, display_cell, kernels, BackwardStep, Cell, CellParams};
+use crate::error::{check_shape, or_panic, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
 use crate::state::StatePart;
-use crate::tensor::{size_of, Shape, Tensor};
+use crate::tensor::{checked_size, Shape, Tensor};
 
 /// Gates of an LSTM, in PyTorch's packed order `i, f, g, o`.
 const GATES: usize = 4;
@@ -60,31 +60,38 @@ impl LstmCellConfig {
     /// PyTorch rejects it), or if the sizes are beyond the machine.
     #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> LstmCell<T> {
-        match self.try_init(rng) {
-            Ok(cell) => cell,
-            Err(e) => panic!("{e}"),
-        }
+        or_panic(self.try_init(rng))
     }
 
     /// [`LstmCellConfig::init`], returning an error where it panics.
     pub(crate) fn try_init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> Result<LstmCell<T>> {
         let (h, p) = (self.hidden_size, self.proj_size);
-        if p >= h && h > 0 {
-            return Err(Error::InvalidArgument {
-                name: "proj_size",
-                reason: format!("{p} must be smaller than hidden_size ({h})"),
-            });
-        }
-        let gw = size_of("lstm gates", &[GATES, h])?;
+        check_hidden_size(h)?;
+        check_proj_size(p, h)?;
+        let gw = checked_size("lstm gates", &[GATES, h])?;
         let mut params = CellParams::try_init(gw, self.input_size, h, h, self.bias, rng)?;
         if p > 0 {
             // drawn after the square weight_hh, which it replaces, as in earlier versions
             let k = T::one() / T::from_f64(h as f64).sqrt();
-            *params.weight_hh_mut() = Tensor::try_uniform(&[gw, p], -k, k, rng)?;
-            params = params.with_extra(PROJECTION, Tensor::try_uniform(&[p, h], -k, k, rng)?);
+            *params.weight_hh_mut() = Tensor::try_uniform("weight_hh", &[gw, p], -k, k, rng)?;
+            params = params.with_extra(
+                PROJECTION,
+                Tensor::try_uniform(PROJECTION, &[p, h], -k, k, rng)?,
+            );
         }
         Ok(LstmCell::new_unchecked(self.input_size, h, p, params))
     }
+}
+
+/// [`Error::InvalidArgument`] unless `proj_size < hidden_size` (as PyTorch requires).
+fn check_proj_size(proj_size: usize, hidden_size: usize) -> Result<()> {
+    if proj_size >= hidden_size {
+        return Err(Error::InvalidArgument {
+            name: "proj_size",
+            reason: format!("{proj_size} must be smaller than hidden_size ({hidden_size})"),
+        });
+    }
+    Ok(())
 }
 
 /// An LSTM cell with PyTorch's parameterisation.
@@ -139,7 +146,7 @@ impl<T: Float> LstmCell<T> {
     ///
     /// [`Error::ShapeMismatch`] naming the first parameter whose shape is not
     /// `weight_ih (4H, I)`, `weight_hh (4H, P or H)`, `bias_* (4H)`, `weight_hr (P, H)`;
-    /// [`Error::InvalidArgument`] if `P ≥ H`; [`Error::MissingParameter`] if exactly one of
+    /// [`Error::InvalidArgument`] if `P ≥ H` or `H = 0`; [`Error::MissingParameter`] if exactly one of
     /// the biases is given.
     pub fn from_params(
         input_size: usize,
@@ -147,7 +154,8 @@ impl<T: Float> LstmCell<T> {
         params: CellParams<T>,
     ) -> Result<Self> {
         let proj_size = params.extra(PROJECTION).map_or(0, |w| w.shape()[0]);
-        size_of("lstm gates", &[GATES, hidden_size])?;
+        check_hidden_size(hidden_size)?;
+        checked_size("lstm gates", &[GATES, hidden_size])?;
         let cell = LstmCell::new_unchecked(input_size, hidden_size, proj_size, params);
         cell.validate_params()?;
         Ok(cell)
@@ -157,8 +165,9 @@ impl<T: Float> LstmCell<T> {
         input_size: usize,
         hidden_size: usize,
         proj_size: usize,
-        params: CellParams<T>,
+        mut params: CellParams<T>,
     ) -> Self {
+        params.renew_version();
         let h_out = if proj_size > 0 {
             proj_size
         } else {
@@ -221,12 +230,7 @@ impl<T: Float> Cell<T> for LstmCell<T> {
                     reason: "the cell has a projection",
                 });
             };
-            if p >= h {
-                return Err(Error::InvalidArgument {
-                    name: "proj_size",
-                    reason: format!("{p} must be smaller than hidden_size ({h})"),
-                });
-            }
+            check_proj_size(p, h)?;
             check_shape(PROJECTION, Shape::from([p, h]), w_hr.raw_shape())?;
         }
         self.params

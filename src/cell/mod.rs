@@ -21,6 +21,7 @@ mod step;
 pub(crate) use display::display_cell;
 pub use gru::{GruCell, GruCellConfig};
 pub use lstm::{LstmCell, LstmCellConfig};
+pub(crate) use params::check_hidden_size;
 pub use params::CellParams;
 pub use rnn::{Nonlinearity, RnnCell, RnnCellConfig};
 pub use step::BackwardStep;
@@ -49,10 +50,11 @@ use crate::tensor::Tensor;
 /// [`step_backward`](Cell::step_backward) receives its buffers by name in a [`BackwardStep`].
 ///
 /// The cell computes the recurrent product `h_prev·W_hhᵀ` itself (so it can choose how; the
-/// [`kernels`] are what the built-in cells use), and in `step_backward` it reports the gradient `d_hp` of that product so that the driver forms
-/// `dW_hh = Σ_t d_hpᵀ·h_prev` in one GEMM after the time loop. For cells where `d_hp` equals
-/// `d_p` (RNN, LSTM) [`separate_hidden_grad`](Cell::separate_hidden_grad) is `false` and `d_hp`
-/// is empty; the driver then uses `d_p`.
+/// [`kernels`] are what the built-in cells use), and in `step_backward` it reports the gradient
+/// `d_hp` of that product so that the driver forms `dW_hh = Σ_t d_hpᵀ·h_prev` in one GEMM after the
+/// time loop. For cells where `d_hp` equals `d_p` (RNN, LSTM)
+/// [`separate_hidden_grad`](Cell::separate_hidden_grad) is `false` and `d_hp` is empty; the driver
+/// then uses `d_p`.
 ///
 /// Implementing these required methods gives a cell of your own [`crate::Recurrent`], the
 /// single-step [`forward`](Cell::forward) / [`backward`](Cell::backward) and

@@ -7,10 +7,10 @@ use std::sync::OnceLock;
 
 use rand::Rng;
 
-use crate::error::{check_shape, Error, Result};
+use crate::error::{check_shape, or_panic, Error, Result};
 use crate::float::Float;
 use crate::linalg::{MatRef, PackedWeight};
-use crate::tensor::{size_of, Shape, Tensor};
+use crate::tensor::{checked_size, Shape, Tensor};
 
 /// The source of parameter versions: each mutable access to any [`CellParams`] takes a new
 /// one, so two versions are equal only if no mutation happened in between.
@@ -169,6 +169,12 @@ impl<T: Float> CellParams<T> {
         self.version
     }
 
+    /// Takes a new version, so that traces made with these values under another cell (built
+    /// from a clone of them) are refused: called by the cells' constructors.
+    pub(crate) fn renew_version(&mut self) {
+        self.touch();
+    }
+
     /// Drops the packed `weight_hh` and takes a new version: called by every mutable access.
     fn touch(&mut self) {
         self.version = new_version();
@@ -200,11 +206,14 @@ impl<T: Float> CellParams<T> {
         bias: bool,
         rng: &mut R,
     ) -> Self {
-        assert!(hidden_size > 0, "hidden_size must be positive");
-        match Self::try_init(gate_width, input_size, hidden_size, hidden_size, bias, rng) {
-            Ok(params) => params,
-            Err(e) => panic!("{e}"),
-        }
+        or_panic(Self::try_init(
+            gate_width,
+            input_size,
+            hidden_size,
+            hidden_size,
+            bias,
+            rng,
+        ))
     }
 
     /// [`CellParams::init`] with `weight_hh (gate_width, h_out)`, returning an error where it
@@ -218,20 +227,18 @@ impl<T: Float> CellParams<T> {
         bias: bool,
         rng: &mut R,
     ) -> Result<Self> {
-        if hidden_size == 0 {
-            return Err(Error::InvalidArgument {
-                name: "hidden_size",
-                reason: "0: a layer needs at least one unit".into(),
-            });
-        }
-        size_of("weight_ih", &[gate_width, input_size])?;
-        size_of("weight_hh", &[gate_width, h_out])?;
+        check_hidden_size(hidden_size)?;
+        checked_size("weight_ih", &[gate_width, input_size])?;
+        checked_size("weight_hh", &[gate_width, h_out])?;
         let k = T::one() / T::from_f64(hidden_size as f64).sqrt();
-        let mut draw = |dims: &[usize]| Tensor::try_uniform(dims, -k, k, rng);
-        let weight_ih = draw(&[gate_width, input_size])?;
-        let weight_hh = draw(&[gate_width, h_out])?;
+        let mut draw = |what, dims: &[usize]| Tensor::try_uniform(what, dims, -k, k, rng);
+        let weight_ih = draw("weight_ih", &[gate_width, input_size])?;
+        let weight_hh = draw("weight_hh", &[gate_width, h_out])?;
         let (bias_ih, bias_hh) = if bias {
-            (Some(draw(&[gate_width])?), Some(draw(&[gate_width])?))
+            (
+                Some(draw("bias_ih", &[gate_width])?),
+                Some(draw("bias_hh", &[gate_width])?),
+            )
         } else {
             (None, None)
         };
@@ -326,6 +333,17 @@ impl<T: Float> CellParams<T> {
         self.visit(|_, t| n += t.len());
         n
     }
+}
+
+/// [`Error::InvalidArgument`] for a layer of no unit (PyTorch rejects it too).
+pub(crate) fn check_hidden_size(hidden_size: usize) -> Result<()> {
+    if hidden_size == 0 {
+        return Err(Error::InvalidArgument {
+            name: "hidden_size",
+            reason: "0: a layer needs at least one unit".into(),
+        });
+    }
+    Ok(())
 }
 
 impl<T: fmt::Debug> fmt::Debug for CellParams<T> {

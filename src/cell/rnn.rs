@@ -5,8 +5,8 @@ use core::fmt;
 use rand::Rng;
 
 use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
-use super::{display_cell, BackwardStep, Cell, CellParams};
-use crate::error::Result;
+use super::{check_hidden_size, display_cell, BackwardStep, Cell, CellParams};
+use crate::error::{or_panic, Result};
 use crate::float::Float;
 use crate::linalg::{MatMut, MatRef};
 use crate::state::StatePart;
@@ -64,10 +64,7 @@ impl RnnCellConfig {
     /// Panics if `hidden_size` is 0, or if the sizes are beyond the machine.
     #[track_caller]
     pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> RnnCell<T> {
-        match self.try_init(rng) {
-            Ok(cell) => cell,
-            Err(e) => panic!("{e}"),
-        }
+        or_panic(self.try_init(rng))
     }
 
     /// [`RnnCellConfig::init`], returning an error where it panics.
@@ -120,13 +117,15 @@ impl<T: Float> RnnCell<T> {
     /// # Errors
     ///
     /// [`crate::Error::ShapeMismatch`] naming the first parameter whose shape is not
-    /// `weight_ih (H, I)`, `weight_hh (H, H)`, `bias_* (H)`.
+    /// `weight_ih (H, I)`, `weight_hh (H, H)`, `bias_* (H)`;
+    /// [`crate::Error::InvalidArgument`] for `hidden_size = 0`.
     pub fn from_params(
         input_size: usize,
         hidden_size: usize,
         nonlinearity: Nonlinearity,
         params: CellParams<T>,
     ) -> Result<Self> {
+        check_hidden_size(hidden_size)?;
         params.validate(hidden_size, input_size, hidden_size)?;
         Ok(RnnCell::new_unchecked(
             input_size,
@@ -140,8 +139,9 @@ impl<T: Float> RnnCell<T> {
         input_size: usize,
         hidden_size: usize,
         nonlinearity: Nonlinearity,
-        params: CellParams<T>,
+        mut params: CellParams<T>,
     ) -> Self {
+        params.renew_version();
         RnnCell {
             input_size,
             hidden_size,

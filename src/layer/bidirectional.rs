@@ -14,11 +14,11 @@ use crate::float::Float;
 use crate::params::Parameters;
 use crate::state::{State, StatePart};
 use crate::tensor::{Shape, Tensor};
-use crate::threads::join;
+use crate::threads::{join, may_spawn};
 
 /// Below this much work per direction (`T·B·(I + H_out)·H_out`) the two directions run one
-/// after the other; above it, on two threads. Measured with `benches/bidirectional.rs`: see
-/// [`Bidirectional::with_parallel_threshold`].
+/// after the other; above it, on two threads. Measured with `benches/bidirectional.rs` (see the
+/// README's tuning notes).
 const PARALLEL_THRESHOLD: usize = 1 << 17;
 
 /// Two layers over the same input, one reading each sequence forwards and one backwards, as
@@ -258,7 +258,8 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         let op = "final state gradient";
         let d_state = split_state_gradient(op, d_state, &layout, &[slots, slots], batch)?;
         let (fwd, rev) = join(
-            trace.parallel,
+            // as forward decided, unless the thread setting has changed since
+            trace.parallel && may_spawn(),
             || {
                 self.forward
                     .backward(&trace.forward, d_output.0.as_ref(), d_state[0].as_ref())
@@ -323,5 +324,114 @@ impl<L: fmt::Debug> fmt::Debug for Bidirectional<L> {
             .field("reverse", &self.reverse)
             .field("parallel_threshold", &self.parallel.threshold())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::thread::ThreadId;
+
+    use super::*;
+    use crate::layer::{SequenceGrads, SequenceOutput};
+    use crate::params::Grads;
+
+    /// A layer that passes its input through and records the threads its passes ran on.
+    #[derive(Default)]
+    struct Recorder {
+        threads: Mutex<Vec<ThreadId>>,
+        name: String,
+    }
+
+    impl Recorder {
+        fn record(&self) {
+            self.threads
+                .lock()
+                .unwrap()
+                .push(std::thread::current().id());
+        }
+    }
+
+    impl Parameters<f64> for Recorder {
+        fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<f64>)) {
+            f(&self.name, &Tensor::zeros(&[1]));
+        }
+        fn visit_params_mut(&mut self, _: &mut dyn FnMut(&str, &mut Tensor<f64>)) {}
+    }
+
+    impl SequenceLayer<f64> for Recorder {
+        type Trace = ();
+        fn input_size(&self) -> usize {
+            1
+        }
+        fn output_size(&self) -> usize {
+            1
+        }
+        fn state_parts(&self) -> Vec<StatePart> {
+            vec![StatePart::new("h", 1)]
+        }
+        fn state_slots(&self) -> usize {
+            1
+        }
+        fn batch_first(&self) -> bool {
+            false
+        }
+        fn forward(
+            &self,
+            input: &Tensor<f64>,
+            _: Option<&State<f64>>,
+            _: Option<&[usize]>,
+        ) -> Result<SequenceOutput<f64, ()>> {
+            self.record();
+            let batch = input.shape()[1];
+            let state = State::from_h(Tensor::zeros(&[1, batch, 1]));
+            Ok(SequenceOutput {
+                output: input.clone(),
+                state,
+                trace: (),
+            })
+        }
+        fn backward(
+            &self,
+            _: &(),
+            d_output: Option<&Tensor<f64>>,
+            _: Option<&State<f64>>,
+        ) -> Result<SequenceGrads<f64>> {
+            self.record();
+            let d = d_output.expect("the test passes an output gradient");
+            Ok(SequenceGrads {
+                input: d.clone(),
+                initial_state: State::from_h(Tensor::zeros(&[1, d.shape()[1], 1])),
+                params: Grads::new(),
+            })
+        }
+        fn set_position(&mut self, _: usize, reverse: bool) {
+            self.name = if reverse { "r" } else { "f" }.into();
+        }
+    }
+
+    /// A trace made on two threads goes back on one after `set_num_threads(1)`.
+    #[test]
+    fn backward_follows_the_thread_setting_of_the_moment() {
+        let _setting = crate::test_util::THREAD_SETTING.lock();
+        let before = crate::threads::num_threads();
+        crate::set_num_threads(2);
+        let bi = Bidirectional::new(Recorder::default(), Recorder::default())
+            .unwrap()
+            .with_parallel_threshold(0);
+        let x = Tensor::<f64>::zeros(&[3, 2, 1]);
+        let out = bi.forward(&x, None, None).unwrap();
+        crate::set_num_threads(1);
+        let d = Tensor::zeros(&[3, 2, 2]);
+        let grads = bi.backward(&out.trace, Some(&d), None);
+        crate::set_num_threads(before);
+        grads.unwrap();
+        let here = std::thread::current().id();
+        let threads = |l: &Recorder| l.threads.lock().unwrap().clone();
+        let (fwd, rev) = (threads(bi.forward_layer()), threads(bi.reverse_layer()));
+        // forward: the reverse direction on a second thread; backward: both here
+        assert_eq!((fwd[0], fwd[1]), (here, here));
+        assert_ne!(rev[0], here);
+        assert_eq!(rev[1], here);
     }
 }

@@ -93,13 +93,21 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     ) -> Result<SequenceOutput<T, Self::Trace>>;
 
     /// Backpropagates `d_output` (the gradient of the output, `None` for zero) and `d_state`
-    /// (the gradient of the final state, `None` for zero) through the call that made `trace`.
+    /// (the gradient of the final state, `None` for zero; a part left out, such as an LSTM's
+    /// `c` when the loss reads only `h_n`, counts as zero) through the call that made `trace`.
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeMismatch`] if a gradient does not have the shape of what it differentiates.
+    /// [`Error::ShapeMismatch`] if a gradient does not have the shape of what it
+    /// differentiates; [`Error::StatePartsMismatch`] if `d_state` has a part the layer does
+    /// not have; [`Error::TraceMismatch`] if `trace` was made by a layer of other sizes;
+    /// [`Error::StaleTrace`] if it was made by a layer of another cell or before the
+    /// parameters changed (an optimiser step, a load).
     ///
     /// [`Error::ShapeMismatch`]: crate::Error::ShapeMismatch
+    /// [`Error::StatePartsMismatch`]: crate::Error::StatePartsMismatch
+    /// [`Error::TraceMismatch`]: crate::Error::TraceMismatch
+    /// [`Error::StaleTrace`]: crate::Error::StaleTrace
     fn backward(
         &self,
         trace: &Self::Trace,

@@ -222,11 +222,8 @@ pub(crate) fn split_state<T: Float>(
     counts: &[usize],
     batch: usize,
 ) -> Result<Vec<Option<State<T>>>> {
-    let Some(state) = state else {
-        return Ok(vec![None; counts.len()]);
-    };
-    state.validate(op, layout, &[counts.iter().sum(), batch])?;
-    Ok(split_slots(state, counts).into_iter().map(Some).collect())
+    let lead = [counts.iter().sum(), batch];
+    split_checked(state, counts, |s| s.validate(op, layout, &lead))
 }
 
 /// As [`split_state`] for the gradient of a state, whose parts may be left out (they count as
@@ -238,10 +235,20 @@ pub(crate) fn split_state_gradient<T: Float>(
     counts: &[usize],
     batch: usize,
 ) -> Result<Vec<Option<State<T>>>> {
+    let lead = [counts.iter().sum(), batch];
+    split_checked(state, counts, |s| s.validate_gradient(op, layout, &lead))
+}
+
+/// [`split_slots`] after `check`; `None` for every group without a state.
+fn split_checked<T: Float>(
+    state: Option<&State<T>>,
+    counts: &[usize],
+    check: impl FnOnce(&State<T>) -> Result<()>,
+) -> Result<Vec<Option<State<T>>>> {
     let Some(state) = state else {
         return Ok(vec![None; counts.len()]);
     };
-    state.validate_gradient(op, layout, &[counts.iter().sum(), batch])?;
+    check(state)?;
     Ok(split_slots(state, counts).into_iter().map(Some).collect())
 }
 

@@ -134,6 +134,7 @@ mod tests {
     #[test]
     fn one_thread_always_means_one_thread() {
         // the process-wide setting is shared by the tests of this binary: restore it
+        let _setting = crate::test_util::THREAD_SETTING.lock();
         let before = crate::threads::num_threads();
         crate::set_num_threads(1);
         let never = ParallelPolicy::new(0).allows(usize::MAX);

@@ -9,7 +9,9 @@
 use std::any::Any;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::error::Result;
 use crate::float::Float;
+use crate::tensor::try_filled_vec;
 
 /// At most this many idle buffers are kept; beyond it the smallest is dropped.
 const MAX_IDLE: usize = 16;
@@ -44,28 +46,29 @@ fn bytes_of(len: usize, size: usize) -> usize {
 }
 
 impl Pool {
-    /// A buffer of `len` zeros.
-    pub(crate) fn zeroed<T: Float>(&self, len: usize) -> Vec<T> {
+    /// A buffer of `len` zeros, or [`Error::Allocation`](crate::Error::Allocation) if it cannot
+    /// be had.
+    pub(crate) fn zeroed<T: Float>(&self, len: usize) -> Result<Vec<T>> {
         match self.reuse::<T>(len) {
             Some(mut v) => {
                 v.clear();
                 v.resize(len, T::zero());
-                v
+                Ok(v)
             }
-            None => vec![T::zero(); len],
+            None => try_filled_vec("recurrent buffers", len, T::zero()),
         }
     }
 
     /// A buffer of `len` values that the caller overwrites before reading (they are whatever
-    /// an earlier call left, never uninitialised memory).
-    pub(crate) fn scratch<T: Float>(&self, len: usize) -> Vec<T> {
+    /// an earlier call left, never uninitialised memory), or
+    /// [`Error::Allocation`](crate::Error::Allocation).
+    pub(crate) fn scratch<T: Float>(&self, len: usize) -> Result<Vec<T>> {
         match self.reuse::<T>(len) {
             Some(mut v) => {
                 v.resize(len, T::zero());
-                v.truncate(len);
-                v
+                Ok(v)
             }
-            None => vec![T::zero(); len],
+            None => try_filled_vec("recurrent buffers", len, T::zero()),
         }
     }
 
@@ -145,21 +148,21 @@ mod tests {
     #[test]
     fn buffers_are_reused_by_type_and_size() {
         let pool = Pool::default();
-        let v: Vec<f32> = pool.zeroed(100);
+        let v: Vec<f32> = pool.zeroed(100).unwrap();
         let ptr = v.as_ptr();
         pool.recycle(v);
         // an f64 request does not take the f32 buffer
-        let w: Vec<f64> = pool.zeroed(50);
+        let w: Vec<f64> = pool.zeroed(50).unwrap();
         assert_ne!(w.as_ptr() as usize, ptr as usize);
         // nor does a larger one
-        let big: Vec<f32> = pool.scratch(200);
+        let big: Vec<f32> = pool.scratch(200).unwrap();
         assert_ne!(big.as_ptr(), ptr);
-        let mut again: Vec<f32> = pool.scratch(80);
+        let mut again: Vec<f32> = pool.scratch(80).unwrap();
         assert_eq!(again.as_ptr(), ptr);
         assert_eq!(again.len(), 80);
         again.fill(7.0);
         pool.recycle(again);
-        let zeroed: Vec<f32> = pool.zeroed(90);
+        let zeroed: Vec<f32> = pool.zeroed(90).unwrap();
         assert_eq!(zeroed.as_ptr(), ptr);
         assert!(zeroed.iter().all(|&v| v == 0.0));
     }

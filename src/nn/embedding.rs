@@ -3,9 +3,7 @@
 use core::fmt;
 
 use rand::Rng;
-use rand_distr::{Distribution, StandardNormal};
 
-use super::try_filled;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::params::{Grads, Parameters};
@@ -57,8 +55,8 @@ impl<T: Float> Embedding<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming `num_embeddings` and `embedding_dim` if the table's
-    /// size in bytes overflows `usize`; [`Error::Allocation`] if its memory cannot be
+    /// [`Error::SizeOverflow`] naming `num_embeddings` and `embedding_dim` if the table's size
+    /// (in elements or bytes) overflows `usize`; [`Error::Allocation`] if its memory cannot be
     /// allocated.
     ///
     /// # Examples
@@ -74,8 +72,8 @@ impl<T: Float> Embedding<T> {
     /// let e = Embedding::<f32>::new(1 << 40, 1 << 24, &mut rng).unwrap_err();
     /// assert_eq!(
     ///     e.to_string(),
-    ///     "invalid embedding weight: num_embeddings × embedding_dim = 1099511627776 × 16777216 \
-    ///      elements of 4 bytes overflow usize"
+    ///     "size overflow in embedding weight: the product of [1099511627776, 16777216] does \
+    ///      not fit in usize"
     /// );
     /// # Ok::<(), recurrent::Error>(())
     /// ```
@@ -84,18 +82,8 @@ impl<T: Float> Embedding<T> {
         embedding_dim: usize,
         rng: &mut R,
     ) -> Result<Self> {
-        // N(0, 1) drawn as Tensor::randn draws it
-        let weight = try_filled(
-            "embedding weight",
-            &[
-                ("num_embeddings", num_embeddings),
-                ("embedding_dim", embedding_dim),
-            ],
-            || {
-                let x: f64 = StandardNormal.sample(rng);
-                T::from_f64(x)
-            },
-        )?;
+        let dims = [num_embeddings, embedding_dim];
+        let weight = Tensor::try_randn("embedding weight", &dims, rng)?;
         Ok(Embedding {
             weight,
             padding_idx: None,
@@ -474,14 +462,13 @@ mod tests {
         let rng = &mut StdRng::seed_from_u64(0);
         // the number of elements overflows usize (it was wrapped before: an empty "success")
         let e = Embedding::<f32>::new(1 << 40, 1 << 24, rng).unwrap_err();
-        assert!(matches!(
+        assert_eq!(
             e,
-            Error::InvalidArgument {
-                name: "embedding weight",
-                ..
+            Error::SizeOverflow {
+                what: "embedding weight",
+                sizes: vec![1 << 40, 1 << 24]
             }
-        ));
-        assert!(e.to_string().contains("1099511627776 × 16777216"), "{e}");
+        );
         // an empty table is no overflow
         let empty = Embedding::<f64>::new(usize::MAX, 0, rng).unwrap();
         assert_eq!(empty.weight().shape(), &[usize::MAX, 0]);

@@ -3,9 +3,7 @@
 use core::fmt;
 
 use rand::Rng;
-use rand_distr::{Distribution, Uniform};
 
-use super::try_filled;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
@@ -69,9 +67,9 @@ impl<T: Float> Linear<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming `out_features` and `in_features` if the weight's size
-    /// in bytes overflows `usize`; [`Error::Allocation`] if the memory for a parameter cannot
-    /// be allocated.
+    /// [`Error::SizeOverflow`] naming `out_features` and `in_features` if the weight's size
+    /// (in elements or bytes) overflows `usize`; [`Error::Allocation`] if the memory for a
+    /// parameter cannot be allocated.
     ///
     /// # Examples
     ///
@@ -88,8 +86,8 @@ impl<T: Float> Linear<T> {
     /// let e = Linear::<f32>::new(1 << 33, 1 << 31, true, &mut rng).unwrap_err();
     /// assert_eq!(
     ///     e.to_string(),
-    ///     "invalid linear weight: out_features × in_features = 2147483648 × 8589934592 \
-    ///      elements of 4 bytes overflow usize"
+    ///     "size overflow in linear weight: the product of [2147483648, 8589934592] does not \
+    ///      fit in usize"
     /// );
     /// # Ok::<(), recurrent::Error>(())
     /// ```
@@ -99,23 +97,18 @@ impl<T: Float> Linear<T> {
         bias: bool,
         rng: &mut R,
     ) -> Result<Self> {
-        let mut draw = |what: &'static str, sizes: &[(&str, usize)]| {
+        let mut draw = |what, dims: &[usize]| {
             if in_features == 0 {
                 // PyTorch: kaiming_uniform_ on an empty weight is a no-op, the bias bound is 0
-                try_filled(what, sizes, T::zero)
+                Tensor::try_from_fn(what, dims, T::zero)
             } else {
-                // U(−k, k) drawn as Tensor::uniform draws it
                 let k = T::one() / T::from_f64(in_features as f64).sqrt();
-                let dist = Uniform::new((-k).as_f64(), k.as_f64()).expect("0 < k < ∞");
-                try_filled(what, sizes, || T::from_f64(dist.sample(rng)))
+                Tensor::try_uniform(what, dims, -k, k, rng)
             }
         };
-        let weight = draw(
-            "linear weight",
-            &[("out_features", out_features), ("in_features", in_features)],
-        )?;
+        let weight = draw("linear weight", &[out_features, in_features])?;
         let bias = bias
-            .then(|| draw("linear bias", &[("out_features", out_features)]))
+            .then(|| draw("linear bias", &[out_features]))
             .transpose()?;
         Ok(Linear { weight, bias })
     }
@@ -507,27 +500,29 @@ mod tests {
         // the number of elements overflows usize (it was wrapped before: an empty "success")
         let e = Linear::<f32>::new(1 << 33, 1 << 31, true, rng).unwrap_err();
         assert_eq!(
-            e.to_string(),
-            "invalid linear weight: out_features × in_features = 2147483648 × 8589934592 \
-             elements of 4 bytes overflow usize"
+            e,
+            Error::SizeOverflow {
+                what: "linear weight",
+                sizes: vec![1 << 31, 1 << 33]
+            }
         );
         // the elements fit in usize, their bytes do not
         let e = Linear::<f64>::new(1 << 31, 1 << 31, false, rng).unwrap_err();
-        assert!(matches!(
+        assert_eq!(
             e,
-            Error::InvalidArgument {
-                name: "linear weight",
-                ..
+            Error::SizeOverflow {
+                what: "linear weight",
+                sizes: vec![1 << 31, 1 << 31, 8]
             }
-        ));
+        );
         // an empty weight is no overflow, whatever out_features; the bias may be
         let e = Linear::<f32>::new(0, usize::MAX / 2, true, rng).unwrap_err();
         assert_eq!(
-            e.to_string(),
-            format!(
-                "invalid linear bias: out_features = {} elements of 4 bytes overflow usize",
-                usize::MAX / 2
-            )
+            e,
+            Error::SizeOverflow {
+                what: "linear bias",
+                sizes: vec![usize::MAX / 2, 4]
+            }
         );
         // 2⁶⁰ bytes fit in usize but in no address space, so the allocation fails on any
         // machine (a smaller size, such as 4 TiB, may be promised by an overcommitting kernel)

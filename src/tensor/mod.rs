@@ -1,5 +1,6 @@
 //! `Tensor<T>`: an owned, contiguous, row-major array of rank 1 to 3 with its [`Shape`], and
-//! element-wise work on it. Matrix products are [`crate::linalg`]'s.
+//! element-wise work on it. Its matrix products ([`Tensor::gemm`], [`Tensor::matmul`]) check
+//! shapes and call [`crate::linalg`]'s GEMM.
 
 mod shape;
 
@@ -8,10 +9,10 @@ use core::fmt;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 
-pub(crate) use shape::size_of;
+pub(crate) use shape::checked_size;
 pub use shape::Shape;
 
-use crate::error::{check_shape, Error, Result};
+use crate::error::{check_shape, or_panic, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
 
@@ -46,7 +47,7 @@ fn checked_shape(dims: &[usize]) -> Result<Shape> {
     if dims.is_empty() || dims.len() > 3 {
         return Err(Error::InvalidRank { rank: dims.len() });
     }
-    size_of("tensor", dims)?;
+    checked_size("tensor", dims)?;
     Ok(Shape::new(dims))
 }
 
@@ -176,17 +177,40 @@ impl<T: Float> Tensor<T> {
     /// As [`Tensor::zeros`].
     #[track_caller]
     pub fn full(dims: &[usize], value: T) -> Self {
-        match Self::try_full(dims, value) {
-            Ok(t) => t,
-            Err(e) => panic!("{e}"),
-        }
+        or_panic(Self::try_full(dims, value))
     }
 
     fn try_full(dims: &[usize], value: T) -> Result<Self> {
-        let shape = checked_shape(dims)?;
+        Self::try_from_fn("tensor", dims, || value)
+    }
+
+    /// A tensor of shape `dims` whose elements are `fill()` in row-major order, allocated
+    /// fallibly; errors name `what` (for example `"linear weight"`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRank`] unless `dims` has 1 to 3 entries; [`Error::SizeOverflow`] if
+    /// the number of elements, or of bytes, does not fit in `usize`; [`Error::Allocation`] if
+    /// the memory cannot be allocated.
+    pub(crate) fn try_from_fn(
+        what: &'static str,
+        dims: &[usize],
+        fill: impl FnMut() -> T,
+    ) -> Result<Self> {
+        if dims.is_empty() || dims.len() > 3 {
+            return Err(Error::InvalidRank { rank: dims.len() });
+        }
+        let len = checked_size(what, dims)?;
+        let mut bytes = dims.to_vec();
+        bytes.push(core::mem::size_of::<T>());
+        let bytes = checked_size(what, &bytes)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(len)
+            .map_err(|_| Error::Allocation { what, bytes })?;
+        data.extend(core::iter::repeat_with(fill).take(len));
         Ok(Tensor {
-            data: try_filled_vec("tensor", shape.len(), value)?,
-            shape,
+            data,
+            shape: Shape::new(dims),
         })
     }
 
@@ -197,14 +221,12 @@ impl<T: Float> Tensor<T> {
     /// As [`Tensor::zeros`], and unless `low < high`, both finite.
     #[track_caller]
     pub fn uniform<R: Rng + ?Sized>(dims: &[usize], low: T, high: T, rng: &mut R) -> Self {
-        match Self::try_uniform(dims, low, high, rng) {
-            Ok(t) => t,
-            Err(e) => panic!("{e}"),
-        }
+        or_panic(Self::try_uniform("tensor", dims, low, high, rng))
     }
 
     /// [`Tensor::uniform`], returning an error where it panics.
     pub(crate) fn try_uniform<R: Rng + ?Sized>(
+        what: &'static str,
         dims: &[usize],
         low: T,
         high: T,
@@ -215,11 +237,7 @@ impl<T: Float> Tensor<T> {
                 name: "uniform bounds",
                 reason: format!("[{low}, {high}): {e}"),
             })?;
-        let mut t = Self::try_zeros(dims)?;
-        t.data
-            .iter_mut()
-            .for_each(|v| *v = T::from_f64(dist.sample(rng)));
-        Ok(t)
+        Self::try_from_fn(what, dims, || T::from_f64(dist.sample(rng)))
     }
 
     /// A tensor with elements drawn independently from the standard normal `N(0, 1)`.
@@ -229,20 +247,19 @@ impl<T: Float> Tensor<T> {
     /// As [`Tensor::zeros`].
     #[track_caller]
     pub fn randn<R: Rng + ?Sized>(dims: &[usize], rng: &mut R) -> Self {
-        match Self::try_randn(dims, rng) {
-            Ok(t) => t,
-            Err(e) => panic!("{e}"),
-        }
+        or_panic(Self::try_randn("tensor", dims, rng))
     }
 
     /// [`Tensor::randn`], returning an error where it panics.
-    pub(crate) fn try_randn<R: Rng + ?Sized>(dims: &[usize], rng: &mut R) -> Result<Self> {
-        let mut t = Self::try_zeros(dims)?;
-        t.data.iter_mut().for_each(|v| {
+    pub(crate) fn try_randn<R: Rng + ?Sized>(
+        what: &'static str,
+        dims: &[usize],
+        rng: &mut R,
+    ) -> Result<Self> {
+        Self::try_from_fn(what, dims, || {
             let x: f64 = StandardNormal.sample(rng);
-            *v = T::from_f64(x)
-        });
-        Ok(t)
+            T::from_f64(x)
+        })
     }
 
     /// A tensor of zeros with the shape of `self`.
@@ -382,8 +399,8 @@ impl<T: Float> Tensor<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeMismatch`] (naming `C`'s expected and actual shapes, or `B`'s) if the
-    /// operands are not matrices or their shapes do not chain.
+    /// [`Error::RankMismatch`] if an operand is not a matrix; [`Error::ShapeMismatch`] (naming
+    /// `C`'s expected and actual shapes, or `B`'s) if their shapes do not chain.
     ///
     /// # Examples
     ///

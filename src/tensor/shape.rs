@@ -95,7 +95,7 @@ pub(crate) fn checked_product(sizes: &[usize]) -> Option<usize> {
 }
 
 /// The product of `sizes`, or [`Error::SizeOverflow`] naming `what` and the sizes.
-pub(crate) fn size_of(what: &'static str, sizes: &[usize]) -> Result<usize> {
+pub(crate) fn checked_size(what: &'static str, sizes: &[usize]) -> Result<usize> {
     checked_product(sizes).ok_or_else(|| Error::SizeOverflow {
         what,
         sizes: sizes.to_vec(),
@@ -117,7 +117,7 @@ mod tests {
         assert_eq!(big.checked_len(), None);
         assert_eq!(big.len(), usize::MAX);
         assert!(!big.is_empty());
-        let e = size_of("weight", &[1 << 40, 1 << 24]).unwrap_err();
+        let e = checked_size("weight", &[1 << 40, 1 << 24]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "size overflow in weight: the product of [1099511627776, 16777216] does not fit in usize"

@@ -2,8 +2,8 @@
 //! and `nn.RNN` and their defaults.
 
 #[cfg(doc)]
-use super::{Gru, Lstm, Rnn};
-use crate::cell::Nonlinearity;
+use super::{Gru, Lstm, Network, Rnn};
+use crate::cell::{check_hidden_size, Nonlinearity};
 use crate::error::{Error, Result};
 use crate::nn::check_probability;
 
@@ -33,17 +33,12 @@ impl Shared {
     }
 
     pub(super) fn check(&self) -> Result<()> {
-        let invalid = |name, reason: &str| {
-            Err(Error::InvalidArgument {
-                name,
-                reason: reason.to_string(),
-            })
-        };
-        if self.hidden_size == 0 {
-            return invalid("hidden_size", "0: a layer needs at least one unit");
-        }
+        check_hidden_size(self.hidden_size)?;
         if self.num_layers == 0 {
-            return invalid("num_layers", "0: a network needs at least one layer");
+            return Err(Error::InvalidArgument {
+                name: "num_layers",
+                reason: "0: a network needs at least one layer".into(),
+            });
         }
         check_probability("dropout", self.dropout)
     }
@@ -76,7 +71,10 @@ macro_rules! shared_options {
             }
 
             /// Dropout on the output of every layer but the last, in training mode; see
-            /// [`Stacked`]. Defaults to 0.
+            /// [`Stacked`]. The masks are drawn from the network's seed alone, so they repeat
+            /// from one call to the next: a training loop sets a new seed for each step
+            /// ([`Network::set_seed`]) or passes one with each call
+            /// ([`Network::forward_seeded`]). Defaults to 0.
             #[must_use = "returns a new config and does not modify self"]
             pub fn with_dropout(mut self, dropout: f64) -> Self {
                 self.shared.dropout = dropout;

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::Parameters;
 use crate::state::{State, StatePart};
-use crate::tensor::{size_of, Tensor};
+use crate::tensor::{checked_size, Tensor};
 use config::Shared;
 
 /// A multi-layer, optionally bidirectional recurrent network of one cell type, as PyTorch's
@@ -108,7 +108,7 @@ impl<C> Network<C> {
     {
         shared.check()?;
         let directions = if shared.bidirectional { 2 } else { 1 };
-        let upper_input = size_of("layer input", &[directions, h_out])?;
+        let upper_input = checked_size("layer input", &[directions, h_out])?;
         let input_size = |k: usize| {
             if k == 0 {
                 shared.input_size
@@ -134,7 +134,8 @@ impl<C> Network<C> {
         Ok(Network { layers })
     }
 
-    /// The seed of the dropout masks; see [`Stacked::with_seed`].
+    /// The seed of the dropout masks; see [`Stacked::with_seed`]. Every training call draws
+    /// the same masks until the seed changes ([`Network::set_seed`]). Defaults to 0.
     #[must_use = "returns a new network and does not modify self"]
     pub fn with_seed(self, seed: u64) -> Self {
         let layers = match self.layers {
@@ -183,12 +184,6 @@ impl<T: Float> Network<LstmCell<T>> {
     /// [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the machine.
     pub fn new<R: Rng + ?Sized>(config: LstmConfig, rng: &mut R) -> Result<Self> {
         let (h, p) = (config.shared.hidden_size, config.proj_size);
-        if p >= h && h > 0 {
-            return Err(Error::InvalidArgument {
-                name: "proj_size",
-                reason: format!("{p} must be smaller than hidden_size ({h})"),
-            });
-        }
         let h_out = if p > 0 { p } else { h };
         Network::build(&config.shared, h_out, |input_size| {
             LstmCellConfig::new(input_size, h)

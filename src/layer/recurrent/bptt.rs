@@ -14,27 +14,24 @@ use crate::layer::pool::Recycler;
 use crate::linalg::{MatMut, MatRef};
 use crate::params::Grads;
 use crate::state::{pack_state, state_width, unpack_state, State};
-use crate::tensor::Tensor;
+use crate::tensor::{checked_size, Tensor};
 
 /// A validated call: its layout, the packed order of its samples, and the cell's widths.
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) layout: SeqLayout,
     pub(crate) packing: Packing,
-    in_size: usize,
+    input_size: usize,
     /// Values per packed state row (all parts side by side).
     width: usize,
     /// Width of `h`, the output.
     h_out: usize,
     gate_width: usize,
     saved_width: usize,
-}
-
-impl Plan {
     /// Packed rows of the whole call, `T·B`.
-    fn rows(&self) -> usize {
-        self.layout.seq_len * self.layout.batch
-    }
+    rows: usize,
+    /// Values in the states of every step, `(T + 1)·B·S`.
+    states_len: usize,
 }
 
 impl<C> Recurrent<C> {
@@ -51,13 +48,25 @@ impl<C> Recurrent<C> {
     {
         let cell = &self.cell;
         cell.validate_params()?;
-        let in_size = cell.input_size();
-        let (seq_len, batch) = sequence_dims("recurrent input", input, in_size, self.batch_first)?;
-        let packing = Packing::new(lengths, seq_len, batch)?;
+        let input_size = cell.input_size();
+        let layout = self.batch_first;
+        let (seq_len, batch) = sequence_dims("recurrent input", input, input_size, layout)?;
         let parts = cell.state_parts();
         if let Some(initial) = initial {
             initial.validate("initial state", parts, &[1, batch])?;
         }
+        // every buffer's size, checked once: an input with no feature can have any T and B
+        let width = state_width(parts);
+        let (gate_width, saved_width) = (cell.gate_width(), cell.saved_width());
+        let rows = checked_size("recurrent rows", &[seq_len, batch])?;
+        let steps = seq_len.saturating_add(1);
+        let states_len = checked_size("recurrent states", &[steps, batch, width])?;
+        checked_size("recurrent gates", &[rows, gate_width.max(saved_width)])?;
+        checked_size(
+            "recurrent input rows",
+            &[rows, input_size.max(parts[0].size)],
+        )?;
+        let packing = Packing::new(lengths, seq_len, batch)?;
         Ok(Plan {
             layout: SeqLayout {
                 seq_len,
@@ -65,11 +74,13 @@ impl<C> Recurrent<C> {
                 batch_first: self.batch_first,
             },
             packing,
-            in_size,
-            width: state_width(parts),
+            input_size,
+            width,
             h_out: parts[0].size,
-            gate_width: cell.gate_width(),
-            saved_width: cell.saved_width(),
+            gate_width,
+            saved_width,
+            rows,
+            states_len,
         })
     }
 
@@ -79,33 +90,33 @@ impl<C> Recurrent<C> {
         plan: Plan,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
-    ) -> SequenceOutput<T, RowsTrace<T>>
+    ) -> Result<SequenceOutput<T, RowsTrace<T>>>
     where
         C: Cell<T>,
     {
-        let (batch, width) = (plan.layout.batch, plan.width);
-        let rows = plan.rows();
+        let (batch, width, rows) = (plan.layout.batch, plan.width, plan.rows);
         let order = plan.packing.order();
+        let input_size = plan.input_size;
         let x = pack_rows(
             &self.pool,
             input.as_slice(),
             plan.layout,
-            plan.in_size,
+            input_size,
             &plan.packing,
-        );
-        let mut states = self.pool.zeroed(rows * width + batch * width);
+        )?;
+        let mut states = self.pool.zeroed(plan.states_len)?;
         if let Some(initial) = initial {
             let parts = self.cell.state_parts();
             pack_state(initial, parts, batch, &mut states[..batch * width], order);
         }
         // every row of p and saved that is read is written first
-        let mut p = self.pool.scratch(rows * plan.gate_width);
+        let mut p = self.pool.scratch(rows * plan.gate_width)?;
         project_input(
             self.cell.params(),
-            MatRef::new(&x, rows, plan.in_size),
+            MatRef::new(&x, rows, input_size),
             &mut p,
         );
-        let mut saved = self.pool.scratch(rows * plan.saved_width);
+        let mut saved = self.pool.scratch(rows * plan.saved_width)?;
         run_steps(&self.cell, &plan, &p, &mut states, &mut saved);
         self.pool.recycle(p);
 
@@ -128,11 +139,11 @@ impl<C> Recurrent<C> {
             saved,
             recycler: Recycler::new(&self.pool),
         };
-        SequenceOutput {
+        Ok(SequenceOutput {
             output,
             state,
             trace,
-        }
+        })
     }
 
     /// Backpropagation through time for a trace of one thread, whose stamp is checked against
@@ -164,9 +175,9 @@ impl<C> Recurrent<C> {
 
         let gw = cell.gate_width();
         // zero: the rows of finished samples stay zero and enter the weight gradients
-        let mut d_p = self.pool.zeroed(rows * gw);
+        let mut d_p = self.pool.zeroed(rows * gw)?;
         let separate = cell.separate_hidden_grad();
-        let mut d_hp = self.pool.zeroed(if separate { rows * gw } else { 0 });
+        let mut d_hp = self.pool.zeroed(if separate { rows * gw } else { 0 })?;
         let mut param_grads = cell.params().zeros_like();
         let d_initial = backward_steps(
             cell,
@@ -178,12 +189,11 @@ impl<C> Recurrent<C> {
         );
         let initial_state = unpack_state(&d_initial, parts, &[1, batch], batch, order);
 
-        let in_size = cell.input_size();
-        let x = MatRef::new(&trace.x, rows, in_size);
+        let x = MatRef::new(&trace.x, rows, cell.input_size());
         let h_prev = MatRef::strided(&trace.states, rows, h_out, width, 1);
         let d_hp_or_p = if separate { &d_hp } else { &d_p };
         accumulate_param_grads(cell.params(), &mut param_grads, x, &d_p, h_prev, d_hp_or_p);
-        let input = self.input_gradient(cell.params(), &d_p, trace);
+        let input = self.input_gradient(cell.params(), &d_p, trace)?;
         for buffer in [d_p, d_hp] {
             self.pool.recycle(buffer);
         }
@@ -202,20 +212,20 @@ impl<C> Recurrent<C> {
         params: &CellParams<T>,
         d_p: &[T],
         trace: &RowsTrace<T>,
-    ) -> Tensor<T> {
-        let (layout, in_size) = (trace.layout, params.weight_ih().shape()[1]);
+    ) -> Result<Tensor<T>> {
+        let (layout, input_size) = (trace.layout, params.weight_ih().shape()[1]);
         let (rows, batch) = (layout.seq_len * layout.batch, layout.batch);
-        let mut d_x = self.pool.scratch(rows * in_size);
-        input_grad(params, d_p, MatMut::new(&mut d_x, rows, in_size));
+        let mut d_x = self.pool.scratch(rows * input_size)?;
+        input_grad(params, d_p, MatMut::new(&mut d_x, rows, input_size));
         if trace.packing.is_identity(layout) {
             // time-major without lengths: the packed rows are the input's layout already
-            return Tensor::from_vec(d_x, &[layout.seq_len, batch, in_size])
-                .expect("T·B rows of I");
+            let dims = [layout.seq_len, batch, input_size];
+            return Ok(Tensor::from_vec(d_x, &dims).expect("T·B rows of I"));
         }
-        let row = |t: usize, j: usize| (t * batch + j) * in_size;
-        let input = unpack_rows(&d_x, row, layout, in_size, &trace.packing);
+        let row = |t: usize, j: usize| (t * batch + j) * input_size;
+        let input = unpack_rows(&d_x, row, layout, input_size, &trace.packing);
         self.pool.recycle(d_x);
-        input
+        Ok(input)
     }
 }
 
@@ -305,9 +315,8 @@ fn add_output_gradient<T: Float>(
     d_next: &mut [T],
     width: usize,
 ) {
-    let order = trace.packing.order();
     for j in 0..running {
-        let b = order.map_or(j, |o| o[j]);
+        let b = trace.packing.sample(j);
         let src = &d_out[trace.layout.row(t, b) * h_out..][..h_out];
         d_next[j * width..][..h_out]
             .iter_mut()

@@ -186,7 +186,7 @@ impl<C> Recurrent<C> {
         let plan = self.plan(input, initial, lengths)?;
         let layout = plan.layout;
         let Some(at) = self.split_point::<T>(layout.seq_len, layout.batch) else {
-            let out = self.forward_planned(plan, input, initial);
+            let out = self.forward_planned(plan, input, initial)?;
             return Ok(SequenceOutput {
                 output: out.output,
                 state: out.state,
@@ -194,7 +194,7 @@ impl<C> Recurrent<C> {
             });
         };
         let out = forward_split(layout, at, input, initial, lengths, |x, init, len| {
-            Ok(self.forward_planned(self.plan(x, init, len)?, x, init))
+            self.forward_planned(self.plan(x, init, len)?, x, init)
         })?;
         Ok(SequenceOutput {
             output: out.output,
@@ -367,6 +367,7 @@ impl<C: fmt::Debug> fmt::Debug for Recurrent<C> {
             .field("cell", &self.cell)
             .field("batch_first", &self.batch_first)
             .field("name_suffix", &self.name_suffix)
+            .field("parallel_threshold", &self.parallel.threshold())
             .finish()
     }
 }

@@ -5,7 +5,7 @@
 use super::super::pool::Pool;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::{try_filled_vec, Shape, Tensor};
 
 /// The layout of a sequence tensor: `(T, B, F)`, or `(B, T, F)` when batch-first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,17 +81,19 @@ impl Packing {
     /// (stable, so equal lengths keep their order).
     pub(crate) fn new(lengths: Option<&[usize]>, seq_len: usize, batch: usize) -> Result<Self> {
         check_lengths(lengths, seq_len, batch)?;
+        // an input without features can have any number of steps
+        let mut batch_sizes = try_filled_vec("batch sizes", seq_len, batch)?;
         let Some(lengths) = lengths else {
             return Ok(Packing {
                 order: None,
-                batch_sizes: vec![batch; seq_len],
+                batch_sizes,
             });
         };
         let mut order: Vec<usize> = (0..batch).collect();
         order.sort_by_key(|&b| core::cmp::Reverse(lengths[b]));
-        let batch_sizes = (0..seq_len)
-            .map(|t| lengths.iter().filter(|&&l| l > t).count())
-            .collect();
+        for (t, running) in batch_sizes.iter_mut().enumerate() {
+            *running = lengths.iter().filter(|&&l| l > t).count();
+        }
         Ok(Packing {
             order: Some(order),
             batch_sizes,
@@ -105,7 +107,7 @@ impl Packing {
 
     /// The sample at packed row `j`.
     #[inline]
-    fn sample(&self, j: usize) -> usize {
+    pub(crate) fn sample(&self, j: usize) -> usize {
         self.order.as_ref().map_or(j, |o| o[j])
     }
 
@@ -123,21 +125,21 @@ pub(crate) fn pack_rows<T: Float>(
     layout: SeqLayout,
     width: usize,
     packing: &Packing,
-) -> Vec<T> {
+) -> Result<Vec<T>> {
     if packing.is_identity(layout) {
-        let mut rows = pool.scratch(src.len());
+        let mut rows = pool.scratch(src.len())?;
         rows.copy_from_slice(src);
-        return rows;
+        return Ok(rows);
     }
     let batch = layout.batch;
-    let mut rows = pool.zeroed(layout.seq_len * batch * width);
+    let mut rows = pool.zeroed(layout.seq_len * batch * width)?;
     for (t, &bt) in packing.batch_sizes.iter().enumerate() {
         for j in 0..bt {
             let from = layout.row(t, packing.sample(j)) * width;
             rows[(t * batch + j) * width..][..width].copy_from_slice(&src[from..][..width]);
         }
     }
-    rows
+    Ok(rows)
 }
 
 /// The inverse of [`pack_rows`]: a sequence tensor whose step `t` of the sample at packed row
@@ -184,7 +186,7 @@ mod tests {
                     src[layout.row(t, b)] = (10 * b + t) as f64;
                 }
             }
-            let rows = pack_rows(&pool, &src, layout, 1, &packing);
+            let rows = pack_rows(&pool, &src, layout, 1, &packing).unwrap();
             assert_eq!(rows, [10.0, 0.0, 11.0, 1.0, 12.0, 0.0]);
             let back = unpack_rows(&rows, |t, j| t * 2 + j, layout, 1, &packing);
             // sample 0's third step is padding: zero

@@ -63,7 +63,10 @@ pub(crate) fn forward<T: Float, C: Cell<T>>(
     project_input(cell.params(), x.as_mat(), &mut p);
     let mut next = vec![T::zero(); batch * width];
     let mut saved = vec![T::zero(); batch * cell.saved_width()];
-    cell.step(batch, &p, &prev, &mut next, &mut saved);
+    if batch > 0 {
+        // a cell never sees an empty batch
+        cell.step(batch, &p, &prev, &mut next, &mut saved);
+    }
     let out = unpack_state(&next, parts, &[batch], batch, None);
     let trace = StepTrace {
         stamp: Stamp::of(cell),
@@ -103,7 +106,9 @@ pub(crate) fn backward<T: Float, C: Cell<T>>(
         d_hp: &mut d_hp,
         d_prev: &mut d_prev,
     };
-    cell.step_backward(step, &mut params);
+    if batch > 0 {
+        cell.step_backward(step, &mut params);
+    }
     let d_hp = if separate { &d_hp } else { &d_p };
     let h_prev = MatRef::strided(&trace.prev, batch, parts[0].size, width, 1);
     accumulate_param_grads(

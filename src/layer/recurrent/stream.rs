@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::error::{check_shape, Result};
 use crate::float::Float;
 use crate::state::{pack_state, state_width, unpack_state, State, StatePart};
-use crate::tensor::{size_of, try_filled_vec, Shape, Tensor};
+use crate::tensor::{checked_size, try_filled_vec, Shape, Tensor};
 
 impl<C> Recurrent<C> {
     /// Starts step-by-step inference over `batch` samples from `initial` (zeros if `None`):
@@ -57,7 +57,8 @@ impl<C> Recurrent<C> {
         if let Some(initial) = initial {
             initial.validate("initial state", &layout, &[1, batch])?;
         }
-        let buffer = |what, width| try_filled_vec(what, size_of(what, &[batch, width])?, T::zero());
+        let buffer =
+            |what, width| try_filled_vec(what, checked_size(what, &[batch, width])?, T::zero());
         let mut state = buffer("stream state", width)?;
         if let Some(initial) = initial {
             pack_state(initial, &layout, batch, &mut state, None);
@@ -100,15 +101,13 @@ impl<C: Cell<T>, T: Float> Stream<'_, C, T> {
             Shape::from([self.batch, self.cell.input_size()]),
             x_t.raw_shape(),
         )?;
-        project_input(self.cell.params(), x_t.as_mat(), &mut self.p);
-        self.cell.step(
-            self.batch,
-            &self.p,
-            &self.state,
-            &mut self.next,
-            &mut self.saved,
-        );
-        core::mem::swap(&mut self.state, &mut self.next);
+        if self.batch > 0 {
+            // a cell never sees an empty batch
+            project_input(self.cell.params(), x_t.as_mat(), &mut self.p);
+            let (p, state, next) = (&self.p, &self.state, &mut self.next);
+            self.cell.step(self.batch, p, state, next, &mut self.saved);
+            core::mem::swap(&mut self.state, &mut self.next);
+        }
         let (width, h_out) = (state_width(&self.layout), self.layout[0].size);
         let h = self
             .state

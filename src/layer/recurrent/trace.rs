@@ -43,7 +43,8 @@ impl Stamp {
             return Err(Error::StaleTrace {
                 reason: format!(
                     "it was made by a layer of {}, this layer has {}",
-                    self.cell, now.cell
+                    without_paths(self.cell),
+                    without_paths(now.cell)
                 ),
             });
         }
@@ -71,7 +72,30 @@ impl Stamp {
     }
 }
 
+/// A type's name without its module paths: `LstmCell<f64>` for
+/// `recurrent::cell::lstm::LstmCell<f64>`.
+fn without_paths(type_name: &str) -> String {
+    let mut out = String::with_capacity(type_name.len());
+    let mut segment = String::new();
+    let mut chars = type_name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            segment.clear(); // a path segment: drop it
+        } else if c.is_alphanumeric() || c == '_' {
+            segment.push(c);
+        } else {
+            out.push_str(&segment);
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&segment);
+    out
+}
+
 /// The trace of a call on one thread, in packed rows.
+#[derive(Clone)]
 pub(crate) struct RowsTrace<T> {
     pub(crate) stamp: Stamp,
     pub(crate) layout: SeqLayout,
@@ -84,20 +108,6 @@ pub(crate) struct RowsTrace<T> {
     pub(crate) saved: Vec<T>,
     /// Gives the buffers back to the layer's pool when the trace is dropped.
     pub(crate) recycler: Recycler<T>,
-}
-
-impl<T: Clone> Clone for RowsTrace<T> {
-    fn clone(&self) -> Self {
-        RowsTrace {
-            stamp: self.stamp.clone(),
-            layout: self.layout,
-            packing: self.packing.clone(),
-            x: self.x.clone(),
-            states: self.states.clone(),
-            saved: self.saved.clone(),
-            recycler: self.recycler.clone(),
-        }
-    }
 }
 
 impl<T> Drop for RowsTrace<T> {
@@ -141,5 +151,22 @@ impl<T> fmt::Debug for RecurrentTrace<T> {
                 .field("halves", halves)
                 .finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_paths;
+
+    #[test]
+    fn type_names_lose_their_paths() {
+        assert_eq!(
+            without_paths("recurrent::cell::lstm::LstmCell<f64>"),
+            "LstmCell<f64>"
+        );
+        assert_eq!(
+            without_paths("a::Wrap<b::c::Inner<f32>, d::E>"),
+            "Wrap<Inner<f32>, E>"
+        );
     }
 }
