@@ -288,35 +288,19 @@ fn pytorch(args: &Args) -> Option<Value> {
     Some(value)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
-    recurrent::set_num_threads(args.threads);
-    if args.memory {
-        return memory();
-    }
-    let torch = pytorch(&args);
-    let torch_ms = |w: &str, c: &str, m: &str| -> Option<f64> {
-        torch.as_ref()?["results"].as_array()?.iter().find_map(|r| {
-            (r["workload"] == w && r["cell"] == c && r["mode"] == m).then(|| r["ms"].as_f64())?
-        })
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+/// The CPU's model name, as `/proc/cpuinfo` gives it.
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("model name"))
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
-        .unwrap_or_else(|| "unknown".into());
-    println!(
-        "recurrent {} against PyTorch {}, {} thread(s), CPU: {cpu}",
-        env!("CARGO_PKG_VERSION"),
-        torch
-            .as_ref()
-            .and_then(|t| t["torch_version"].as_str())
-            .unwrap_or("(not run)"),
-        args.threads
-    );
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn print_header() {
     println!(
         "{:<8} {:<9} {:<6} {:>10} {:>9} {:>10} {:>9} {:>8} {:>11} {:>7}",
         "workload",
@@ -330,6 +314,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sgemm GF/s",
         "% peak"
     );
+}
+
+/// This crate's time for one workload: a network of `cell` with `(I, H, layers,
+/// bidirectional)` on `x`.
+fn time_cell(
+    cell: &str,
+    (i, h, layers, bi): (usize, usize, usize, bool),
+    x: &Tensor<f32>,
+    mode: &str,
+    min_seconds: f64,
+    rng: &mut StdRng,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    Ok(match cell {
+        "lstm" => {
+            let c = LstmConfig::new(i, h)
+                .with_num_layers(layers)
+                .with_bidirectional(bi);
+            ours_ms(&Lstm::new(c, rng)?, x, mode, min_seconds)
+        }
+        "gru" => {
+            let c = GruConfig::new(i, h)
+                .with_num_layers(layers)
+                .with_bidirectional(bi);
+            ours_ms(&Gru::new(c, rng)?, x, mode, min_seconds)
+        }
+        _ => {
+            let c = RnnConfig::new(i, h)
+                .with_num_layers(layers)
+                .with_bidirectional(bi);
+            ours_ms(&Rnn::new(c, rng)?, x, mode, min_seconds)
+        }
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    recurrent::set_num_threads(args.threads);
+    if args.memory {
+        return memory();
+    }
+    let torch = pytorch(&args);
+    let torch_ms = |w: &str, c: &str, m: &str| -> Option<f64> {
+        torch.as_ref()?["results"].as_array()?.iter().find_map(|r| {
+            (r["workload"] == w && r["cell"] == c && r["mode"] == m).then(|| r["ms"].as_f64())?
+        })
+    };
+    let cpu = cpu_name();
+    println!(
+        "recurrent {} against PyTorch {}, {} thread(s), CPU: {cpu}",
+        env!("CARGO_PKG_VERSION"),
+        torch
+            .as_ref()
+            .and_then(|t| t["torch_version"].as_str())
+            .unwrap_or("(not run)"),
+        args.threads
+    );
+    print_header();
     let min_seconds = args.min_seconds();
     let mut rows = Vec::new();
     // every time measured, for the check of --quick
@@ -346,26 +387,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             timings.push((format!("{name} {cell} sgemm"), peak_ms));
             let peak = fwd / 1e6 / peak_ms;
             for mode in ["infer", "train"] {
-                let ms = match cell {
-                    "lstm" => {
-                        let c = LstmConfig::new(i, h)
-                            .with_num_layers(layers)
-                            .with_bidirectional(bi);
-                        ours_ms(&Lstm::new(c, rng)?, &x, mode, min_seconds)
-                    }
-                    "gru" => {
-                        let c = GruConfig::new(i, h)
-                            .with_num_layers(layers)
-                            .with_bidirectional(bi);
-                        ours_ms(&Gru::new(c, rng)?, &x, mode, min_seconds)
-                    }
-                    _ => {
-                        let c = RnnConfig::new(i, h)
-                            .with_num_layers(layers)
-                            .with_bidirectional(bi);
-                        ours_ms(&Rnn::new(c, rng)?, &x, mode, min_seconds)
-                    }
-                };
+                let ms = time_cell(cell, (i, h, layers, bi), &x, mode, min_seconds, rng)?;
                 let flops = if mode == "infer" { fwd } else { 3.0 * fwd };
                 let gflops = flops / 1e6 / ms;
                 let theirs = torch_ms(name, cell, mode);
