@@ -5,6 +5,8 @@
 use super::{Gru, Lstm, Network, Rnn};
 use crate::cell::{check_hidden_size, Nonlinearity};
 use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::layer::{Bidirectional, Stacked};
 use crate::nn::check_probability;
 
 /// The options every network config shares, with PyTorch's defaults.
