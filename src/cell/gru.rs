@@ -209,34 +209,50 @@ impl<T: Float> Cell<T> for GruCell<T> {
             ..
         } = step;
         let h = self.hidden_size;
-        let (gw, sw) = (GATES * h, (GATES + 1) * h);
-        let one = T::one();
-        for b in 0..batch {
-            let s = &saved[b * sw..][..sw];
-            let h_prev = &prev[b * h..][..h];
-            let dh = &d_next[b * h..][..h];
-            let (dgi, dgh) = (&mut d_p[b * gw..][..gw], &mut d_hp[b * gw..][..gw]);
-            let dh_prev = &mut d_prev[b * h..][..h];
-            for j in 0..h {
-                let (r, z, n, hn) = (s[j], s[h + j], s[2 * h + j], s[3 * h + j]);
-                // h' = (1 − z)·n + z·h; dtanh/dx = 1 − tanh²
-                let dn = dh[j] * (one - z) * (one - n * n);
-                // dσ/dx = σ(1 − σ)
-                let dz = dh[j] * (h_prev[j] - n) * z * (one - z);
-                // n = tanh(x_n + r·hn): dr = dn·hn
-                let dr = dn * hn * r * (one - r);
-                (dgi[j], dgi[h + j], dgi[2 * h + j]) = (dr, dz, dn);
-                (dgh[j], dgh[h + j], dgh[2 * h + j]) = (dr, dz, dn * r);
-                dh_prev[j] = dh[j] * z;
-            }
-        }
+        gate_gradients(h, saved, prev, d_next, d_p, d_hp, d_prev);
         // dh_prev += d_hidden_projection·W_hh
         recurrent_product_backward(
             &self.params,
-            MatRef::new(d_hp, batch, gw),
+            MatRef::new(d_hp, batch, GATES * h),
             T::one(),
             MatMut::new(d_prev, batch, h),
         );
+    }
+}
+
+/// The gradients of the gate pre-activations of every row, `d_p` (input side) and `d_hp`
+/// (hidden side, where the reset gate scales the `n` block), and the part of `d_prev` that
+/// does not go through `W_hh`. The slices are this function's arguments so that the compiler
+/// knows they do not overlap and vectorises the loop (`&mut` fields of a struct do not tell it).
+fn gate_gradients<T: Float>(
+    h: usize,
+    saved: &[T],
+    prev: &[T],
+    d_next: &[T],
+    d_p: &mut [T],
+    d_hp: &mut [T],
+    d_prev: &mut [T],
+) {
+    let (gw, sw) = (GATES * h, (GATES + 1) * h);
+    let one = T::one();
+    for b in 0..d_next.len() / h {
+        let s = &saved[b * sw..][..sw];
+        let h_prev = &prev[b * h..][..h];
+        let dh = &d_next[b * h..][..h];
+        let (dgi, dgh) = (&mut d_p[b * gw..][..gw], &mut d_hp[b * gw..][..gw]);
+        let dh_prev = &mut d_prev[b * h..][..h];
+        for j in 0..h {
+            let (r, z, n, hn) = (s[j], s[h + j], s[2 * h + j], s[3 * h + j]);
+            // h' = (1 − z)·n + z·h; dtanh/dx = 1 − tanh²
+            let dn = dh[j] * (one - z) * (one - n * n);
+            // dσ/dx = σ(1 − σ)
+            let dz = dh[j] * (h_prev[j] - n) * z * (one - z);
+            // n = tanh(x_n + r·hn): dr = dn·hn
+            let dr = dn * hn * r * (one - r);
+            (dgi[j], dgi[h + j], dgi[2 * h + j]) = (dr, dz, dn);
+            (dgh[j], dgh[h + j], dgh[2 * h + j]) = (dr, dz, dn * r);
+            dh_prev[j] = dh[j] * z;
+        }
     }
 }
 

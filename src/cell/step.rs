@@ -13,6 +13,11 @@
 /// | `d_prev` | the state width | the gradient of `prev` (written) |
 ///
 /// States are packed rows with their parts side by side, `h` first.
+///
+/// For speed: the compiler knows that slices passed as separate function arguments do not
+/// overlap, not that the `&mut` fields of a struct do not. A loop over these buffers that
+/// should vectorise belongs in a function that takes them as arguments (the built-in GRU's
+/// `gate_gradients` is an example); without it the same loop can run several times slower.
 #[derive(Debug)]
 pub struct BackwardStep<'a, T> {
     /// Samples in this step (`≥ 1`).
