@@ -381,16 +381,6 @@ impl<T: Float> PackedWeight<T> {
     }
 }
 
-impl<T> fmt::Debug for PackedWeight<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PackedWeight {{ rows: {}, cols: {} }}",
-            self.rows, self.cols
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

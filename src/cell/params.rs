@@ -91,7 +91,7 @@ impl<T: Float> CellParams<T> {
     /// ```
     #[must_use = "returns new parameters and does not modify self"]
     pub fn with_extra(mut self, name: &'static str, value: Tensor<T>) -> Self {
-        self.touch();
+        self.renew_version();
         self.extra.push((name, value));
         self
     }
@@ -123,31 +123,31 @@ impl<T: Float> CellParams<T> {
 
     /// `weight_ih`, mutably.
     pub fn weight_ih_mut(&mut self) -> &mut Tensor<T> {
-        self.touch();
+        self.renew_version();
         &mut self.weight_ih
     }
 
     /// `weight_hh`, mutably (the packed copy is made again on next use).
     pub fn weight_hh_mut(&mut self) -> &mut Tensor<T> {
-        self.touch();
+        self.renew_version();
         &mut self.weight_hh
     }
 
     /// `bias_ih`, mutably.
     pub fn bias_ih_mut(&mut self) -> Option<&mut Tensor<T>> {
-        self.touch();
+        self.renew_version();
         self.bias_ih.as_mut()
     }
 
     /// `bias_hh`, mutably.
     pub fn bias_hh_mut(&mut self) -> Option<&mut Tensor<T>> {
-        self.touch();
+        self.renew_version();
         self.bias_hh.as_mut()
     }
 
     /// The extra parameter called `name`, mutably.
     pub fn extra_mut(&mut self, name: &str) -> Option<&mut Tensor<T>> {
-        self.touch();
+        self.renew_version();
         self.extra
             .iter_mut()
             .find(|(n, _)| *n == name)
@@ -157,7 +157,7 @@ impl<T: Float> CellParams<T> {
     /// Replaces both biases (`None` for a cell without them); a cell checks that they come in
     /// pairs of the right shape when it next runs.
     pub fn set_biases(&mut self, bias_ih: Option<Tensor<T>>, bias_hh: Option<Tensor<T>>) {
-        self.touch();
+        self.renew_version();
         self.bias_ih = bias_ih;
         self.bias_hh = bias_hh;
     }
@@ -169,14 +169,10 @@ impl<T: Float> CellParams<T> {
         self.version
     }
 
-    /// Takes a new version, so that traces made with these values under another cell (built
-    /// from a clone of them) are refused: called by the cells' constructors.
+    /// Drops the packed `weight_hh` and takes a new version: called by every mutable access,
+    /// and by the cells' constructors, so that traces made with these values under another
+    /// cell (built from a clone of them) are refused.
     pub(crate) fn renew_version(&mut self) {
-        self.touch();
-    }
-
-    /// Drops the packed `weight_hh` and takes a new version: called by every mutable access.
-    fn touch(&mut self) {
         self.version = new_version();
         self.packed_hh = OnceLock::new();
     }
@@ -313,7 +309,7 @@ impl<T: Float> CellParams<T> {
 
     /// Calls `f` with each parameter's name and a mutable reference to it.
     pub fn visit_mut(&mut self, mut f: impl FnMut(&'static str, &mut Tensor<T>)) {
-        self.touch();
+        self.renew_version();
         f("weight_ih", &mut self.weight_ih);
         f("weight_hh", &mut self.weight_hh);
         if let Some(b) = &mut self.bias_ih {

@@ -26,16 +26,6 @@ use file::{read_file, write_atomically};
 /// The `path` of errors about bytes that did not come from a file.
 const IN_MEMORY: &str = "<memory>";
 
-/// The safetensors element type of `T`: `F32` or `F64`.
-fn dtype_of<T: Float>() -> Dtype {
-    <T as Sealed>::DTYPE
-}
-
-/// The name of `T`'s element type in a file, for [`Error::DtypeMismatch`].
-fn dtype_name<T: Float>() -> &'static str {
-    <T as Sealed>::DTYPE_NAME
-}
-
 /// One tensor to write: its little-endian bytes.
 struct Encoded {
     dtype: Dtype,
@@ -62,7 +52,7 @@ impl View for &Encoded {
 }
 
 fn encode<T: Float>(t: &Tensor<T>) -> Encoded {
-    let dtype = dtype_of::<T>();
+    let dtype = <T as Sealed>::DTYPE;
     let data = if dtype == Dtype::F32 {
         // exact: T is f32
         let values = t.as_slice().iter().map(|v| v.as_f64() as f32);
@@ -173,13 +163,13 @@ fn parse<'a>(bytes: &'a [u8], path: &str) -> Result<SafeTensors<'a>> {
 
 /// The values of a file tensor as `T`, if its element type is allowed by `dtypes`.
 fn decode<T: Float>(name: &str, dtype: Dtype, data: &[u8], dtypes: Dtypes) -> Result<Vec<T>> {
-    let allowed = dtype == dtype_of::<T>()
+    let allowed = dtype == <T as Sealed>::DTYPE
         || dtypes == Dtypes::Converting && matches!(dtype, Dtype::F32 | Dtype::F64);
     if !allowed {
         return Err(Error::DtypeMismatch {
             name: name.to_string(),
             expected: match dtypes {
-                Dtypes::Strict => dtype_name::<T>(),
+                Dtypes::Strict => <T as Sealed>::DTYPE_NAME,
                 Dtypes::Converting => "F32 or F64",
             },
             actual: dtype.to_string(),

@@ -54,12 +54,18 @@ fn checked_shape(dims: &[usize]) -> Result<Shape> {
 /// `len` copies of `value`, or [`Error::Allocation`] (naming `what`) if the memory cannot be
 /// had: a size that overflows no integer can still be far beyond the machine.
 pub(crate) fn try_filled_vec<T: Copy>(what: &'static str, len: usize, value: T) -> Result<Vec<T>> {
+    try_vec_from_fn(what, len, || value)
+}
+
+/// `len` values `fill()`, in order, or [`Error::Allocation`] (naming `what`) if the memory
+/// cannot be had: the one fallible allocation of the crate's buffers and tensors.
+fn try_vec_from_fn<T>(what: &'static str, len: usize, fill: impl FnMut() -> T) -> Result<Vec<T>> {
     let mut data = Vec::new();
     data.try_reserve_exact(len).map_err(|_| Error::Allocation {
         what,
         bytes: len.saturating_mul(core::mem::size_of::<T>()),
     })?;
-    data.resize(len, value);
+    data.extend(core::iter::repeat_with(fill).take(len));
     Ok(data)
 }
 
@@ -201,15 +207,12 @@ impl<T: Float> Tensor<T> {
             return Err(Error::InvalidRank { rank: dims.len() });
         }
         let len = checked_size(what, dims)?;
+        // the bytes too, so that an overflow is named as one rather than as a failed allocation
         let mut bytes = dims.to_vec();
         bytes.push(core::mem::size_of::<T>());
-        let bytes = checked_size(what, &bytes)?;
-        let mut data = Vec::new();
-        data.try_reserve_exact(len)
-            .map_err(|_| Error::Allocation { what, bytes })?;
-        data.extend(core::iter::repeat_with(fill).take(len));
+        checked_size(what, &bytes)?;
         Ok(Tensor {
-            data,
+            data: try_vec_from_fn(what, len, fill)?,
             shape: Shape::new(dims),
         })
     }

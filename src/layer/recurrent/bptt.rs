@@ -35,8 +35,8 @@ pub(crate) struct Plan {
 }
 
 impl<C> Recurrent<C> {
-    /// Validates a forward call: the parameters, the input's shape, the lengths and the initial
-    /// state.
+    /// Validates a forward call (the input's shape, the lengths, the initial state and the size
+    /// of every buffer) for a cell whose parameters the caller has checked.
     pub(crate) fn plan<T: Float>(
         &self,
         input: &Tensor<T>,
@@ -47,7 +47,6 @@ impl<C> Recurrent<C> {
         C: Cell<T>,
     {
         let cell = &self.cell;
-        cell.validate_params()?;
         let input_size = cell.input_size();
         let layout = self.batch_first;
         let (seq_len, batch) = sequence_dims("recurrent input", input, input_size, layout)?;

@@ -183,6 +183,8 @@ impl<C> Recurrent<C> {
     where
         C: Cell<T>,
     {
+        // once per call, not once per half
+        self.cell.validate_params()?;
         let plan = self.plan(input, initial, lengths)?;
         let layout = plan.layout;
         let Some(at) = self.split_point::<T>(layout.seq_len, layout.batch) else {
