@@ -167,7 +167,7 @@ pub use nn::{
     Embedding, Linear, LinearGrads, Loss,
 };
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-pub use params::{Grads, Parameters};
+pub use params::{NamedTensors, Parameters};
 pub use state::{State, StatePart};
 pub use tensor::{Shape, Tensor};
 pub use threads::{num_threads, set_num_threads};

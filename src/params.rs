@@ -1,4 +1,4 @@
-//! Named parameters: the [`Parameters`] visitor that every layer implements, and [`Grads`],
+//! Named parameters: the [`Parameters`] visitor that every layer implements, and [`NamedTensors`],
 //! the gradients of a model under the same names. Optimisers, gradient clipping, gradient
 //! checking and weight files all walk this one visitor.
 
@@ -65,8 +65,8 @@ pub trait Parameters<T: Float> {
     }
 
     /// A copy of every parameter under its name (PyTorch's `state_dict()`).
-    fn state_dict(&self) -> Grads<T> {
-        let mut all = Grads::new();
+    fn state_dict(&self) -> NamedTensors<T> {
+        let mut all = NamedTensors::new();
         self.visit_params(&mut |n, t| all.push(n, t.clone()));
         all
     }
@@ -75,14 +75,14 @@ pub trait Parameters<T: Float> {
 /// Named tensors, in the order a model visits its parameters: the gradients of a model (or a
 /// copy of its parameters, see [`Parameters::state_dict`]).
 #[derive(Clone, Default, PartialEq)]
-pub struct Grads<T> {
+pub struct NamedTensors<T> {
     entries: Vec<(String, Tensor<T>)>,
 }
 
-impl<T: Float> Grads<T> {
+impl<T: Float> NamedTensors<T> {
     /// No entries.
     pub fn new() -> Self {
-        Grads {
+        NamedTensors {
             entries: Vec::new(),
         }
     }
@@ -94,7 +94,7 @@ impl<T: Float> Grads<T> {
 
     /// Appends every entry of `other`, its name prefixed with `prefix` (for example `"rnn."`,
     /// to name the gradients of a submodule as PyTorch does).
-    pub fn extend_prefixed(&mut self, prefix: &str, other: Grads<T>) {
+    pub fn extend_prefixed(&mut self, prefix: &str, other: NamedTensors<T>) {
         self.entries.extend(
             other
                 .entries
@@ -148,7 +148,7 @@ impl<T: Float> Grads<T> {
     }
 }
 
-impl<T> IntoIterator for Grads<T> {
+impl<T> IntoIterator for NamedTensors<T> {
     type Item = (String, Tensor<T>);
     type IntoIter = std::vec::IntoIter<(String, Tensor<T>)>;
 
@@ -157,7 +157,7 @@ impl<T> IntoIterator for Grads<T> {
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for Grads<T> {
+impl<T: fmt::Debug> fmt::Debug for NamedTensors<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
             .entries(self.entries.iter().map(|(n, t)| (n, t)))
@@ -171,9 +171,9 @@ mod tests {
 
     #[test]
     fn extend_prefixed_names_like_a_submodule() {
-        let mut inner = Grads::new();
+        let mut inner = NamedTensors::new();
         inner.push("weight", Tensor::<f64>::zeros(&[2]));
-        let mut all = Grads::new();
+        let mut all = NamedTensors::new();
         all.push("bias", Tensor::zeros(&[1]));
         all.extend_prefixed("fc.", inner);
         let names: Vec<&str> = all.iter().map(|(n, _)| n).collect();

@@ -15,8 +15,8 @@ use common::{random_lengths, runner};
 use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    Bidirectional, Cell, Grads, Gru, GruCell, GruCellConfig, GruConfig, Lstm, LstmCell,
-    LstmCellConfig, LstmConfig, Recurrent, RnnCell, RnnCellConfig, SequenceLayer, Stacked, State,
+    Bidirectional, Cell, Gru, GruCell, GruCellConfig, GruConfig, Lstm, LstmCell, LstmCellConfig,
+    LstmConfig, NamedTensors, Recurrent, RnnCell, RnnCellConfig, SequenceLayer, Stacked, State,
     Tensor,
 };
 
@@ -89,7 +89,7 @@ fn states_close(a: &State<f64>, b: &State<f64>) -> bool {
             .all(|((n, x), (m, y))| n == m && close(x, y))
 }
 
-fn grads_close(a: &Grads<f64>, b: &Grads<f64>) -> bool {
+fn grads_close(a: &NamedTensors<f64>, b: &NamedTensors<f64>) -> bool {
     a.len() == b.len()
         && a.iter()
             .zip(b.iter())
@@ -127,7 +127,7 @@ fn batch_independence<L: SequenceLayer<f64>>(
     let all_grads = layer
         .backward(&all.trace, Some(&g), Some(&g_state))
         .unwrap();
-    let mut summed: Option<Grads<f64>> = None;
+    let mut summed: Option<NamedTensors<f64>> = None;
     for b in 0..p.batch {
         let pick_state =
             |s: &State<f64>| State::new(s.parts().map(|(n, t)| (n, sample(t, b))).collect());

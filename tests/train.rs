@@ -9,8 +9,8 @@
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    binary_cross_entropy_with_logits, clip_grad_norm, AdamConfig, Grads, Linear, Lstm, LstmConfig,
-    Optimizer, Parameters, SequenceLayer, State, Tensor,
+    binary_cross_entropy_with_logits, clip_grad_norm, AdamConfig, Linear, Lstm, LstmConfig,
+    NamedTensors, Optimizer, Parameters, SequenceLayer, State, Tensor,
 };
 
 const SEQ_LEN: usize = 30;
@@ -135,7 +135,7 @@ fn a_bidirectional_lstm_learns_which_marker_comes_first() {
             .rnn
             .backward(&trace, None, Some(&d_state))
             .expect("shapes");
-        let mut grads = Grads::new();
+        let mut grads = NamedTensors::new();
         grads.extend_prefixed("rnn.", rnn.params);
         grads.extend_prefixed("head.", head.params);
         clip_grad_norm(&mut grads, 1.0).expect("a valid limit");

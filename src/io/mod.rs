@@ -19,7 +19,7 @@ use safetensors::{Dtype, SafeTensors, View};
 
 use crate::error::{Error, Result};
 use crate::float::{private::Sealed, Float};
-use crate::params::{Grads, Parameters};
+use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 use file::{read_file, write_atomically};
 
@@ -376,14 +376,14 @@ pub fn load_converting<T: Float, M: Parameters<T> + ?Sized>(
 /// # std::fs::remove_file(&path).unwrap();
 /// # Ok::<(), recurrent::Error>(())
 /// ```
-pub fn read_tensors<T: Float>(path: impl AsRef<Path>) -> Result<Grads<T>> {
+pub fn read_tensors<T: Float>(path: impl AsRef<Path>) -> Result<NamedTensors<T>> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
     let path = path.display().to_string();
     let file = parse(&bytes, &path)?;
     let mut names = file.names();
     names.sort_unstable();
-    let mut tensors = Grads::new();
+    let mut tensors = NamedTensors::new();
     for name in names {
         let view = file.tensor(name).map_err(|e| Error::Corrupt {
             path: path.clone(),

@@ -334,7 +334,7 @@ mod tests {
 
     use super::*;
     use crate::layer::{SequenceGrads, SequenceOutput};
-    use crate::params::Grads;
+    use crate::params::NamedTensors;
 
     /// A layer that passes its input through and records the threads its passes ran on.
     #[derive(Default)]
@@ -402,7 +402,7 @@ mod tests {
             Ok(SequenceGrads {
                 input: d.clone(),
                 initial_state: State::from_h(Tensor::zeros(&[1, d.shape()[1], 1])),
-                params: Grads::new(),
+                params: NamedTensors::new(),
             })
         }
         fn set_position(&mut self, _: usize, reverse: bool) {

@@ -20,7 +20,7 @@ pub use stacked::{Stacked, StackedTrace};
 use crate::error::Error;
 use crate::error::Result;
 use crate::float::Float;
-use crate::params::{Grads, Parameters};
+use crate::params::{NamedTensors, Parameters};
 use crate::state::{State, StatePart};
 use crate::tensor::Tensor;
 
@@ -44,7 +44,7 @@ pub struct SequenceGrads<T> {
     /// `dL/d(initial state)`, parts `(L·D, B, width)`.
     pub initial_state: State<T>,
     /// `dL/dθ` under the parameters' names.
-    pub params: Grads<T>,
+    pub params: NamedTensors<T>,
 }
 
 /// A layer over whole sequence batches with analytic backpropagation through time.

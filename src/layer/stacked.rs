@@ -12,7 +12,7 @@ use super::{SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::nn::{check_probability, dropout_scale};
-use crate::params::{Grads, Parameters};
+use crate::params::{NamedTensors, Parameters};
 use crate::state::{State, StatePart};
 use crate::tensor::Tensor;
 
@@ -312,7 +312,7 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
             }
         }
         initial.reverse();
-        let mut params = Grads::new();
+        let mut params = NamedTensors::new();
         for p in layer_params.into_iter().rev() {
             params.extend_prefixed("", p);
         }

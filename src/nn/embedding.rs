@@ -6,7 +6,7 @@ use rand::Rng;
 
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
-use crate::params::{Grads, Parameters};
+use crate::params::{NamedTensors, Parameters};
 use crate::tensor::{Shape, Tensor};
 
 /// A table of `num_embeddings` learned vectors of `embedding_dim` features: token id `i` maps
@@ -262,7 +262,7 @@ impl<T: Float> Embedding<T> {
     /// assert_eq!(e.to_string(), "shape mismatch in embedding d_output: expected [3, 2], got [2, 2]");
     /// # Ok::<(), recurrent::Error>(())
     /// ```
-    pub fn backward(&self, ids: &[usize], d_output: &Tensor<T>) -> Result<Grads<T>> {
+    pub fn backward(&self, ids: &[usize], d_output: &Tensor<T>) -> Result<NamedTensors<T>> {
         self.check_weight()?;
         self.check_ids(ids)?;
         let dim = self.embedding_dim();
@@ -288,7 +288,7 @@ impl<T: Float> Embedding<T> {
                 .zip(row)
                 .for_each(|(s, &g)| *s = *s + g);
         }
-        let mut grads = Grads::new();
+        let mut grads = NamedTensors::new();
         grads.push("weight", d_weight);
         Ok(grads)
     }

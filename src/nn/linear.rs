@@ -7,7 +7,7 @@ use rand::Rng;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
-use crate::params::{Grads, Parameters};
+use crate::params::{NamedTensors, Parameters};
 use crate::tensor::{Shape, Tensor};
 
 /// A fully connected layer with PyTorch's parameterisation:
@@ -56,7 +56,7 @@ pub struct LinearGrads<T> {
     /// `dL/dx`, the shape of the input.
     pub input: Tensor<T>,
     /// `dL/d(weight)` and, if the layer has one, `dL/d(bias)`, under those names.
-    pub params: Grads<T>,
+    pub params: NamedTensors<T>,
 }
 
 impl<T: Float> Linear<T> {
@@ -277,7 +277,7 @@ impl<T: Float> Linear<T> {
         // dW = dYᵀ·X
         let mut d_weight = self.weight.zeros_like();
         gemm(T::one(), dy.t(), x_mat, T::zero(), d_weight.as_mat_mut());
-        let mut params = Grads::new();
+        let mut params = NamedTensors::new();
         params.push("weight", d_weight);
         if let Some(b) = &self.bias {
             // db = Σ_rows dY

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::{check_non_negative, match_grads, Optimizer};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::params::{Grads, Parameters};
+use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 
 /// Configuration of an [`Adam`] optimiser: `AdamConfig::new(lr)` (Adam) or
@@ -176,7 +176,7 @@ struct Moments<T> {
 /// # Examples
 ///
 /// ```
-/// use recurrent::{AdamConfig, Grads, Optimizer, Parameters, Tensor};
+/// use recurrent::{AdamConfig, NamedTensors, Optimizer, Parameters, Tensor};
 ///
 /// struct Point {
 ///     x: Tensor<f64>,
@@ -195,7 +195,7 @@ struct Moments<T> {
 /// let mut model = Point { x: Tensor::zeros(&[1]) };
 /// let mut adam = AdamConfig::new(0.1).init()?;
 /// for _ in 0..300 {
-///     let mut grads = Grads::new();
+///     let mut grads = NamedTensors::new();
 ///     grads.push("x", model.x.map(|x| 2.0 * (x - 3.0)));
 ///     adam.step(&mut model, &grads)?;
 /// }
@@ -227,7 +227,7 @@ fn lerp<T: Float>(start: T, end: T, weight: T) -> T {
 }
 
 impl<T: Float> Optimizer<T> for Adam<T> {
-    fn step(&mut self, model: &mut dyn Parameters<T>, grads: &Grads<T>) -> Result<()> {
+    fn step(&mut self, model: &mut dyn Parameters<T>, grads: &NamedTensors<T>) -> Result<()> {
         let states = &mut self.states;
         let grads = match_grads(model, grads, |name| {
             states.get(name).map(|s| s.m.shape().to_vec())
@@ -420,11 +420,11 @@ mod tests {
         let mut model = Toy::<f64> {
             params: vec![("a", vec1(&[0.0]))],
         };
-        let mut g = Grads::new();
+        let mut g = NamedTensors::new();
         g.push("a", vec1(&[1.0]));
         adam.step(&mut model, &g).unwrap();
         model.params.push(("b", vec1(&[0.0])));
-        let mut g = Grads::new();
+        let mut g = NamedTensors::new();
         g.push("a", vec1(&[3.0]));
         g.push("b", vec1(&[3.0]));
         adam.step(&mut model, &g).unwrap();

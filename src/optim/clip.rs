@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::params::Grads;
+use crate::params::NamedTensors;
 
 /// Scales all gradients together so that their total L2 norm is at most `max_norm`, and
 /// returns the total norm before clipping, as PyTorch's `clip_grad_norm_`.
@@ -26,9 +26,9 @@ use crate::params::Grads;
 /// # Examples
 ///
 /// ```
-/// use recurrent::{clip_grad_norm, Grads, Tensor};
+/// use recurrent::{clip_grad_norm, NamedTensors, Tensor};
 ///
-/// let mut grads = Grads::new();
+/// let mut grads = NamedTensors::new();
 /// grads.push("weight", Tensor::from_vec(vec![3.0f64, 0.0], &[2])?);
 /// grads.push("bias", Tensor::from_vec(vec![4.0], &[1])?);
 /// let norm = clip_grad_norm(&mut grads, 1.0)?;
@@ -37,7 +37,7 @@ use crate::params::Grads;
 /// assert!((w - 0.6).abs() < 1e-6);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
-pub fn clip_grad_norm<T: Float>(grads: &mut Grads<T>, max_norm: T) -> Result<T> {
+pub fn clip_grad_norm<T: Float>(grads: &mut NamedTensors<T>, max_norm: T) -> Result<T> {
     if max_norm.is_nan() || max_norm < T::zero() {
         return Err(Error::InvalidArgument {
             name: "max_norm",
@@ -74,15 +74,15 @@ pub fn clip_grad_norm<T: Float>(grads: &mut Grads<T>, max_norm: T) -> Result<T> 
 /// # Examples
 ///
 /// ```
-/// use recurrent::{clip_grad_value, Grads, Tensor};
+/// use recurrent::{clip_grad_value, NamedTensors, Tensor};
 ///
-/// let mut grads = Grads::new();
+/// let mut grads = NamedTensors::new();
 /// grads.push("weight", Tensor::from_vec(vec![-3.0f32, 0.5, 2.0], &[3])?);
 /// clip_grad_value(&mut grads, 1.0)?;
 /// assert_eq!(grads.get("weight").unwrap().as_slice(), &[-1.0, 0.5, 1.0]);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
-pub fn clip_grad_value<T: Float>(grads: &mut Grads<T>, clip_value: T) -> Result<()> {
+pub fn clip_grad_value<T: Float>(grads: &mut NamedTensors<T>, clip_value: T) -> Result<()> {
     if clip_value.is_nan() || clip_value < T::zero() {
         return Err(Error::InvalidArgument {
             name: "clip_value",
@@ -107,14 +107,14 @@ mod tests {
     use super::*;
     use crate::test_util::assert_close;
 
-    fn grads<T: Float>(a: &[f64], b: &[f64]) -> Grads<T> {
-        let mut g = Grads::new();
+    fn grads<T: Float>(a: &[f64], b: &[f64]) -> NamedTensors<T> {
+        let mut g = NamedTensors::new();
         g.push("a", vec1(a));
         g.push("b", vec1(b));
         g
     }
 
-    fn values<T: Float>(g: &Grads<T>) -> Vec<f64> {
+    fn values<T: Float>(g: &NamedTensors<T>) -> Vec<f64> {
         g.iter()
             .flat_map(|(_, t)| t.as_slice().iter().map(|v| v.as_f64()))
             .collect()
@@ -146,7 +146,7 @@ mod tests {
         let mut g = grads::<f64>(&[1.0], &[-1.0]);
         clip_grad_norm(&mut g, 0.0).unwrap();
         assert_eq!(values(&g), [0.0, 0.0]);
-        let mut empty = Grads::<f64>::new();
+        let mut empty = NamedTensors::<f64>::new();
         assert_eq!(clip_grad_norm(&mut empty, 1.0).unwrap(), 0.0);
     }
 

@@ -14,7 +14,7 @@ pub use sgd::{Sgd, SgdConfig};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::params::{Grads, Parameters};
+use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 
 /// An optimiser: updates a model's parameters from their gradients, keeping whatever state it
@@ -55,7 +55,7 @@ pub trait Optimizer<T: Float> {
     /// - [`Error::InvalidArgument`] if two gradients have the same name, or if a parameter
     ///   has another shape than the optimiser's state for that name (the optimiser was used
     ///   with another model).
-    fn step(&mut self, model: &mut dyn Parameters<T>, grads: &Grads<T>) -> Result<()>;
+    fn step(&mut self, model: &mut dyn Parameters<T>, grads: &NamedTensors<T>) -> Result<()>;
 
     /// The learning rate.
     fn lr(&self) -> f64;
@@ -88,7 +88,7 @@ pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<()> {
 /// Returns the gradients by name.
 pub(crate) fn match_grads<'g, T: Float>(
     model: &dyn Parameters<T>,
-    grads: &'g Grads<T>,
+    grads: &'g NamedTensors<T>,
     state_shape: impl Fn(&str) -> Option<Vec<usize>>,
 ) -> Result<HashMap<&'g str, &'g Tensor<T>>> {
     let mut by_name = HashMap::with_capacity(grads.len());
@@ -146,7 +146,7 @@ pub(crate) mod testing {
     //! A tiny model for the optimisers' tests: named rank-1 parameters.
 
     use crate::float::Float;
-    use crate::params::{Grads, Parameters};
+    use crate::params::{NamedTensors, Parameters};
     use crate::tensor::Tensor;
 
     /// Named parameters, visited in order.
@@ -198,15 +198,15 @@ pub(crate) mod testing {
     }
 
     /// Gradients `{"w": values}`.
-    pub(crate) fn grad_w<T: Float>(values: &[f64]) -> Grads<T> {
-        let mut g = Grads::new();
+    pub(crate) fn grad_w<T: Float>(values: &[f64]) -> NamedTensors<T> {
+        let mut g = NamedTensors::new();
         g.push("w", vec1(values));
         g
     }
 
     /// The quadratic `L(w) = ½ Σ cᵢ (wᵢ − tᵢ)²` with `c = [1, 10]`, `t = [3, −2]`, and its
     /// gradient `cᵢ (wᵢ − tᵢ)`: an ill-conditioned bowl for the convergence tests.
-    pub(crate) fn quadratic_grad<T: Float>(model: &Toy<T>) -> Grads<T> {
+    pub(crate) fn quadratic_grad<T: Float>(model: &Toy<T>) -> NamedTensors<T> {
         const C: [f64; 2] = [1.0, 10.0];
         const TARGET: [f64; 2] = [3.0, -2.0];
         let w = model.w();
@@ -230,8 +230,8 @@ mod tests {
         }
     }
 
-    fn grads(entries: &[(&str, &[f64])]) -> Grads<f64> {
-        let mut g = Grads::new();
+    fn grads(entries: &[(&str, &[f64])]) -> NamedTensors<f64> {
+        let mut g = NamedTensors::new();
         for (n, v) in entries {
             g.push(*n, vec1(v));
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::{check_non_negative, match_grads, Optimizer};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::params::{Grads, Parameters};
+use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 
 /// Configuration of an [`Sgd`] optimiser: `SgdConfig::new(lr)`, then `with_*` options, then
@@ -144,7 +144,7 @@ impl SgdConfig {
 /// # Examples
 ///
 /// ```
-/// use recurrent::{Grads, Optimizer, Parameters, SgdConfig, Tensor};
+/// use recurrent::{NamedTensors, Optimizer, Parameters, SgdConfig, Tensor};
 ///
 /// struct Line {
 ///     w: Tensor<f64>,
@@ -160,7 +160,7 @@ impl SgdConfig {
 /// }
 ///
 /// let mut model = Line { w: Tensor::from_vec(vec![1.0, -2.0], &[2])? };
-/// let mut grads = Grads::new();
+/// let mut grads = NamedTensors::new();
 /// grads.push("w", Tensor::from_vec(vec![0.5, 1.0], &[2])?);
 /// let mut sgd = SgdConfig::new(0.1).init()?;
 /// sgd.step(&mut model, &grads)?;
@@ -182,7 +182,7 @@ impl<T> Sgd<T> {
 }
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
-    fn step(&mut self, model: &mut dyn Parameters<T>, grads: &Grads<T>) -> Result<()> {
+    fn step(&mut self, model: &mut dyn Parameters<T>, grads: &NamedTensors<T>) -> Result<()> {
         let buffers = &mut self.buffers;
         let grads = match_grads(model, grads, |name| {
             buffers.get(name).map(|b| b.shape().to_vec())

@@ -12,7 +12,7 @@ use crate::float::Float;
 use crate::layer::ops::sequence_dims;
 use crate::layer::pool::Recycler;
 use crate::linalg::{MatMut, MatRef};
-use crate::params::Grads;
+use crate::params::NamedTensors;
 use crate::state::{pack_state, state_width, unpack_state, State};
 use crate::tensor::{checked_size, Tensor};
 
@@ -196,7 +196,7 @@ impl<C> Recurrent<C> {
         for buffer in [d_p, d_hp] {
             self.pool.recycle(buffer);
         }
-        let mut params = Grads::new();
+        let mut params = NamedTensors::new();
         param_grads.visit(|name, t| params.push(format!("{name}{}", self.name_suffix), t.clone()));
         Ok(SequenceGrads {
             input,
