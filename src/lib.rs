@@ -164,7 +164,7 @@ pub use layer::{
 pub use linalg::{gemm, MatMut, MatRef};
 pub use nn::{
     binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Dropout, DropoutMask,
-    Embedding, Linear, LinearGrads, Loss,
+    Embedding, Linear, LinearGrads, Loss, Sequence,
 };
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use params::{NamedTensors, Parameters};

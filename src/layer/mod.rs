@@ -9,6 +9,7 @@ mod pool;
 mod recurrent;
 mod stacked;
 
+pub(crate) use ops::check_lengths;
 pub(crate) use recurrent::single_step;
 
 pub use bidirectional::{Bidirectional, BidirectionalTrace};

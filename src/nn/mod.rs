@@ -39,9 +39,11 @@ mod dropout;
 mod embedding;
 mod linear;
 mod loss;
+mod sequence;
 
 pub(crate) use dropout::{check_probability, dropout_scale};
 pub use dropout::{Dropout, DropoutMask};
 pub use embedding::Embedding;
 pub use linear::{Linear, LinearGrads};
 pub use loss::{binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Loss};
+pub use sequence::Sequence;
