@@ -167,6 +167,16 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
+    /// An error in one layer of a [`Chain`](crate::Chain) or model, with the layer named: for
+    /// a shape error, the layer that could not read what the layer before it wrote.
+    InLayer {
+        /// The layer: its name or position in the chain, and its type.
+        layer: String,
+        /// The layer before it, whose output it read (`None` for the first layer).
+        previous: Option<String>,
+        /// What went wrong.
+        source: Box<Error>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -240,6 +250,12 @@ impl fmt::Display for Error {
                 f,
                 "stale trace: {reason}; run forward again with the current layer"
             ),
+            Error::InLayer { layer, previous: Some(previous), source } => {
+                write!(f, "in layer {layer}, reading the output of layer {previous}: {source}")
+            }
+            Error::InLayer { layer, previous: None, source } => {
+                write!(f, "in layer {layer}: {source}")
+            }
         }
     }
 }
@@ -325,6 +341,28 @@ pub(crate) fn check_shape(op: &'static str, expected: Shape, actual: Shape) -> R
             actual,
         })
     }
+}
+
+/// A type's name without its module paths: `LstmCell<f64>` for
+/// `recurrent::cell::lstm::LstmCell<f64>`.
+pub(crate) fn without_paths(type_name: &str) -> String {
+    let mut out = String::with_capacity(type_name.len());
+    let mut segment = String::new();
+    let mut chars = type_name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            segment.clear(); // a path segment: drop it
+        } else if c.is_alphanumeric() || c == '_' {
+            segment.push(c);
+        } else {
+            out.push_str(&segment);
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&segment);
+    out
 }
 
 #[cfg(test)]

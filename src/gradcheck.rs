@@ -7,6 +7,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use crate::cell::Cell;
 use crate::error::{check_shape, Error, Result};
 use crate::layer::SequenceLayer;
+use crate::nn::{Layer, Mode};
 use crate::state::State;
 use crate::tensor::Tensor;
 
@@ -388,6 +389,105 @@ impl Gradcheck {
             };
             (eval(eps), eval(-eps))
         });
+        Ok(report)
+    }
+
+    /// Checks every parameter gradient of a whole model — a [`Layer`] such as a [`Chain`]
+    /// of embedding, recurrent network, adapter and head — under a loss: `loss(output)` returns
+    /// the loss's value and its gradient with respect to the output (for example from
+    /// [`cross_entropy_with_logits`](crate::cross_entropy_with_logits)). The model runs in
+    /// `mode` for every evaluation, so dropout draws the same masks each time.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model's passes or the loss return for these inputs;
+    /// [`Error::InvalidArgument`] if two forward passes of the same input differ.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{
+    ///     mse_loss, EmbeddingConfig, Gradcheck, GruConfig, Layer, LinearConfig, MeanPool, Mode,
+    ///     Tensor, TokenBatch,
+    /// };
+    ///
+    /// let model = EmbeddingConfig::new(10, 3).init_seeded::<f64>(0)?
+    ///     .then(GruConfig::new(3, 4).init_seeded(1)?)
+    ///     .then(MeanPool)
+    ///     .then(LinearConfig::new(4, 2).init_seeded(2)?);
+    /// let tokens = TokenBatch::new(vec![1, 2, 3, 0, 5, 0], 3, 2, Some(vec![3, 2]))?;
+    /// let target = Tensor::zeros(&[2, 2]);
+    /// let report = Gradcheck::new().check_model(&model, &tokens, Mode::Eval, |y| {
+    ///     mse_loss(y, &target).map(|l| (l.value, l.grad))
+    /// })?;
+    /// assert!(report.worst_error < 1e-7, "{report}");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    ///
+    /// [`Chain`]: crate::Chain
+    pub fn check_model<M>(
+        &self,
+        model: &M,
+        input: &M::Input,
+        mode: Mode,
+        loss: impl Fn(&M::Output) -> Result<(f64, M::OutputGrad)>,
+    ) -> Result<GradcheckReport>
+    where
+        M: Layer<f64> + Clone,
+        M::Output: PartialEq,
+    {
+        let (output, trace) = model.forward(input, mode)?;
+        if model.forward(input, mode)?.0 != output {
+            return Err(Error::InvalidArgument {
+                name: "model",
+                reason: "two forward passes of the same input differ, so finite differences \
+                         mean nothing (randomness drawn afresh at each call?)"
+                    .into(),
+            });
+        }
+        let (base, d_output) = loss(&output)?;
+        let grads = model.backward(&trace, &d_output)?;
+        let value = |m: &M| -> f64 {
+            let (y, _) = m
+                .forward(input, mode)
+                .expect("the forward pass succeeded once");
+            loss(&y).expect("the loss succeeded once").0
+        };
+        let mut report = GradcheckReport::new();
+        let mut probe = model.clone();
+        for (k, name) in model.param_names().iter().enumerate() {
+            let analytic = grads.params.require(name)?;
+            let nudge_param = |m: &mut M, i: usize, delta: Option<f64>, original: f64| -> f64 {
+                let mut seen = 0;
+                let mut before = 0.0;
+                m.visit_params_mut(&mut |_, t| {
+                    if seen == k {
+                        before = match delta {
+                            Some(d) => nudge(t, i, d),
+                            None => std::mem::replace(&mut t.as_mut_slice()[i], original),
+                        };
+                    }
+                    seen += 1;
+                });
+                before
+            };
+            let eps = self.epsilon;
+            report.compare(
+                name,
+                analytic.shape(),
+                analytic.as_slice(),
+                (base, eps),
+                |i| {
+                    let mut eval = |delta: f64| {
+                        let original = nudge_param(&mut probe, i, Some(delta), 0.0);
+                        let l = value(&probe);
+                        nudge_param(&mut probe, i, None, original);
+                        l
+                    };
+                    (eval(eps), eval(-eps))
+                },
+            );
+        }
         Ok(report)
     }
 

@@ -163,8 +163,10 @@ pub use layer::{
 };
 pub use linalg::{gemm, MatMut, MatRef};
 pub use nn::{
-    binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Dropout, DropoutMask,
-    Embedding, Linear, LinearGrads, Loss, Sequence,
+    binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Chain, ChainTrace,
+    Dropout, DropoutMask, Embedding, LastHidden, LastStep, Layer, LayerGrads, Linear, LinearGrads,
+    Loss, MaxPool, MeanPool, Mode, Named, PoolTrace, Sequence, SequenceTrace, TimeDistributed,
+    TimeDistributedTrace,
 };
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use params::{NamedTensors, Parameters};

@@ -180,6 +180,10 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         self.forward.state_parts()
     }
 
+    fn directions(&self) -> usize {
+        2
+    }
+
     fn state_slots(&self) -> usize {
         2 * self.forward.state_slots()
     }

@@ -68,6 +68,12 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// Slots in the state (`L·D`; 1 for one [`Recurrent`]).
     fn state_slots(&self) -> usize;
 
+    /// How many directions the output's features hold, as equal blocks `[forward; reverse]`:
+    /// 2 for a [`Bidirectional`] layer (and a stack ending in one), otherwise 1 (the default).
+    fn directions(&self) -> usize {
+        1
+    }
+
     /// Whether inputs and outputs are `(B, T, F)` instead of `(T, B, F)`.
     fn batch_first(&self) -> bool;
 

@@ -255,6 +255,10 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
         self.layers[0].state_parts()
     }
 
+    fn directions(&self) -> usize {
+        self.layers[self.layers.len() - 1].directions()
+    }
+
     fn state_slots(&self) -> usize {
         self.layers.iter().map(|l| l.state_slots()).sum()
     }

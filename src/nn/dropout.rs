@@ -2,10 +2,12 @@
 
 use core::fmt;
 
-use rand::Rng;
+use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
+use crate::nn::{Layer, LayerGrads, Mode};
+use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 
 /// Inverted dropout: during training each element is zeroed with probability `p` and the kept
@@ -180,6 +182,49 @@ impl<T: Float> DropoutMask<T> {
             .for_each(|(v, &m)| *v = *v * m);
         y
     }
+}
+
+/// `Dropout` as a [`Layer`]: in training mode the mask is drawn from the mode's seed alone
+/// (a `StdRng` seeded with it, one `f64` per element as [`Dropout::forward`] draws); in
+/// evaluation mode the input passes through and nothing is drawn.
+impl<T: Float> Layer<T> for Dropout {
+    type Input = Tensor<T>;
+    type Output = Tensor<T>;
+    type InputGrad = Tensor<T>;
+    type OutputGrad = Tensor<T>;
+    /// The mask of a training pass; `None` in evaluation.
+    type Trace = Option<DropoutMask<T>>;
+
+    fn forward(&self, input: &Tensor<T>, mode: Mode) -> Result<(Tensor<T>, Self::Trace)> {
+        match mode {
+            Mode::Train { seed } if self.p > 0.0 => {
+                let (y, mask) = Dropout::forward(self, input, &mut StdRng::seed_from_u64(seed));
+                Ok((y, Some(mask)))
+            }
+            _ => Ok((input.clone(), None)),
+        }
+    }
+
+    fn backward(
+        &self,
+        mask: &Self::Trace,
+        d_output: &Tensor<T>,
+    ) -> Result<LayerGrads<T, Tensor<T>>> {
+        let input = match mask {
+            Some(mask) => Dropout::backward(self, mask, d_output)?,
+            None => d_output.clone(),
+        };
+        Ok(LayerGrads {
+            input,
+            params: NamedTensors::new(),
+        })
+    }
+}
+
+impl<T: Float> Parameters<T> for Dropout {
+    fn visit_params(&self, _: &mut dyn FnMut(&str, &Tensor<T>)) {}
+
+    fn visit_params_mut(&mut self, _: &mut dyn FnMut(&str, &mut Tensor<T>)) {}
 }
 
 impl fmt::Display for Dropout {

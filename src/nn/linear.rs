@@ -7,6 +7,7 @@ use rand::Rng;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
+use crate::nn::{Layer, LayerGrads, Mode};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::{Shape, Tensor};
 
@@ -353,6 +354,35 @@ impl<T: Float> Parameters<T> for Linear<T> {
         if let Some(b) = &mut self.bias {
             f("bias", b);
         }
+    }
+}
+
+/// `Linear` as a [`Layer`]: the forward pass keeps its input for the backward pass.
+impl<T: Float> Layer<T> for Linear<T> {
+    type Input = Tensor<T>;
+    type Output = Tensor<T>;
+    type InputGrad = Tensor<T>;
+    type OutputGrad = Tensor<T>;
+    type Trace = Tensor<T>;
+
+    fn forward(&self, input: &Tensor<T>, _mode: Mode) -> Result<(Tensor<T>, Tensor<T>)> {
+        Ok((Linear::forward(self, input)?, input.clone()))
+    }
+
+    fn backward(
+        &self,
+        input: &Tensor<T>,
+        d_output: &Tensor<T>,
+    ) -> Result<LayerGrads<T, Tensor<T>>> {
+        let g = Linear::backward(self, input, d_output)?;
+        Ok(LayerGrads {
+            input: g.input,
+            params: g.params,
+        })
+    }
+
+    fn infer(&self, input: &Tensor<T>) -> Result<Tensor<T>> {
+        Linear::forward(self, input)
     }
 }
 

@@ -35,15 +35,28 @@
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 
+mod chain;
 mod dropout;
 mod embedding;
+mod layer;
 mod linear;
 mod loss;
+mod mode;
+mod model;
+mod pooling;
+mod recurrent_layer;
 mod sequence;
+mod time_distributed;
 
+pub use chain::{Chain, ChainTrace, Named};
 pub(crate) use dropout::{check_probability, dropout_scale};
 pub use dropout::{Dropout, DropoutMask};
 pub use embedding::Embedding;
+pub use layer::{Layer, LayerGrads};
 pub use linear::{Linear, LinearGrads};
 pub use loss::{binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Loss};
+pub use mode::Mode;
+pub use pooling::{LastHidden, LastStep, MaxPool, MeanPool, PoolTrace};
+pub use recurrent_layer::SequenceTrace;
 pub use sequence::Sequence;
+pub use time_distributed::{TimeDistributed, TimeDistributedTrace};

@@ -248,6 +248,10 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Network<C> {
         on_layers!(&self.layers, s => s.state_parts())
     }
 
+    fn directions(&self) -> usize {
+        on_layers!(&self.layers, s => SequenceLayer::<T>::directions(s))
+    }
+
     fn state_slots(&self) -> usize {
         on_layers!(&self.layers, s => s.state_slots())
     }

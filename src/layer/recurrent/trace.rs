@@ -7,7 +7,7 @@ use super::super::parallel::SplitTrace;
 use super::super::pool::Recycler;
 use super::rows::{Packing, SeqLayout};
 use crate::cell::Cell;
-use crate::error::{Error, Result};
+use crate::error::{without_paths, Error, Result};
 use crate::float::Float;
 use crate::state::state_width;
 
@@ -70,28 +70,6 @@ impl Stamp {
         }
         Ok(())
     }
-}
-
-/// A type's name without its module paths: `LstmCell<f64>` for
-/// `recurrent::cell::lstm::LstmCell<f64>`.
-fn without_paths(type_name: &str) -> String {
-    let mut out = String::with_capacity(type_name.len());
-    let mut segment = String::new();
-    let mut chars = type_name.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ':' && chars.peek() == Some(&':') {
-            chars.next();
-            segment.clear(); // a path segment: drop it
-        } else if c.is_alphanumeric() || c == '_' {
-            segment.push(c);
-        } else {
-            out.push_str(&segment);
-            segment.clear();
-            out.push(c);
-        }
-    }
-    out.push_str(&segment);
-    out
 }
 
 /// The trace of a call on one thread, in packed rows.

@@ -1,0 +1,170 @@
+//! [`TimeDistributed`]: a layer over rows applied at every step of a sequence.
+
+use core::fmt;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::nn::{Layer, LayerGrads, Mode, Sequence};
+use crate::params::Parameters;
+use crate::tensor::Tensor;
+
+/// A layer over rows (`(N, F) → (N, F')`, such as [`Linear`](crate::Linear) or
+/// [`Dropout`](crate::Dropout)) applied at every step of a [`Sequence`]: Keras's
+/// `TimeDistributed`, or PyTorch's habit of applying `nn.Linear` to a `(T, B, F)` tensor.
+///
+/// Its output keeps the input's lengths, and is zero past each sample's length; gradients
+/// there are dropped, so padding never reaches the inner layer's parameters. Parameters keep
+/// the inner layer's names.
+///
+/// # Examples
+///
+/// A per-step classifier head over an LSTM's output:
+///
+/// ```
+/// use recurrent::{Layer, LinearConfig, Mode, Sequence, Tensor, TimeDistributed};
+///
+/// let head = TimeDistributed::new(LinearConfig::new(8, 5).init_seeded::<f64>(0)?);
+/// let seq = Sequence::new(Tensor::full(&[4, 2, 8], 1.0), Some(vec![4, 2]))?;
+/// let (logits, trace) = head.forward(&seq, Mode::Eval)?;
+/// assert_eq!(logits.data().shape(), &[4, 2, 5]);
+/// assert_eq!(logits.lengths(), Some(&[4, 2][..]));
+/// assert_eq!(logits.data().at(&[3, 1, 0]), 0.0); // past the second sample's length
+/// let grads = head.backward(&trace, &Tensor::full(&[4, 2, 5], 1.0))?;
+/// assert_eq!(grads.input.shape(), &[4, 2, 8]);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct TimeDistributed<L> {
+    layer: L,
+}
+
+/// What a [`TimeDistributed`] layer's forward pass keeps: the inner layer's trace and the
+/// lengths of the input.
+#[derive(Debug, Clone)]
+pub struct TimeDistributedTrace<Tr> {
+    inner: Tr,
+    steps: usize,
+    batch: usize,
+    lengths: Option<Vec<usize>>,
+}
+
+impl<L> TimeDistributed<L> {
+    /// `layer` applied at every step.
+    pub fn new(layer: L) -> Self {
+        TimeDistributed { layer }
+    }
+
+    /// The inner layer.
+    pub fn inner(&self) -> &L {
+        &self.layer
+    }
+}
+
+/// The width of the inner layer's `(rows, F)` result, which must keep one row per step.
+fn row_width<T: Float>(x: &Tensor<T>, rows: usize) -> Result<usize> {
+    match x.shape() {
+        &[n, f] if n == rows => Ok(f),
+        _ => Err(Error::ShapeMismatch {
+            op: "time-distributed layer output",
+            expected: [rows, x.shape().last().copied().unwrap_or(0)].into(),
+            actual: x.raw_shape(),
+        }),
+    }
+}
+
+/// Zeroes the rows of a time-major `(T·B, F)` buffer past each sample's length.
+fn zero_padding<T: Float>(x: &mut Tensor<T>, batch: usize, lengths: Option<&[usize]>) {
+    let Some(lengths) = lengths else {
+        return;
+    };
+    let f_n = x.len() / x.shape()[0].max(1);
+    for (row, values) in x.as_mut_slice().chunks_mut(f_n.max(1)).enumerate() {
+        let (t, b) = (row / batch, row % batch);
+        if t >= lengths[b] {
+            values.iter_mut().for_each(|v| *v = T::zero());
+        }
+    }
+}
+
+impl<T: Float, L> Layer<T> for TimeDistributed<L>
+where
+    L: Layer<
+        T,
+        Input = Tensor<T>,
+        Output = Tensor<T>,
+        InputGrad = Tensor<T>,
+        OutputGrad = Tensor<T>,
+    >,
+{
+    type Input = Sequence<T>;
+    type Output = Sequence<T>;
+    type InputGrad = Tensor<T>;
+    type OutputGrad = Tensor<T>;
+    type Trace = TimeDistributedTrace<L::Trace>;
+
+    fn forward(&self, input: &Sequence<T>, mode: Mode) -> Result<(Sequence<T>, Self::Trace)> {
+        let (t_n, b_n, f_n) = (input.steps(), input.batch_size(), input.features());
+        let rows = input.data().clone().reshape(&[t_n * b_n, f_n])?;
+        let (mut out, inner) = self.layer.forward(&rows, mode)?;
+        let f_out = row_width(&out, t_n * b_n)?;
+        zero_padding(&mut out, b_n, input.lengths());
+        let output = input.with_data(out.reshape(&[t_n, b_n, f_out])?)?;
+        let trace = TimeDistributedTrace {
+            inner,
+            steps: t_n,
+            batch: b_n,
+            lengths: input.lengths().map(<[usize]>::to_vec),
+        };
+        Ok((output, trace))
+    }
+
+    fn backward(
+        &self,
+        trace: &Self::Trace,
+        d_output: &Tensor<T>,
+    ) -> Result<LayerGrads<T, Tensor<T>>> {
+        let (t_n, b_n) = (trace.steps, trace.batch);
+        let f_out = d_output.shape().last().copied().unwrap_or(0);
+        let mut d_rows = d_output.clone().reshape(&[t_n * b_n, f_out])?;
+        zero_padding(&mut d_rows, b_n, trace.lengths.as_deref());
+        let grads = self.layer.backward(&trace.inner, &d_rows)?;
+        let mut d_input = grads.input;
+        let f_in = row_width(&d_input, t_n * b_n)?;
+        zero_padding(&mut d_input, b_n, trace.lengths.as_deref());
+        Ok(LayerGrads {
+            input: d_input.reshape(&[t_n, b_n, f_in])?,
+            params: grads.params,
+        })
+    }
+
+    fn infer(&self, input: &Sequence<T>) -> Result<Sequence<T>> {
+        let (t_n, b_n, f_n) = (input.steps(), input.batch_size(), input.features());
+        let rows = input.data().clone().reshape(&[t_n * b_n, f_n])?;
+        let mut out = self.layer.infer(&rows)?;
+        let f_out = row_width(&out, t_n * b_n)?;
+        zero_padding(&mut out, b_n, input.lengths());
+        input.with_data(out.reshape(&[t_n, b_n, f_out])?)
+    }
+}
+
+impl<T: Float, L: Parameters<T>> Parameters<T> for TimeDistributed<L> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        self.layer.visit_params(f);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        self.layer.visit_params_mut(f);
+    }
+}
+
+impl<L: fmt::Display> fmt::Display for TimeDistributed<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TimeDistributed({})", self.layer)
+    }
+}
+
+impl<L: fmt::Debug> fmt::Debug for TimeDistributed<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TimeDistributed").field(&self.layer).finish()
+    }
+}
