@@ -81,8 +81,17 @@
 //!
 //! [`Linear`], [`Embedding`] and [`Dropout`]; the losses [`mse_loss`],
 //! [`binary_cross_entropy_with_logits`] and [`cross_entropy_with_logits`], each returning its
-//! value and gradient; the optimisers [`Sgd`] and [`Adam`] (AdamW with
+//! value and gradient, and [`CrossEntropyLoss`] with PyTorch's class weights, ignored class,
+//! label smoothing and [`Reduction`], over rows of logits or a [`Sequence`] with its lengths;
+//! the optimisers [`Sgd`] and [`Adam`] (AdamW with
 //! [`AdamConfig::adamw`]) behind [`Optimizer`]; [`clip_grad_norm`] and [`clip_grad_value`].
+//!
+//! # Data
+//!
+//! [`TokenBatch`] is a time-major batch of token ids with its lengths, [`pad_collate`] makes
+//! one from sequences of different lengths, and [`BatchSampler`] draws the batches of each
+//! epoch, shuffled from a seed and optionally grouped by length. [`Parameters::summary`]
+//! tabulates a model's parameters.
 //!
 //! # Weights
 //!
@@ -141,6 +150,8 @@ mod layer;
 mod nn;
 mod optim;
 
+mod data;
+
 mod io;
 
 mod gradcheck;
@@ -152,6 +163,7 @@ pub use cell::{
     kernels, BackwardStep, Cell, CellParams, GruCell, GruCellConfig, LstmCell, LstmCellConfig,
     Nonlinearity, RnnCell, RnnCellConfig, StepGrads, StepTrace,
 };
+pub use data::{pad_collate, BatchSampler, BatchSamplerConfig, TokenBatch};
 pub use error::{Error, IoSource, Result};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
@@ -164,12 +176,12 @@ pub use layer::{
 pub use linalg::{gemm, MatMut, MatRef};
 pub use nn::{
     binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Chain, ChainTrace,
-    Dropout, DropoutMask, Embedding, LastHidden, LastStep, Layer, LayerGrads, Linear, LinearGrads,
-    Loss, MaxPool, MeanPool, Mode, Named, PoolTrace, Sequence, SequenceTrace, TimeDistributed,
-    TimeDistributedTrace,
+    CrossEntropyLoss, Dropout, DropoutMask, Embedding, LastHidden, LastStep, Layer, LayerGrads,
+    Linear, LinearGrads, Loss, MaxPool, MeanPool, Mode, Named, PerPosition, PoolTrace, Reduction,
+    Sequence, SequenceTrace, TimeDistributed, TimeDistributedTrace,
 };
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-pub use params::{NamedTensors, Parameters};
+pub use params::{NamedTensors, Parameters, Summary, SummaryEntry};
 pub use state::{State, StatePart};
 pub use tensor::{Shape, Tensor};
 pub use threads::{num_threads, set_num_threads};

@@ -1,6 +1,7 @@
 //! Named parameters: the [`Parameters`] visitor that every layer implements, and [`NamedTensors`],
-//! the gradients of a model under the same names. Optimisers, gradient clipping, gradient
-//! checking and weight files all walk this one visitor.
+//! the gradients of a model under the same names, and [`Summary`], the table of a model's
+//! parameters. Optimisers, gradient clipping, gradient checking and weight files all walk this
+//! one visitor.
 
 use core::fmt;
 
@@ -69,6 +70,145 @@ pub trait Parameters<T: Float> {
         let mut all = NamedTensors::new();
         self.visit_params(&mut |n, t| all.push(n, t.clone()));
         all
+    }
+
+    /// Each parameter's name, shape and number of values, and their total: a [`Summary`],
+    /// which displays as a table.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{GruCellConfig, Parameters, Recurrent};
+    ///
+    /// let gru = Recurrent::new(GruCellConfig::new(4, 8).init::<f32, _>(&mut StdRng::seed_from_u64(0)));
+    /// let summary = gru.summary();
+    /// assert_eq!(summary.total(), gru.param_count());
+    /// assert_eq!(summary.entries()[1].shape(), &[24, 8]);
+    /// println!("{summary}");
+    /// ```
+    fn summary(&self) -> Summary {
+        let mut entries = Vec::new();
+        self.visit_params(&mut |name, t| {
+            entries.push(SummaryEntry {
+                name: name.to_string(),
+                shape: t.shape().to_vec(),
+                count: t.len(),
+            });
+        });
+        let total = entries.iter().map(|e| e.count).sum();
+        Summary { entries, total }
+    }
+}
+
+/// The parameters of a model, from [`Parameters::summary`]: each one's name, shape and number
+/// of values, in `state_dict` order, and their total.
+///
+/// It displays as an aligned table, counts grouped by thousands:
+///
+/// ```text
+/// name         | shape   | parameters
+/// -------------+---------+-----------
+/// weight_ih_l0 | [24, 4] |         96
+/// weight_hh_l0 | [24, 8] |        192
+/// bias_ih_l0   | [24]    |         24
+/// bias_hh_l0   | [24]    |         24
+/// -------------+---------+-----------
+/// total        |         |        336
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    entries: Vec<SummaryEntry>,
+    total: usize,
+}
+
+/// One parameter of a [`Summary`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryEntry {
+    name: String,
+    shape: Vec<usize>,
+    count: usize,
+}
+
+impl Summary {
+    /// The parameters, in `state_dict` order.
+    pub fn entries(&self) -> &[SummaryEntry] {
+        &self.entries
+    }
+
+    /// The total number of values of all parameters.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
+
+impl SummaryEntry {
+    /// The parameter's name, for example `"weight_ih_l0"`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Its number of values.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// `n` with its digits grouped by thousands: `1,234,567`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() * 4 / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows: Vec<(&str, String, String)> = self
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), format!("{:?}", e.shape), grouped(e.count)))
+            .collect();
+        let total = grouped(self.total);
+        let width = |header: &str, column: &dyn Fn(&(&str, String, String)) -> usize| {
+            rows.iter()
+                .map(column)
+                .fold(header.chars().count(), usize::max)
+        };
+        let w_name = width("total", &|r| r.0.chars().count());
+        let w_shape = width("shape", &|r| r.1.chars().count());
+        let w_count = width("parameters", &|r| r.2.chars().count()).max(total.len());
+        let rule = format!(
+            "{}-+-{}-+-{}",
+            "-".repeat(w_name),
+            "-".repeat(w_shape),
+            "-".repeat(w_count)
+        );
+        writeln!(
+            f,
+            "{:<w_name$} | {:<w_shape$} | {:>w_count$}",
+            "name", "shape", "parameters"
+        )?;
+        writeln!(f, "{rule}")?;
+        for (name, shape, count) in &rows {
+            writeln!(f, "{name:<w_name$} | {shape:<w_shape$} | {count:>w_count$}")?;
+        }
+        writeln!(f, "{rule}")?;
+        write!(
+            f,
+            "{:<w_name$} | {:<w_shape$} | {total:>w_count$}",
+            "total", ""
+        )
     }
 }
 
@@ -168,6 +308,20 @@ impl<T: fmt::Debug> fmt::Debug for NamedTensors<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (123_456, "123,456"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(grouped(n), text);
+        }
+        assert_eq!(grouped(1_234_567), "1,234,567");
+    }
 
     #[test]
     fn extend_prefixed_names_like_a_submodule() {

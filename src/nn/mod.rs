@@ -1,6 +1,6 @@
 //! The layers around a recurrent network and the losses that train it: [`Linear`],
 //! [`Embedding`], [`Dropout`], and [`mse_loss`], [`binary_cross_entropy_with_logits`],
-//! [`cross_entropy_with_logits`].
+//! [`cross_entropy_with_logits`], [`CrossEntropyLoss`].
 //!
 //! Each layer works like the sequence layers: `forward` takes `&self` and returns a value,
 //! `backward` takes what forward read (the input, the ids, the dropout mask) and `dL/d(output)`
@@ -54,7 +54,10 @@ pub use dropout::{Dropout, DropoutMask};
 pub use embedding::Embedding;
 pub use layer::{Layer, LayerGrads};
 pub use linear::{Linear, LinearGrads};
-pub use loss::{binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Loss};
+pub use loss::{
+    binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, CrossEntropyLoss, Loss,
+    PerPosition, Reduction,
+};
 pub use mode::Mode;
 pub use pooling::{LastHidden, LastStep, MaxPool, MeanPool, PoolTrace};
 pub use recurrent_layer::SequenceTrace;

@@ -1,15 +1,21 @@
-//! Loss functions with PyTorch's default `reduction='mean'`, each returning its value and its
-//! gradient with respect to the prediction together.
+//! Loss functions, each returning its value and its gradient with respect to the prediction
+//! together: [`mse_loss`] and [`binary_cross_entropy_with_logits`] with PyTorch's default
+//! `reduction='mean'`, and the configurable [`CrossEntropyLoss`] (`cross_entropy.rs`).
+
+mod cross_entropy;
+
+pub use cross_entropy::{CrossEntropyLoss, PerPosition, Reduction};
 
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::Tensor;
 
 /// The value of a loss and its gradient `dL/d(prediction)`, the shape of the prediction: the
 /// `d_output` to hand to the backward pass of the layer that made the prediction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loss<T> {
-    /// The loss, averaged over its elements (or samples) as PyTorch's `reduction='mean'`.
+    /// The loss: averaged over its elements (or samples) as PyTorch's `reduction='mean'`, or
+    /// summed with [`Reduction::Sum`].
     pub value: T,
     /// `dL/d(prediction)`.
     pub grad: Tensor<T>,
@@ -144,23 +150,24 @@ pub fn binary_cross_entropy_with_logits<T: Float>(
 }
 
 /// Cross-entropy of class logits against class indices, PyTorch's
-/// `F.cross_entropy(logits, targets)` for logits `(N, C)`: the negative log-likelihood of
-/// the log-softmax, computed stably by subtracting each row's maximum:
+/// `F.cross_entropy(logits, targets)` for logits `(N, C)` with its defaults (the mean, no
+/// weights, nothing ignored, no smoothing): the negative log-likelihood of the log-softmax,
+/// computed stably by subtracting each row's maximum:
 ///
 /// ```text
 /// ℓ_i = log Σ_c e^(x_ic) − x_i,t_i
 /// L = Σ ℓ_i / N,   dL/dx_ic = (softmax(x_i)_c − [c = t_i]) / N
 /// ```
 ///
-/// For sequence outputs `(T, B, C)`, reshape to `(T·B, C)` first (PyTorch's own `(N, C, d)`
-/// layout for extra axes puts the classes second, which is why a rank-3 input is refused
-/// rather than guessed). An empty batch gives a NaN value, as in PyTorch.
+/// It is `CrossEntropyLoss::new().forward(logits, targets)`; [`CrossEntropyLoss`] adds class
+/// weights, an ignored class, label smoothing, other reductions, and sequences `(T, B, C)`
+/// with their lengths. An empty batch gives a NaN value, as in PyTorch.
 ///
 /// # Errors
 ///
 /// [`Error::RankMismatch`] unless `logits` is `(N, C)`; [`Error::ShapeMismatch`] unless there
-/// are `N` targets, naming both counts; [`Error::IndexOutOfRange`], naming the target, unless
-/// every target is below `C`.
+/// are `N` targets, naming both counts; [`Error::InvalidArgument`], naming the target, its
+/// position and `C`, unless every target is below `C`.
 ///
 /// # Examples
 ///
@@ -174,55 +181,17 @@ pub fn binary_cross_entropy_with_logits<T: Float>(
 /// assert_eq!(loss.grad.shape(), &[2, 3]);
 ///
 /// let e = cross_entropy_with_logits(&logits, &[2, 3]).unwrap_err();
-/// assert_eq!(e.to_string(), "index out of range in cross_entropy_with_logits target: 3 is not in 0..3");
+/// assert_eq!(
+///     e.to_string(),
+///     "invalid cross-entropy target: 3 at position 1 is not a class in 0..3"
+/// );
 /// # Ok::<(), recurrent::Error>(())
 /// ```
 pub fn cross_entropy_with_logits<T: Float>(
     logits: &Tensor<T>,
     targets: &[usize],
 ) -> Result<Loss<T>> {
-    let &[rows, classes] = logits.shape() else {
-        return Err(Error::RankMismatch {
-            op: "cross_entropy_with_logits logits",
-            expected: 2,
-            layout: "(N, C)",
-            actual: logits.raw_shape(),
-        });
-    };
-    check_shape(
-        "cross_entropy_with_logits targets",
-        Shape::from([rows]),
-        Shape::from([targets.len()]),
-    )?;
-    if let Some(&index) = targets.iter().find(|&&t| t >= classes) {
-        return Err(Error::IndexOutOfRange {
-            op: "cross_entropy_with_logits target",
-            index,
-            bound: classes,
-        });
-    }
-    let n = T::from_f64(rows as f64);
-    let mut grad = logits.zeros_like();
-    let mut sum = T::zero();
-    let rows_in = logits.as_slice().chunks_exact(classes.max(1));
-    let rows_out = grad.as_mut_slice().chunks_exact_mut(classes.max(1));
-    for ((x, g), &t) in rows_in.zip(rows_out).zip(targets) {
-        let max = x.iter().copied().fold(T::neg_infinity(), T::max);
-        let mut total = T::zero();
-        for (gc, &xc) in g.iter_mut().zip(x) {
-            *gc = (xc - max).exp();
-            total = total + *gc;
-        }
-        // log Σ e^x = max + log Σ e^(x − max)
-        sum = sum + max + total.ln() - x[t];
-        // dℓ/dx_c = softmax_c − [c = t]
-        g.iter_mut().for_each(|gc| *gc = *gc / total / n);
-        g[t] = g[t] - T::one() / n;
-    }
-    Ok(Loss {
-        value: sum / n,
-        grad,
-    })
+    CrossEntropyLoss::new().forward(logits, targets)
 }
 
 #[cfg(test)]
@@ -330,21 +299,18 @@ mod tests {
         let e = cross_entropy_with_logits(&t(&[0.0; 6], &[6]), &[0]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "rank mismatch in cross_entropy_with_logits logits: expected a rank-2 tensor (N, C), \
+            "rank mismatch in cross-entropy logits: expected a rank-2 tensor (N, C), \
              got shape [6]"
         );
         let e = cross_entropy_with_logits(&t(&[0.0; 6], &[2, 3]), &[0, 1, 2]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "shape mismatch in cross_entropy_with_logits targets: expected [2], got [3]"
+            "shape mismatch in cross-entropy targets: expected [2], got [3]"
         );
+        let e = cross_entropy_with_logits(&t(&[0.0; 6], &[3, 2]), &[0, 1, 7]).unwrap_err();
         assert_eq!(
-            cross_entropy_with_logits(&t(&[0.0; 6], &[3, 2]), &[0, 1, 7]).unwrap_err(),
-            Error::IndexOutOfRange {
-                op: "cross_entropy_with_logits target",
-                index: 7,
-                bound: 2
-            }
+            e.to_string(),
+            "invalid cross-entropy target: 7 at position 2 is not a class in 0..2"
         );
     }
 }
