@@ -147,10 +147,11 @@ mod cell;
 mod params;
 
 mod layer;
-mod nn;
-mod optim;
 
 mod data;
+
+mod nn;
+mod optim;
 
 mod io;
 

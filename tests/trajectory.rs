@@ -154,13 +154,16 @@ impl CaseLoss for Tensor<f64> {
 
 impl CaseLoss for Sequence<f64> {
     fn loss(&self, case: &Case, targets: &Value) -> Result<Loss<f64>, Error> {
-        let mut loss = CrossEntropyLoss::new();
-        if let Some(ignore) = case.model("loss")["ignore_index"].as_i64() {
-            loss = loss.with_ignore_index(ignore);
-        }
-        // targets past each length hold ignore_index; the lengths mask them anyway
-        let classes: Vec<i64> = targets["data"].as_array().expect("data").iter().map(|v| v.as_i64().expect("class")).collect();
-        loss.forward_sequence(self, &classes)
+        // PyTorch's ignore_index may be negative (−100 by default), which a class id of this
+        // crate cannot be: such targets become usize::MAX, ignored as the same class
+        let ignore = case.model("loss")["ignore_index"].as_i64().unwrap_or(-100);
+        let class = |v: &Value| match v.as_i64().expect("a class id") {
+            c if c == ignore && c < 0 => usize::MAX,
+            c => c as usize,
+        };
+        let classes: Vec<usize> = targets["data"].as_array().expect("data").iter().map(class).collect();
+        let ignore = if ignore < 0 { usize::MAX } else { ignore as usize };
+        CrossEntropyLoss::new().with_ignore_index(ignore).forward_sequence(self, &classes)
     }
 }
 

@@ -6,6 +6,8 @@ use rand::Rng;
 
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
+use crate::data::TokenBatch;
+use crate::nn::{Layer, LayerGrads, Mode, Sequence};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::{Shape, Tensor};
 
@@ -341,6 +343,49 @@ impl<T: Float> Parameters<T> for Embedding<T> {
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
         f("weight", &mut self.weight);
+    }
+}
+
+/// `Embedding` as a [`Layer`]: a [`TokenBatch`] `(T, B)` becomes a [`Sequence`] `(T, B, E)`
+/// with the batch's lengths; the gradient of a step past its sequence's length is dropped, as
+/// those steps are never read.
+impl<T: Float> Layer<T> for Embedding<T> {
+    type Input = TokenBatch;
+    type Output = Sequence<T>;
+    type InputGrad = ();
+    type OutputGrad = Tensor<T>;
+    type Trace = TokenBatch;
+
+    fn forward(&self, tokens: &TokenBatch, _mode: Mode) -> Result<(Sequence<T>, TokenBatch)> {
+        Ok((self.infer(tokens)?, tokens.clone()))
+    }
+
+    fn backward(&self, tokens: &TokenBatch, d_output: &Tensor<T>) -> Result<LayerGrads<T, ()>> {
+        let (t_n, b_n, dim) = (tokens.steps(), tokens.batch_size(), self.embedding_dim());
+        check_shape(
+            "embedding output gradient",
+            [t_n, b_n, dim].into(),
+            d_output.raw_shape(),
+        )?;
+        let params = match tokens.lengths() {
+            None => Embedding::backward(self, tokens.ids(), d_output)?,
+            Some(lengths) => {
+                let mut d = d_output.clone();
+                for (row, values) in d.as_mut_slice().chunks_mut(dim.max(1)).enumerate() {
+                    if row / b_n >= lengths[row % b_n] {
+                        values.iter_mut().for_each(|v| *v = T::zero());
+                    }
+                }
+                Embedding::backward(self, tokens.ids(), &d)?
+            }
+        };
+        Ok(LayerGrads { input: (), params })
+    }
+
+    fn infer(&self, tokens: &TokenBatch) -> Result<Sequence<T>> {
+        let dims = [tokens.steps(), tokens.batch_size()];
+        let data = Embedding::forward(self, tokens.ids(), &dims)?;
+        Sequence::new(data, tokens.lengths().map(<[usize]>::to_vec))
     }
 }
 
