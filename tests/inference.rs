@@ -354,3 +354,20 @@ fn streaming_errors_name_what_is_wrong() {
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
     assert!(e.to_string().contains("bidirectional"), "{e}");
 }
+
+/// A sequence long enough that `infer` projects its input in several chunks of steps (about
+/// 2²¹ values each: 128 steps here) gives `forward`'s results bit for bit.
+#[test]
+fn long_sequences_projected_in_chunks_are_forward_bit_for_bit() {
+    let rng = &mut StdRng::seed_from_u64(8);
+    let (seq_len, batch) = (130, 64);
+    let lstm = Recurrent::new(LstmCellConfig::new(8, 64).init::<f32, _>(rng));
+    let x = Tensor::randn(&[seq_len, batch, 8], rng);
+    let lengths: Vec<usize> = (0..batch).map(|b| seq_len - 2 * b).collect();
+    for lengths in [None, Some(&lengths[..])] {
+        let fast = lstm.infer(&x, None, lengths).unwrap();
+        let full = lstm.forward(&x, None, lengths).unwrap();
+        assert_eq!(fast.output, full.output);
+        assert_eq!(fast.state, full.state);
+    }
+}

@@ -1,37 +1,36 @@
-//! The time loops of [`Recurrent`]: forward through every step, then backpropagation through
-//! time. Each call is validated once into a [`Plan`]; the loops run on validated buffers.
+//! Validation of a call of [`Recurrent`] into a [`Plan`], and backpropagation through time
+//! (the forward time loop is in `forward`). The loops run on validated buffers.
 
-use super::super::{SequenceGrads, SequenceOutput};
-use super::products::{accumulate_param_grads, input_grad, project_input};
-use super::rows::{pack_rows, unpack_rows, Packing, SeqLayout};
+use super::super::SequenceGrads;
+use super::products::{accumulate_param_grads, input_grad};
+use super::rows::{unpack_rows, Packing, SeqLayout};
 use super::trace::{RowsTrace, Stamp};
 use super::Recurrent;
 use crate::cell::{BackwardStep, Cell, CellParams};
 use crate::error::{check_shape, Result};
 use crate::float::Float;
 use crate::layer::ops::sequence_dims;
-use crate::layer::pool::Recycler;
 use crate::linalg::{MatMut, MatRef};
 use crate::params::NamedTensors;
 use crate::state::{pack_state, state_width, unpack_state, State};
-use crate::tensor::{checked_size, try_filled_vec, Tensor};
+use crate::tensor::{checked_size, Tensor};
 
 /// A validated call: its layout, the packed order of its samples, and the cell's widths.
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) layout: SeqLayout,
     pub(crate) packing: Packing,
-    input_size: usize,
+    pub(super) input_size: usize,
     /// Values per packed state row (all parts side by side).
-    width: usize,
+    pub(super) width: usize,
     /// Width of `h`, the output.
-    h_out: usize,
-    gate_width: usize,
-    saved_width: usize,
+    pub(super) h_out: usize,
+    pub(super) gate_width: usize,
+    pub(super) saved_width: usize,
     /// Packed rows of the whole call, `T·B`.
-    rows: usize,
+    pub(super) rows: usize,
     /// Values in the states of every step, `(T + 1)·B·S`.
-    states_len: usize,
+    pub(super) states_len: usize,
 }
 
 impl<C> Recurrent<C> {
@@ -81,167 +80,6 @@ impl<C> Recurrent<C> {
             rows,
             states_len,
         })
-    }
-
-    /// The forward pass of a validated call on one thread.
-    pub(crate) fn forward_planned<T: Float>(
-        &self,
-        plan: Plan,
-        input: &Tensor<T>,
-        initial: Option<&State<T>>,
-    ) -> Result<SequenceOutput<T, RowsTrace<T>>>
-    where
-        C: Cell<T>,
-    {
-        let (batch, width, rows) = (plan.layout.batch, plan.width, plan.rows);
-        let x = pack_rows(
-            &self.pool,
-            input.as_slice(),
-            plan.layout,
-            plan.input_size,
-            &plan.packing,
-        )?;
-        let p = self.project(&plan, &x)?;
-        let mut states = self.pool.zeroed(plan.states_len)?;
-        self.pack_initial(&plan, initial, &mut states);
-        // every row of saved that is read is written first
-        let mut saved = self.pool.scratch(rows * plan.saved_width)?;
-        let keep = Keep::All {
-            states: &mut states,
-            saved: &mut saved,
-        };
-        run_steps(&self.cell, &plan, &p, keep);
-        self.pool.recycle(p);
-
-        let step_len = batch * width;
-        let output = unpack_rows(
-            &states[step_len..],
-            |t, j| (t * batch + j) * width,
-            plan.layout,
-            plan.h_out,
-            &plan.packing,
-        );
-        let last = &states[plan.layout.seq_len * step_len..];
-        let state = unpack_state(
-            last,
-            self.cell.state_parts(),
-            &[1, batch],
-            batch,
-            plan.packing.order(),
-        );
-        let trace = RowsTrace {
-            stamp: Stamp::of(&self.cell),
-            layout: plan.layout,
-            packing: plan.packing,
-            x,
-            states,
-            saved,
-            recycler: Recycler::new(&self.pool),
-        };
-        Ok(SequenceOutput {
-            output,
-            state,
-            trace,
-        })
-    }
-
-    /// The forward pass of a validated call on one thread without a trace: the time loop keeps
-    /// only the current state and one step's saved values, and writes `h` of every step
-    /// straight into the output rows. The same steps as
-    /// [`forward_planned`](Self::forward_planned) on the same values, so the same results.
-    pub(crate) fn infer_planned<T: Float>(
-        &self,
-        plan: Plan,
-        input: &Tensor<T>,
-        initial: Option<&State<T>>,
-    ) -> Result<SequenceOutput<T, ()>>
-    where
-        C: Cell<T>,
-    {
-        let (layout, batch, width) = (plan.layout, plan.layout.batch, plan.width);
-        let identity = plan.packing.is_identity(layout);
-        let p = if identity {
-            // the input is in packed order already: no copy
-            self.project(&plan, input.as_slice())?
-        } else {
-            let x = pack_rows(
-                &self.pool,
-                input.as_slice(),
-                layout,
-                plan.input_size,
-                &plan.packing,
-            )?;
-            let p = self.project(&plan, &x)?;
-            self.pool.recycle(x);
-            p
-        };
-        let step_len = batch * width;
-        let mut states = self.pool.zeroed(2 * step_len)?;
-        self.pack_initial(&plan, initial, &mut states);
-        let mut saved = self.pool.scratch(batch * plan.saved_width)?;
-        let h_len = plan.rows * plan.h_out;
-        // the rows of h that are read are written first; time-major without lengths, they
-        // are the output tensor itself
-        let mut h_rows = if identity {
-            try_filled_vec("recurrent output", h_len, T::zero())?
-        } else {
-            self.pool.scratch(h_len)?
-        };
-        let keep = Keep::Current {
-            states: &mut states,
-            saved: &mut saved,
-            output: &mut h_rows,
-        };
-        run_steps(&self.cell, &plan, &p, keep);
-        let output = if identity {
-            Tensor::from_vec(h_rows, layout.shape(plan.h_out).dims()).expect("T·B rows of h")
-        } else {
-            let h_out = plan.h_out;
-            let row = |t: usize, j: usize| (t * batch + j) * h_out;
-            let output = unpack_rows(&h_rows, row, layout, h_out, &plan.packing);
-            self.pool.recycle(h_rows);
-            output
-        };
-        let last = &states[(layout.seq_len % 2) * step_len..][..step_len];
-        let state = unpack_state(
-            last,
-            self.cell.state_parts(),
-            &[1, batch],
-            batch,
-            plan.packing.order(),
-        );
-        for buffer in [p, states, saved] {
-            self.pool.recycle(buffer);
-        }
-        Ok(SequenceOutput {
-            output,
-            state,
-            trace: (),
-        })
-    }
-
-    /// The input projection of every step, `p = x·W_ihᵀ + b_ih`, for `x` in packed rows.
-    fn project<T: Float>(&self, plan: &Plan, x: &[T]) -> Result<Vec<T>>
-    where
-        C: Cell<T>,
-    {
-        // every row of p is written
-        let mut p = self.pool.scratch(plan.rows * plan.gate_width)?;
-        let x = MatRef::new(x, plan.rows, plan.input_size);
-        project_input(self.cell.params(), x, &mut p);
-        Ok(p)
-    }
-
-    /// Packs `initial` (if any) into the first step of `states`, which is zero.
-    fn pack_initial<T: Float>(&self, plan: &Plan, initial: Option<&State<T>>, states: &mut [T])
-    where
-        C: Cell<T>,
-    {
-        if let Some(initial) = initial {
-            let (batch, parts) = (plan.layout.batch, self.cell.state_parts());
-            let first = &mut states[..batch * plan.width];
-            pack_state(initial, parts, batch, first, plan.packing.order());
-        }
     }
 
     /// Backpropagation through time for a trace of one thread, whose stamp is checked against
@@ -324,84 +162,6 @@ impl<C> Recurrent<C> {
         let input = unpack_rows(&d_x, row, layout, input_size, &trace.packing);
         self.pool.recycle(d_x);
         Ok(input)
-    }
-}
-
-/// What the forward time loop keeps.
-enum Keep<'a, T> {
-    /// Every state, `(T + 1, B, S)`, and every step's saved values, `(T, B, saved_width)`:
-    /// what backward needs.
-    All {
-        states: &'a mut [T],
-        saved: &'a mut [T],
-    },
-    /// Two states `(2, B, S)` used in turn (step `t` reads slot `t mod 2`) and one step's
-    /// saved values `(B, saved_width)`; `h` of every step goes to `output`, `(T, B, h_out)`.
-    Current {
-        states: &'a mut [T],
-        saved: &'a mut [T],
-        output: &'a mut [T],
-    },
-}
-
-/// The buffers of one step: the previous state, the next one, the saved values, and where
-/// `h` goes if it is kept apart from the states.
-type StepBuffers<'b, T> = (&'b [T], &'b mut [T], &'b mut [T], Option<&'b mut [T]>);
-
-impl<T> Keep<'_, T> {
-    /// The buffers of step `t` of a call of `batch` samples.
-    fn step(&mut self, t: usize, batch: usize, plan: &Plan) -> StepBuffers<'_, T> {
-        let (step_len, saved_len) = (batch * plan.width, batch * plan.saved_width);
-        match self {
-            Keep::All { states, saved } => {
-                let (done, rest) = states.split_at_mut((t + 1) * step_len);
-                let saved = &mut saved[t * saved_len..][..saved_len];
-                (&done[t * step_len..], &mut rest[..step_len], saved, None)
-            }
-            Keep::Current {
-                states,
-                saved,
-                output,
-            } => {
-                let (a, b) = states.split_at_mut(step_len);
-                let (prev, next) = if t % 2 == 0 { (a, b) } else { (b, a) };
-                let h_len = batch * plan.h_out;
-                let output = &mut output[t * h_len..][..h_len];
-                (prev, next, &mut saved[..saved_len], Some(output))
-            }
-        }
-    }
-}
-
-/// The forward time loop: `states[t + 1] = step(p[t], states[t])` for the samples running at
-/// step `t`; finished samples keep their state. What it keeps is `keep`'s choice; the steps
-/// are the same either way.
-fn run_steps<T: Float, C: Cell<T>>(cell: &C, plan: &Plan, p: &[T], mut keep: Keep<'_, T>) {
-    let (batch, width, h_out) = (plan.layout.batch, plan.width, plan.h_out);
-    let gw = plan.gate_width;
-    for (t, &bt) in plan.packing.batch_sizes.iter().enumerate() {
-        let (prev, next, saved, output) = keep.step(t, batch, plan);
-        if bt > 0 {
-            cell.step(
-                bt,
-                &p[t * batch * gw..][..bt * gw],
-                &prev[..bt * width],
-                &mut next[..bt * width],
-                &mut saved[..bt * plan.saved_width],
-            );
-        }
-        // finished samples (all of them past every sequence's end) keep their state
-        next[bt * width..].copy_from_slice(&prev[bt * width..]);
-        if let Some(output) = output {
-            // only the running samples' h is read
-            for (h, row) in output
-                .chunks_exact_mut(h_out)
-                .zip(next.chunks_exact(width))
-                .take(bt)
-            {
-                h.copy_from_slice(&row[..h_out]);
-            }
-        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! `Recurrent<C>`: one cell run over a batch of sequences, forward and backward through time.
 //!
-//! This file holds the type, its builder and its entry points; `bptt` the time loops,
+//! This file holds the type, its builder and its entry points; `bptt` the validation of a call
+//! and backpropagation through time, `forward` the forward time loop (with a trace or without),
 //! `products` the GEMMs over all steps, `rows` the packing of sequences into rows, `trace` what
 //! forward keeps for backward, `stream` step-by-step inference and `single_step` one cell step
 //! outside a sequence.
 
 mod bptt;
+mod forward;
 mod products;
 pub(crate) mod rows;
 pub(crate) mod single_step;
