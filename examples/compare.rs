@@ -14,17 +14,23 @@
 //!
 //! Workloads (f32, time-major): small T50 B16 I64 H128, medium T100 B32 I256 H256, large
 //! T100 B64 I512 H512, stream T100 B1 I128 H256, bi2 = medium as a 2-layer bidirectional
-//! network. Modes: `infer` (forward) and `train` (forward and backward of `sum(output)` to the
-//! input and every weight). FLOPs: `2·G·H·(I + H)` per step, sample, layer and direction
-//! (G = 4 LSTM, 3 GRU, 1 RNN), train = 3× forward.
+//! network. Modes: `infer` (a forward pass that keeps no trace: `SequenceLayer::infer`, and
+//! PyTorch's forward under `torch.inference_mode()`), `forward` (a forward pass keeping what
+//! backward needs: `SequenceLayer::forward`, and PyTorch's forward recording its graph) and
+//! `train` (forward and backward of `sum(output)` to the input and every weight). FLOPs:
+//! `2·G·H·(I + H)` per step, sample, layer and direction (G = 4 LSTM, 3 GRU, 1 RNN), train = 3×
+//! forward.
 //!
 //! The sgemm peak of a workload is the GFLOP/s of `matrixmultiply`'s sgemm alone on the same
 //! products a forward pass does (the input projection of every layer and direction, then one
 //! recurrent product per step, weights in the faster `(K, N)` layout), on one thread, timed
-//! the same way; "% peak" is this crate's GFLOP/s against it, for train as for infer (the
+//! the same way; "% peak" is this crate's GFLOP/s against it, in every mode (the
 //! backward products are not timed separately). For the stream workload (batch 1) the
 //! per-step products are single rows, which go through the crate's own matrix-vector loop,
 //! so its "peak" is that loop's rate, not sgemm's (sgemm manages 2 to 5 GFLOP/s there).
+//!
+//! `--memory` prints instead the peak memory of `infer`, `forward` and a training step on the
+//! medium and large LSTM workloads, each measured in a process of its own.
 //!
 //! `--quick` runs tiny workloads instead (T5 B2 I8 H8 as one layer, batch 1 and two
 //! bidirectional layers), each timed once over a few calls, and PyTorch only when `--python`
@@ -66,10 +72,15 @@ struct Args {
     /// Where to write the table as JSON.
     #[arg(long, default_value = "target/compare.json")]
     json: String,
-    /// Instead of the table: the peak memory of one training step of the large LSTM workload
-    /// against what its backward pass needs (Linux only).
+    /// Instead of the table: the peak memory of infer, forward and a training step on the
+    /// medium and large LSTM workloads, and of the training step against what its backward
+    /// pass needs (Linux only).
     #[arg(long)]
     memory: bool,
+    /// One measurement of --memory, `workload:mode`, in this process (--memory runs each in a
+    /// process of its own, so that memory freed by one does not hide another's).
+    #[arg(long, hide = true)]
+    memory_case: Option<String>,
     /// Tiny workloads, each timed once, to check in a few seconds that everything runs and
     /// that every timing is finite and positive; exits with an error otherwise.
     #[arg(long, conflicts_with = "memory")]
@@ -109,43 +120,94 @@ fn current_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Two training steps of the large LSTM workload: peak memory above the process holding the
-/// input, against what a step cannot do without: the trace's activations (input rows, `h` and
-/// `c` of every step, the gates and `tanh c` of every step), the output and its gradient, the
-/// input gradient, the parameters and their gradients.
-fn memory() -> Result<(), Box<dyn std::error::Error>> {
-    let (t, b, i, h) = (100, 64, 512, 512);
+/// The LSTM workloads of `--memory`: `(name, T, B, I, H)`.
+const MEMORY_WORKLOADS: &[(&str, usize, usize, usize, usize)] =
+    &[("medium", 100, 32, 256, 256), ("large", 100, 64, 512, 512)];
+
+/// The modes of the table and of `--memory`.
+const MODES: &[&str] = &["infer", "forward", "train"];
+
+/// `--memory`: each workload and mode measured by [`memory_case`] in a process of its own.
+fn memory(threads: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let mb = |v: u64| v as f64 / (1 << 20) as f64;
+    for &(name, t, b, i, h) in MEMORY_WORKLOADS {
+        let mut peaks = Vec::new();
+        for &mode in MODES {
+            let out = Command::new(&exe)
+                .arg("--threads")
+                .arg(threads.to_string())
+                .arg("--memory-case")
+                .arg(format!("{name}:{mode}"))
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let peak: u64 = text.trim().parse().map_err(|_| {
+                format!(
+                    "no measurement for {name} {mode}: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?;
+            let mut line = format!("{mode} {:.1} MiB", mb(peak));
+            if mode == "train" {
+                let needed = train_needs(t, b, i, h);
+                let ratio = peak as f64 / needed as f64;
+                line += &format!(" (needs {:.1} MiB: {ratio:.2}x)", mb(needed));
+            }
+            peaks.push(line);
+        }
+        println!(
+            "{name} LSTM (T{t} B{b} I{i} H{h}, f32), peak above the resting process: {}",
+            peaks.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// What a training step of an LSTM cannot do without, in bytes: the trace's activations
+/// (input rows, `h` and `c` of every step, the gates and `tanh c` of every step), the output
+/// and its gradient, the input gradient, the parameters and their gradients.
+fn train_needs(t: usize, b: usize, i: usize, h: usize) -> u64 {
+    let f = std::mem::size_of::<f32>() as u64;
+    let params = (4 * h * (i + h) + 8 * h) as u64;
+    f * ((t * b * i) as u64 // the input rows kept by the trace
+        + ((t + 1) * b * 2 * h) as u64    // h and c at every step
+        + (t * b * 5 * h) as u64          // the gates and tanh(c) of every step
+        + 2 * (t * b * h) as u64          // the output and its gradient
+        + (t * b * i) as u64              // the input gradient
+        + 2 * params) // parameters and their gradients
+}
+
+/// One measurement of `--memory`, `workload:mode`: two calls (the second runs on the buffers
+/// the first left in the layer's pool); prints the peak memory in bytes above the process
+/// holding the input.
+fn memory_case(case: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let (name, mode) = case.split_once(':').ok_or("expected workload:mode")?;
+    let &(_, t, b, i, h) = MEMORY_WORKLOADS
+        .iter()
+        .find(|w| w.0 == name)
+        .ok_or_else(|| format!("no memory workload {name}"))?;
     let rng = &mut StdRng::seed_from_u64(2);
     let x = Tensor::<f32>::randn(&[t, b, i], rng);
     // the input is the caller's; everything from the model on counts
     let resting = current_rss().ok_or("no /proc/self/status: peak memory is measured on Linux")?;
     std::fs::write("/proc/self/clear_refs", "5")?;
     let lstm: Lstm<f32> = Lstm::new(LstmConfig::new(i, h), rng)?;
-    let step = || -> Result<(), recurrent::Error> {
-        let out = lstm.forward(&x, None, None)?;
-        let d_output = Tensor::full(out.output.shape(), 1.0);
-        lstm.backward(&out.trace, Some(&d_output), None)?;
+    let call = || -> Result<(), recurrent::Error> {
+        match mode {
+            "infer" => drop(lstm.infer(&x, None, None)?),
+            "forward" => drop(lstm.forward(&x, None, None)?),
+            _ => {
+                let out = lstm.forward(&x, None, None)?;
+                let d_output = Tensor::full(out.output.shape(), 1.0);
+                lstm.backward(&out.trace, Some(&d_output), None)?;
+            }
+        }
         Ok(())
     };
-    step()?;
-    step()?; // the second step runs on the buffers the first left in the layer's pool
+    call()?;
+    call()?;
     let peak = peak_rss().ok_or("no VmHWM")? - resting;
-    let f = std::mem::size_of::<f32>() as u64;
-    let params = (4 * h * (i + h) + 8 * h) as u64;
-    let needed = f
-        * ((t * b * i) as u64 // the input rows kept by the trace
-        + ((t + 1) * b * 2 * h) as u64    // h and c at every step
-        + (t * b * 5 * h) as u64          // the gates and tanh(c) of every step
-        + 2 * (t * b * h) as u64          // the output and its gradient
-        + (t * b * i) as u64              // the input gradient
-        + 2 * params); // parameters and their gradients
-    let mb = |v: u64| v as f64 / (1 << 20) as f64;
-    println!(
-        "large LSTM train step (T{t} B{b} I{i} H{h}, f32): peak {:.1} MiB above the resting process, needed {:.1} MiB: {:.2}x",
-        mb(peak),
-        mb(needed),
-        peak as f64 / needed as f64
-    );
+    println!("{peak}");
     Ok(())
 }
 
@@ -233,6 +295,9 @@ fn sgemm_ms(
 fn ours_ms<N: SequenceLayer<f32>>(net: &N, x: &Tensor<f32>, mode: &str, min_seconds: f64) -> f64 {
     match mode {
         "infer" => median_ms(min_seconds, || {
+            net.infer(x, None, None).expect("valid input");
+        }),
+        "forward" => median_ms(min_seconds, || {
             net.forward(x, None, None).expect("valid input");
         }),
         _ => median_ms(min_seconds, || {
@@ -302,7 +367,7 @@ fn cpu_name() -> String {
 
 fn print_header() {
     println!(
-        "{:<8} {:<9} {:<6} {:>10} {:>9} {:>10} {:>9} {:>8} {:>11} {:>7}",
+        "{:<8} {:<9} {:<7} {:>10} {:>9} {:>10} {:>9} {:>8} {:>11} {:>7}",
         "workload",
         "cell",
         "mode",
@@ -351,8 +416,11 @@ fn time_cell(
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     recurrent::set_num_threads(args.threads);
+    if let Some(case) = &args.memory_case {
+        return memory_case(case);
+    }
     if args.memory {
-        return memory();
+        return memory(args.threads);
     }
     let torch = pytorch(&args);
     let torch_ms = |w: &str, c: &str, m: &str| -> Option<f64> {
@@ -386,9 +454,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let peak_ms = sgemm_ms(min_seconds, (t, b, i, h, layers, bi), g);
             timings.push((format!("{name} {cell} sgemm"), peak_ms));
             let peak = fwd / 1e6 / peak_ms;
-            for mode in ["infer", "train"] {
+            for &mode in MODES {
                 let ms = time_cell(cell, (i, h, layers, bi), &x, mode, min_seconds, rng)?;
-                let flops = if mode == "infer" { fwd } else { 3.0 * fwd };
+                let flops = if mode == "train" { 3.0 * fwd } else { fwd };
                 let gflops = flops / 1e6 / ms;
                 let theirs = torch_ms(name, cell, mode);
                 timings.push((format!("{name} {cell} {mode} ours"), ms));
@@ -398,7 +466,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let fmt =
                     |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
                 println!(
-                    "{name:<8} {cell:<9} {mode:<6} {ms:>10.3} {gflops:>9.1} {:>10} {:>9} {:>8} {peak:>11.1} {:>6.0}%",
+                    "{name:<8} {cell:<9} {mode:<7} {ms:>10.3} {gflops:>9.1} {:>10} {:>9} {:>8} {peak:>11.1} {:>6.0}%",
                     fmt(theirs, 3),
                     fmt(theirs.map(|m| flops / 1e6 / m), 1),
                     fmt(theirs.map(|m| m / ms), 2),

@@ -5,8 +5,9 @@ workloads with torch.nn.LSTM / GRU / RNN on the CPU and prints one JSON object.
 Usage: bench_pytorch.py --threads N [--min-seconds S] [--quick] [--only NAME ...]
 
 Each workload is run in float32, time-major, with `torch.set_num_threads(N)`. "infer" is a
-forward pass under `torch.inference_mode()`; "train" is a forward pass and the backward pass of
-`output.sum()` to the input and every weight. Times are the median of repeated calls after a
+forward pass under `torch.inference_mode()`; "forward" is a forward pass recording the graph for
+backward (an input that requires its gradient); "train" is a forward pass and the backward pass
+of `output.sum()` to the input and every weight. Times are the median of repeated calls after a
 warm-up, in milliseconds. Needs only PyTorch (install it into a virtual environment:
 `python3 -m venv .venv && .venv/bin/pip install torch`). `--quick` runs the tiny workloads of
 `compare --quick` instead.
@@ -33,7 +34,7 @@ QUICK_WORKLOADS = [
     ("tiny_bi2", 5, 2, 8, 8, 2, True),
 ]
 CELLS = ["lstm", "gru", "rnn_tanh"]
-MODES = ["infer", "train"]
+MODES = ["infer", "forward", "train"]
 
 
 def median_ms(fn, min_seconds):
@@ -78,13 +79,16 @@ def main():
                 with torch.inference_mode():
                     net(x)
 
+            def forward():
+                net(x_grad)
+
             def train():
                 net.zero_grad(set_to_none=True)
                 x_grad.grad = None
                 out, _ = net(x_grad)
                 out.sum().backward()
 
-            for mode, fn in (("infer", infer), ("train", train)):
+            for mode, fn in (("infer", infer), ("forward", forward), ("train", train)):
                 ms = median_ms(fn, args.min_seconds)
                 results.append({"workload": name, "cell": cell, "mode": mode, "ms": ms})
                 print(f"{name} {cell} {mode}: {ms:.3f} ms", file=sys.stderr)

@@ -170,9 +170,9 @@ pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
 pub use io::{from_bytes, load, load_converting, read_tensors, save, to_bytes};
 pub use layer::{
-    Bidirectional, BidirectionalTrace, Gru, GruConfig, Lstm, LstmConfig, Network, NetworkTrace,
-    Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads, SequenceLayer, SequenceOutput,
-    Stacked, StackedTrace, Stream,
+    Bidirectional, BidirectionalTrace, Gru, GruConfig, Lstm, LstmConfig, Network, NetworkStream,
+    NetworkTrace, Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads, SequenceLayer,
+    SequenceOutput, Stacked, StackedTrace, Stream,
 };
 pub use linalg::{gemm, MatMut, MatRef};
 pub use nn::{

@@ -48,10 +48,10 @@ fn compare_quick_prints_every_cell_and_mode_and_checks_its_timings() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .filter(|w| w.first().is_some_and(|n| workloads.contains(n)))
         .collect();
-    assert_eq!(rows.len(), 3 * 3 * 2, "{stdout}");
+    assert_eq!(rows.len(), 3 * 3 * 3, "{stdout}");
     for workload in workloads {
         for cell in ["lstm", "gru", "rnn_tanh"] {
-            for mode in ["infer", "train"] {
+            for mode in ["infer", "forward", "train"] {
                 let row = rows
                     .iter()
                     .find(|w| w[..3] == [workload, cell, mode])
@@ -62,9 +62,9 @@ fn compare_quick_prints_every_cell_and_mode_and_checks_its_timings() {
             }
         }
     }
-    // 3 × 3 sgemm timings and 18 of this crate's
+    // 3 × 3 sgemm timings and 27 of this crate's
     assert!(
-        stdout.contains("quick check: 27 timings, all finite and positive"),
+        stdout.contains("quick check: 36 timings, all finite and positive"),
         "{stdout}"
     );
     assert!(
@@ -76,7 +76,7 @@ fn compare_quick_prints_every_cell_and_mode_and_checks_its_timings() {
             .expect("valid JSON");
     let _ = std::fs::remove_file(&json);
     let rows = report["rows"].as_array().expect("rows");
-    assert_eq!(rows.len(), 18, "{report}");
+    assert_eq!(rows.len(), 27, "{report}");
     assert!(
         rows.iter()
             .all(|r| r["ours_ms"].as_f64().is_some_and(|ms| ms > 0.0) && r["torch_ms"].is_null()),

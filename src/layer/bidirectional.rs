@@ -165,6 +165,61 @@ impl<L> Bidirectional<L> {
     }
 }
 
+/// How a call of a [`Bidirectional`] ran: its sizes and whether on two threads.
+struct Run {
+    seq_len: usize,
+    batch: usize,
+    parallel: bool,
+}
+
+impl<L> Bidirectional<L> {
+    /// Runs `layer_call` (a layer's `forward` or `infer`) in both directions, the reverse one on
+    /// the input reversed within each sequence, and joins the outputs and states; the traces
+    /// come back forward first.
+    fn run<T: Float, Tr: Send>(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+        layer_call: impl Fn(&L, &Tensor<T>, Option<&State<T>>, Option<&[usize]>) -> Result<SequenceOutput<T, Tr>>
+            + Sync,
+    ) -> Result<(SequenceOutput<T, [Tr; 2]>, Run)>
+    where
+        L: SequenceLayer<T>,
+    {
+        let batch_first = self.batch_first();
+        let op = "bidirectional input";
+        let (seq_len, batch) = sequence_dims(op, input, self.input_size(), batch_first)?;
+        check_lengths(lengths, seq_len, batch)?;
+        let slots = self.forward.state_slots();
+        let layout = self.state_parts();
+        let initial = split_state("initial state", initial, &layout, &[slots, slots], batch)?;
+        let reversed = reverse_time(input, lengths, batch_first);
+        let parallel = self.parallel(seq_len, batch);
+        let (fwd, rev) = join(
+            parallel,
+            || layer_call(&self.forward, input, initial[0].as_ref(), lengths),
+            || layer_call(&self.reverse, &reversed, initial[1].as_ref(), lengths),
+        );
+        let (fwd, rev) = (fwd?, rev?);
+        let output = concat_features(
+            &fwd.output,
+            &reverse_time(&rev.output, lengths, batch_first),
+        );
+        let out = SequenceOutput {
+            output,
+            state: concat_slots(&[fwd.state, rev.state]),
+            trace: [fwd.trace, rev.trace],
+        };
+        let run = Run {
+            seq_len,
+            batch,
+            parallel,
+        };
+        Ok((out, run))
+    }
+}
+
 impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
     type Trace = BidirectionalTrace<L::Trace>;
 
@@ -198,40 +253,30 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, Self::Trace>> {
-        let batch_first = self.batch_first();
-        let op = "bidirectional input";
-        let (seq_len, batch) = sequence_dims(op, input, self.input_size(), batch_first)?;
-        check_lengths(lengths, seq_len, batch)?;
-        let slots = self.forward.state_slots();
-        let layout = self.state_parts();
-        let initial = split_state("initial state", initial, &layout, &[slots, slots], batch)?;
-        let reversed = reverse_time(input, lengths, batch_first);
-        let parallel = self.parallel(seq_len, batch);
-        let (fwd, rev) = join(
-            parallel,
-            || self.forward.forward(input, initial[0].as_ref(), lengths),
-            || {
-                self.reverse
-                    .forward(&reversed, initial[1].as_ref(), lengths)
-            },
-        );
-        let (fwd, rev) = (fwd?, rev?);
-        let output = concat_features(
-            &fwd.output,
-            &reverse_time(&rev.output, lengths, batch_first),
-        );
+        let (out, run) = self.run(input, initial, lengths, L::forward)?;
+        let [forward, reverse] = out.trace;
         Ok(SequenceOutput {
-            output,
-            state: concat_slots(&[fwd.state, rev.state]),
+            output: out.output,
+            state: out.state,
             trace: BidirectionalTrace {
-                forward: fwd.trace,
-                reverse: rev.trace,
-                seq_len,
-                batch,
+                forward,
+                reverse,
+                seq_len: run.seq_len,
+                batch: run.batch,
                 lengths: lengths.map(<[usize]>::to_vec),
-                parallel,
+                parallel: run.parallel,
             },
         })
+    }
+
+    fn infer(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, ()>> {
+        let (out, _) = self.run(input, initial, lengths, L::infer)?;
+        Ok(out.without_trace())
     }
 
     fn backward(

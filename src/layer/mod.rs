@@ -13,7 +13,9 @@ pub(crate) use ops::check_lengths;
 pub(crate) use recurrent::single_step;
 
 pub use bidirectional::{Bidirectional, BidirectionalTrace};
-pub use network::{Gru, GruConfig, Lstm, LstmConfig, Network, NetworkTrace, Rnn, RnnConfig};
+pub use network::{
+    Gru, GruConfig, Lstm, LstmConfig, Network, NetworkStream, NetworkTrace, Rnn, RnnConfig,
+};
 pub use recurrent::{Recurrent, RecurrentTrace, Stream};
 pub use stacked::{Stacked, StackedTrace};
 
@@ -35,6 +37,17 @@ pub struct SequenceOutput<T, Tr> {
     pub state: State<T>,
     /// What [`SequenceLayer::backward`] needs.
     pub trace: Tr,
+}
+
+impl<T, Tr> SequenceOutput<T, Tr> {
+    /// The output and final state, the trace dropped.
+    pub(crate) fn without_trace(self) -> SequenceOutput<T, ()> {
+        SequenceOutput {
+            output: self.output,
+            state: self.state,
+            trace: (),
+        }
+    }
 }
 
 /// Gradients of a loss with respect to everything a sequence layer reads.
@@ -98,6 +111,45 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, Self::Trace>>;
+
+    /// Runs the layer for inference, like PyTorch under `torch.no_grad()`: the output and final
+    /// state of [`forward`](SequenceLayer::forward), without the trace that backward needs, so
+    /// with less memory and time. Dropout is off, as in evaluation mode, whatever
+    /// [`set_training`](SequenceLayer::set_training) says; otherwise the results are those of
+    /// `forward`, bit for bit.
+    ///
+    /// The default runs `forward` and drops the trace; [`Recurrent`] and the combinators
+    /// override it with a path that keeps only the current step, and a layer of your own
+    /// with dropout or a cheaper path overrides it too.
+    ///
+    /// # Errors
+    ///
+    /// As [`forward`](SequenceLayer::forward).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Gru, GruConfig, SequenceLayer, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let gru: Gru<f32> = Gru::new(GruConfig::new(4, 8).with_num_layers(2), &mut rng)?;
+    /// let x = Tensor::randn(&[10, 3, 4], &mut rng);
+    /// let out = gru.infer(&x, None, Some(&[10, 7, 2]))?;
+    /// let with_trace = gru.forward(&x, None, Some(&[10, 7, 2]))?;
+    /// assert_eq!(out.output, with_trace.output);
+    /// assert_eq!(out.state, with_trace.state);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    fn infer(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, ()>> {
+        let out = self.forward(input, initial, lengths)?;
+        Ok(out.without_trace())
+    }
 
     /// Backpropagates `d_output` (the gradient of the output, `None` for zero) and `d_state`
     /// (the gradient of the final state, `None` for zero; a part left out, such as an LSTM's

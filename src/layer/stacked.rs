@@ -195,6 +195,28 @@ impl<L> Stacked<L> {
     where
         L: SequenceLayer<T>,
     {
+        let rng = (self.training && self.dropout > 0.0).then(|| StdRng::seed_from_u64(seed));
+        self.run(input, initial, lengths, rng, L::forward)
+    }
+
+    /// Runs `layer_call` (a layer's `forward` or `infer`) on each layer in turn, with dropout
+    /// masks drawn from `rng` if given.
+    fn run<T: Float, Tr>(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+        mut rng: Option<StdRng>,
+        layer_call: impl Fn(
+            &L,
+            &Tensor<T>,
+            Option<&State<T>>,
+            Option<&[usize]>,
+        ) -> Result<SequenceOutput<T, Tr>>,
+    ) -> Result<SequenceOutput<T, StackedTrace<T, Tr>>>
+    where
+        L: SequenceLayer<T>,
+    {
         let first = &self.layers[0];
         let op = "stacked input";
         let (seq_len, batch) = sequence_dims(op, input, first.input_size(), first.batch_first())?;
@@ -202,13 +224,12 @@ impl<L> Stacked<L> {
         let slots: Vec<usize> = self.layers.iter().map(|l| l.state_slots()).collect();
         let layout = first.state_parts();
         let initial = split_state("initial state", initial, &layout, &slots, batch)?;
-        let mut rng = (self.training && self.dropout > 0.0).then(|| StdRng::seed_from_u64(seed));
         let last = self.layers.len() - 1;
         let (mut traces, mut states, mut masks) = (Vec::new(), Vec::new(), Vec::new());
         let mut output: Option<Tensor<T>> = None;
         for (k, (layer, init)) in self.layers.iter().zip(&initial).enumerate() {
             let x = output.as_ref().unwrap_or(input);
-            let mut out = layer.forward(x, init.as_ref(), lengths)?;
+            let mut out = layer_call(layer, x, init.as_ref(), lengths)?;
             if k < last {
                 masks.push(rng.as_mut().map(|rng| {
                     let mask = dropout_scale(out.output.shape(), self.dropout, rng);
@@ -274,6 +295,17 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, Self::Trace>> {
         self.forward_seeded(input, initial, lengths, self.seed)
+    }
+
+    /// Runs each layer's [`infer`](SequenceLayer::infer) in turn, without dropout.
+    fn infer(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, ()>> {
+        let out = self.run(input, initial, lengths, None, L::infer)?;
+        Ok(out.without_trace())
     }
 
     fn backward(

@@ -11,8 +11,10 @@ use super::{
 };
 use crate::cell::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, RnnCell, RnnCellConfig};
 mod config;
+mod stream;
 
 pub use config::{GruConfig, LstmConfig, RnnConfig};
+pub use stream::NetworkStream;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -272,6 +274,15 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Network<C> {
                 with_trace(s.forward(input, initial, lengths)?, TraceOf::Bidirectional)
             }
         })
+    }
+
+    fn infer(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, ()>> {
+        on_layers!(&self.layers, s => s.infer(input, initial, lengths))
     }
 
     fn backward(

@@ -1,16 +1,15 @@
-//! The time loops of [`Recurrent`]: forward through every step, then backpropagation through
-//! time. Each call is validated once into a [`Plan`]; the loops run on validated buffers.
+//! Validation of a call of [`Recurrent`] into a [`Plan`], and backpropagation through time
+//! (the forward time loop is in `forward`). The loops run on validated buffers.
 
-use super::super::{SequenceGrads, SequenceOutput};
-use super::products::{accumulate_param_grads, input_grad, project_input};
-use super::rows::{pack_rows, unpack_rows, Packing, SeqLayout};
+use super::super::SequenceGrads;
+use super::products::{accumulate_param_grads, input_grad};
+use super::rows::{unpack_rows, Packing, SeqLayout};
 use super::trace::{RowsTrace, Stamp};
 use super::Recurrent;
 use crate::cell::{BackwardStep, Cell, CellParams};
 use crate::error::{check_shape, Result};
 use crate::float::Float;
 use crate::layer::ops::sequence_dims;
-use crate::layer::pool::Recycler;
 use crate::linalg::{MatMut, MatRef};
 use crate::params::NamedTensors;
 use crate::state::{pack_state, state_width, unpack_state, State};
@@ -21,17 +20,17 @@ use crate::tensor::{checked_size, Tensor};
 pub(crate) struct Plan {
     pub(crate) layout: SeqLayout,
     pub(crate) packing: Packing,
-    input_size: usize,
+    pub(super) input_size: usize,
     /// Values per packed state row (all parts side by side).
-    width: usize,
+    pub(super) width: usize,
     /// Width of `h`, the output.
-    h_out: usize,
-    gate_width: usize,
-    saved_width: usize,
+    pub(super) h_out: usize,
+    pub(super) gate_width: usize,
+    pub(super) saved_width: usize,
     /// Packed rows of the whole call, `T·B`.
-    rows: usize,
+    pub(super) rows: usize,
     /// Values in the states of every step, `(T + 1)·B·S`.
-    states_len: usize,
+    pub(super) states_len: usize,
 }
 
 impl<C> Recurrent<C> {
@@ -80,68 +79,6 @@ impl<C> Recurrent<C> {
             saved_width,
             rows,
             states_len,
-        })
-    }
-
-    /// The forward pass of a validated call on one thread.
-    pub(crate) fn forward_planned<T: Float>(
-        &self,
-        plan: Plan,
-        input: &Tensor<T>,
-        initial: Option<&State<T>>,
-    ) -> Result<SequenceOutput<T, RowsTrace<T>>>
-    where
-        C: Cell<T>,
-    {
-        let (batch, width, rows) = (plan.layout.batch, plan.width, plan.rows);
-        let order = plan.packing.order();
-        let input_size = plan.input_size;
-        let x = pack_rows(
-            &self.pool,
-            input.as_slice(),
-            plan.layout,
-            input_size,
-            &plan.packing,
-        )?;
-        let mut states = self.pool.zeroed(plan.states_len)?;
-        if let Some(initial) = initial {
-            let parts = self.cell.state_parts();
-            pack_state(initial, parts, batch, &mut states[..batch * width], order);
-        }
-        // every row of p and saved that is read is written first
-        let mut p = self.pool.scratch(rows * plan.gate_width)?;
-        project_input(
-            self.cell.params(),
-            MatRef::new(&x, rows, input_size),
-            &mut p,
-        );
-        let mut saved = self.pool.scratch(rows * plan.saved_width)?;
-        run_steps(&self.cell, &plan, &p, &mut states, &mut saved);
-        self.pool.recycle(p);
-
-        let step_len = batch * width;
-        let output = unpack_rows(
-            &states[step_len..],
-            |t, j| (t * batch + j) * width,
-            plan.layout,
-            plan.h_out,
-            &plan.packing,
-        );
-        let last = &states[plan.layout.seq_len * step_len..];
-        let state = unpack_state(last, self.cell.state_parts(), &[1, batch], batch, order);
-        let trace = RowsTrace {
-            stamp: Stamp::of(&self.cell),
-            layout: plan.layout,
-            packing: plan.packing,
-            x,
-            states,
-            saved,
-            recycler: Recycler::new(&self.pool),
-        };
-        Ok(SequenceOutput {
-            output,
-            state,
-            trace,
         })
     }
 
@@ -225,35 +162,6 @@ impl<C> Recurrent<C> {
         let input = unpack_rows(&d_x, row, layout, input_size, &trace.packing);
         self.pool.recycle(d_x);
         Ok(input)
-    }
-}
-
-/// The forward time loop: `states[t + 1] = step(p[t], states[t])` for the samples running at
-/// step `t`; finished samples keep their state.
-fn run_steps<T: Float, C: Cell<T>>(
-    cell: &C,
-    plan: &Plan,
-    p: &[T],
-    states: &mut [T],
-    saved: &mut [T],
-) {
-    let (batch, width) = (plan.layout.batch, plan.width);
-    let (gw, sw, step_len) = (plan.gate_width, plan.saved_width, batch * width);
-    for (t, &bt) in plan.packing.batch_sizes.iter().enumerate() {
-        let (done, rest) = states.split_at_mut((t + 1) * step_len);
-        let prev = &done[t * step_len..];
-        let next = &mut rest[..step_len];
-        if bt > 0 {
-            cell.step(
-                bt,
-                &p[t * batch * gw..][..bt * gw],
-                &prev[..bt * width],
-                &mut next[..bt * width],
-                &mut saved[t * batch * sw..][..bt * sw],
-            );
-        }
-        // finished samples (all of them past every sequence's end) keep their state
-        next[bt * width..].copy_from_slice(&prev[bt * width..]);
     }
 }
 

@@ -1,11 +1,13 @@
 //! `Recurrent<C>`: one cell run over a batch of sequences, forward and backward through time.
 //!
-//! This file holds the type, its builder and its entry points; `bptt` the time loops,
+//! This file holds the type, its builder and its entry points; `bptt` the validation of a call
+//! and backpropagation through time, `forward` the forward time loop (with a trace or without),
 //! `products` the GEMMs over all steps, `rows` the packing of sequences into rows, `trace` what
 //! forward keeps for backward, `stream` step-by-step inference and `single_step` one cell step
 //! outside a sequence.
 
 mod bptt;
+mod forward;
 mod products;
 pub(crate) mod rows;
 pub(crate) mod single_step;
@@ -205,6 +207,59 @@ impl<C> Recurrent<C> {
         })
     }
 
+    /// Runs the cell over `input` without keeping a trace; see [`SequenceLayer::infer`]. The
+    /// time loop keeps the current state and one step's gate activations instead of every
+    /// step's, and the input is not copied (time-major without lengths); the batch is split
+    /// over two threads exactly when [`forward`](Recurrent::forward) splits it, and the output
+    /// and final state are `forward`'s, bit for bit.
+    ///
+    /// # Shapes
+    ///
+    /// As [`forward`](Recurrent::forward).
+    ///
+    /// # Errors
+    ///
+    /// As [`forward`](Recurrent::forward).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{LstmCellConfig, Recurrent, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let lstm = Recurrent::new(LstmCellConfig::new(3, 2).init::<f64, _>(&mut rng));
+    /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
+    /// let out = lstm.infer(&x, None, Some(&[4, 2]))?;
+    /// assert_eq!(out.output, lstm.forward(&x, None, Some(&[4, 2]))?.output);
+    /// assert_eq!(out.output.at(&[2, 1, 0]), 0.0); // past the second sequence's end
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn infer<T: Float>(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, ()>>
+    where
+        C: Cell<T>,
+    {
+        self.cell.validate_params()?;
+        let plan = self.plan(input, initial, lengths)?;
+        let layout = plan.layout;
+        let Some(at) = self.split_point::<T>(layout.seq_len, layout.batch) else {
+            return self.infer_planned(plan, input, initial);
+        };
+        let out = forward_split(layout, at, input, initial, lengths, |x, init, len| {
+            self.infer_planned(self.plan(x, init, len)?, x, init)
+        })?;
+        Ok(SequenceOutput {
+            output: out.output,
+            state: out.state,
+            trace: (),
+        })
+    }
+
     /// Where to split a batch over two threads, if this call should: at half the batch, when
     /// there are two samples or more, some work, and the policy allows it.
     fn split_point<T: Float>(&self, seq_len: usize, batch: usize) -> Option<usize>
@@ -317,6 +372,15 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Recurrent<C> {
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, Self::Trace>> {
         Recurrent::forward(self, input, initial, lengths)
+    }
+
+    fn infer(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<SequenceOutput<T, ()>> {
+        Recurrent::infer(self, input, initial, lengths)
     }
 
     fn backward(
