@@ -32,7 +32,7 @@ use crate::tensor::Tensor;
 /// assert_eq!(seq.length(1), 2);
 ///
 /// let e = Sequence::new(Tensor::<f32>::zeros(&[5, 3, 8]), Some(vec![5, 6, 1])).unwrap_err();
-/// assert_eq!(e.to_string(), "invalid length 6 for sequence 1: lengths must be in 1..=5");
+/// assert_eq!(e.to_string(), "invalid sequence length 6 at batch index 1: lengths must be in 1..=5");
 /// # Ok::<(), recurrent::Error>(())
 /// ```
 #[derive(Clone, PartialEq)]
@@ -134,6 +134,31 @@ impl<T> Sequence<T> {
     /// Features per step `F`.
     pub fn features(&self) -> usize {
         self.data.shape()[2]
+    }
+
+    /// The valid steps, time-major (every sample's step 0, then step 1, …), each as
+    /// `(t, b, features)`: what a per-step metric or prediction reads, padding skipped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{Sequence, Tensor};
+    ///
+    /// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 0.0], &[2, 2, 1])?;
+    /// let seq = Sequence::new(x, Some(vec![2, 1]))?;
+    /// let steps: Vec<_> = seq.valid_steps().collect();
+    /// assert_eq!(steps, [(0, 0, &[1.0][..]), (0, 1, &[2.0][..]), (1, 0, &[3.0][..])]);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn valid_steps(&self) -> impl Iterator<Item = (usize, usize, &[T])> {
+        let (b_n, f_n) = (self.batch_size(), self.features());
+        self.data
+            .as_slice()
+            .chunks(f_n.max(1))
+            .take(self.steps() * b_n)
+            .enumerate()
+            .map(move |(row, features)| (row / b_n, row % b_n, features))
+            .filter(move |&(t, b, _)| t < self.length(b))
     }
 
     /// How many direction blocks the features hold: 2 for the output of a bidirectional
