@@ -57,7 +57,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         let (x, target) = waves(50, 32, args.noise, &mut rng)?;
         let (prediction, trace) = model.forward(&x, Mode::Train { seed: step })?;
         let loss = mse_loss(prediction.data(), &target)?;
-        adam.step(&mut model, &model.backward(&trace, &loss.grad)?.params)?;
+        let grads = model.backward(&trace, &loss.grad)?.params;
+        adam.step(&mut model, &grads)?;
         if step % 50 == 0 {
             println!("step {step:>4}: mse {:.5}", loss.value);
         }
