@@ -10,6 +10,7 @@
 //! `load_state_dict` does.
 
 mod file;
+mod optimizer;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use crate::float::{private::Sealed, Float};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 use file::{read_file, write_atomically};
+pub use optimizer::{load_optimizer, save_optimizer};
 
 /// The `path` of errors about bytes that did not come from a file.
 const IN_MEMORY: &str = "<memory>";
