@@ -8,6 +8,9 @@
 //! [`Error::DtypeMismatch`], because a silent change of precision surprises more often than
 //! it helps. [`load_converting`] converts between `F32` and `F64` instead, as PyTorch's
 //! `load_state_dict` does.
+//!
+//! [`save_optimizer`] and [`load_optimizer`] write and read an optimiser's state (and a
+//! learning-rate schedule's) in the same format, so that a stopped run resumes exactly.
 
 mod file;
 mod optimizer;

@@ -144,7 +144,8 @@ fn from_bytes<T: Float>(
 /// schedule.step(&mut adam)?;
 ///
 /// let dir = std::env::temp_dir();
-/// let (weights, opt) = (dir.join("point-doc.safetensors"), dir.join("point-doc.optim.safetensors"));
+/// let weights = dir.join(format!("point-{}.safetensors", std::process::id()));
+/// let opt = dir.join(format!("point-{}.optim.safetensors", std::process::id()));
 /// save(&model, &weights)?;
 /// save_optimizer(&adam, Some(&schedule.state()), &opt)?;
 ///

@@ -92,13 +92,17 @@ impl Binding {
         let reason = match first_difference {
             None if i == self.len() => return Ok(()),
             None => format!(
-                "it has {i} parameters, and no parameter `{}` of shape {:?}",
+                "it ends after {i} parameters, before `{}` of shape {:?}",
                 self.names[i], self.shapes[i]
             ),
             Some((i, name, shape)) => match self.names.get(i) {
-                None => format!("it has a parameter `{name}` of shape {shape:?} in position {i}, beyond the {} parameters bound", self.len()),
+                None => format!(
+                    "it has a parameter `{name}` of shape {shape:?} after the {} bound ones",
+                    self.len()
+                ),
                 Some(bound) => format!(
-                    "its parameter {i} is `{name}` of shape {shape:?}, where the bound set has `{bound}` of shape {:?}",
+                    "its parameter {i} is `{name}` of shape {shape:?}, the bound set's is \
+                     `{bound}` of shape {:?}",
                     self.shapes[i]
                 ),
             },

@@ -53,20 +53,22 @@ impl GroupSettings {
 ///
 /// # Examples
 ///
-/// No weight decay on biases and embeddings, a tenth of the learning rate for the encoder,
-/// and a frozen decoder:
+/// No weight decay on biases (`bias_ih_l0`, `fc.bias`, …) and embeddings, a tenth of the
+/// learning rate for the rest of the encoder, and a frozen decoder:
 ///
 /// ```
 /// use recurrent::{AdamConfig, ParamGroup};
 ///
 /// let config = AdamConfig::adamw(1e-3)
 ///     .with_group(
-///         ParamGroup::new(|name: &str| name.ends_with("bias") || name.starts_with("embedding."))
+///         ParamGroup::new(|name: &str| name.contains("bias") || name.starts_with("embedding."))
 ///             .with_weight_decay(0.0),
 ///     )
 ///     .with_group(ParamGroup::new(|name: &str| name.starts_with("encoder.")).with_lr_scale(0.1))
 ///     .with_group(ParamGroup::new(|name: &str| name.starts_with("decoder.")).frozen());
 /// assert!(config.groups()[0].matches("encoder.bias_ih_l0"));
+/// assert!(!config.groups()[0].matches("encoder.weight_ih_l0"));
+/// assert!(config.groups()[1].matches("encoder.weight_ih_l0"));
 /// assert_eq!(config.groups()[0].weight_decay(), Some(0.0));
 /// assert_eq!(
 ///     format!("{:?}", config.groups()[2]),

@@ -8,6 +8,7 @@ mod clip;
 mod group;
 mod plateau;
 mod scheduler;
+mod scheduler_state;
 mod sgd;
 mod state;
 
@@ -15,9 +16,8 @@ pub use adam::{Adam, AdamConfig};
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use group::ParamGroup;
 pub use plateau::{PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, ThresholdMode};
-pub use scheduler::{
-    CosineAnnealingLr, ExponentialLr, LinearLr, LrScheduler, SchedulerState, StepLr,
-};
+pub use scheduler::{CosineAnnealingLr, ExponentialLr, LinearLr, LrScheduler, StepLr};
+pub use scheduler_state::SchedulerState;
 pub use sgd::{Sgd, SgdConfig};
 pub use state::OptimizerState;
 
@@ -33,7 +33,9 @@ use crate::params::{NamedTensors, Parameters};
 /// keeps its state under each parameter's full name; stepping a model with another parameter
 /// set is then an error. A model made of parts must therefore name the parts apart (as
 /// `"encoder.weight"`, `"decoder.weight"`); two parts stepped by one optimiser as separate
-/// models would otherwise share the state of their equally named parameters.
+/// models would otherwise share the state of their equally named parameters. The binding
+/// sees names and shapes only, so two separate models with exactly the same parameter set
+/// cannot be told apart: give each its own optimiser.
 ///
 /// Parameters of a frozen [`ParamGroup`] (PyTorch's `requires_grad = False`) are not updated
 /// and need no gradient. Every other parameter needs one: a missing gradient is an error, as
@@ -300,8 +302,8 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid model: the optimiser is bound to another parameter set (the model of its \
-             first step): its parameter 0 is `w` of shape [2], where the bound set has `w` of \
-             shape [1]; use one optimiser per model, or one model whose parts' names are prefixed"
+             first step): its parameter 0 is `w` of shape [2], the bound set's is `w` of shape \
+             [1]; use one optimiser per model, or one model whose parts' names are prefixed"
         );
         assert_eq!(other.w(), [1.0, 2.0]);
         assert_eq!(sgd.state_dict(), before);
@@ -337,7 +339,7 @@ mod tests {
         let e = adam.step(&mut decoder, &gd).unwrap_err();
         assert!(
             e.to_string()
-                .contains("it has 1 parameters, and no parameter `bias` of shape [1]"),
+                .contains("it ends after 1 parameters, before `bias` of shape [1]"),
             "{e}"
         );
         assert_eq!(decoder, module(&[3.0, 4.0], None), "nothing moved");
@@ -348,7 +350,7 @@ mod tests {
         let e = adam.step(&mut encoder, &ge).unwrap_err();
         assert!(
             e.to_string()
-                .contains("a parameter `bias` of shape [1] in position 1"),
+                .contains("a parameter `bias` of shape [1] after the 1 bound ones"),
             "{e}"
         );
     }

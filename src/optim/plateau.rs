@@ -1,7 +1,7 @@
 //! [`ReduceLrOnPlateau`]: the learning rate lowered when a metric stops improving, as
 //! `torch.optim.lr_scheduler.ReduceLROnPlateau`.
 
-use super::scheduler::SchedulerState;
+use super::scheduler_state::SchedulerState;
 use super::{check_non_negative, Optimizer};
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -297,5 +297,191 @@ impl ReduceLrOnPlateau {
         };
         *self = restored;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Sgd, SgdConfig};
+
+    /// Runs `config` from `lr` over `metrics`; returns `(lr, best, bad epochs, cooldown)`
+    /// after each.
+    fn run(config: ReduceLrOnPlateauConfig, lr: f64, metrics: &[f64]) -> Vec<(f64, f64, u64, u64)> {
+        let mut opt: Sgd<f32> = SgdConfig::new(lr).init().unwrap();
+        let mut plateau = config.init().unwrap();
+        metrics
+            .iter()
+            .map(|&m| {
+                plateau.step_with(m, &mut opt).unwrap();
+                let p = &plateau;
+                (opt.lr(), p.best(), p.num_bad_epochs(), p.cooldown_counter())
+            })
+            .collect()
+    }
+
+    // The expected values come from torch 2.15 (CPU):
+    //
+    //     import torch
+    //     o = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
+    //     s = torch.optim.lr_scheduler.ReduceLROnPlateau(o, ...)
+    //     for m in metrics:
+    //         o.step(); s.step(m)
+    //         print(o.param_groups[0]["lr"], s.best, s.num_bad_epochs, s.cooldown_counter)
+
+    const LOSSES: [f64; 26] = [
+        1.0, 0.9, 0.95, 0.92, 0.91, 0.905, 0.95, 0.96, 0.97, 0.5, 0.6, 0.7, 0.8, 0.9, 0.45, 0.46,
+        0.47, 0.48, 0.49, 0.5, 0.51, 0.52, 0.53, 0.54, 0.55, 0.56,
+    ];
+
+    /// `ReduceLROnPlateau(o, mode="min", factor=0.5, patience=2, threshold=0.01,
+    /// threshold_mode="rel", cooldown=2, min_lr=0.01)` from `lr=0.1` over `LOSSES`: reductions
+    /// at the third bad epoch, two epochs of cooldown after each, the last one clamped to
+    /// `min_lr`; 0.905 is not 1 % better than 0.9.
+    #[test]
+    fn min_mode_with_cooldown_matches_torch() {
+        let expected = [
+            (0.1, 1.0, 0, 0),
+            (0.1, 0.9, 0, 0),
+            (0.1, 0.9, 1, 0),
+            (0.1, 0.9, 2, 0),
+            (0.05, 0.9, 0, 2),
+            (0.05, 0.9, 0, 1),
+            (0.05, 0.9, 0, 0),
+            (0.05, 0.9, 1, 0),
+            (0.05, 0.9, 2, 0),
+            (0.05, 0.5, 0, 0),
+            (0.05, 0.5, 1, 0),
+            (0.05, 0.5, 2, 0),
+            (0.025, 0.5, 0, 2),
+            (0.025, 0.5, 0, 1),
+            (0.025, 0.45, 0, 0),
+            (0.025, 0.45, 1, 0),
+            (0.025, 0.45, 2, 0),
+            (0.0125, 0.45, 0, 2),
+            (0.0125, 0.45, 0, 1),
+            (0.0125, 0.45, 0, 0),
+            (0.0125, 0.45, 1, 0),
+            (0.0125, 0.45, 2, 0),
+            (0.01, 0.45, 0, 2),
+            (0.01, 0.45, 0, 1),
+            (0.01, 0.45, 0, 0),
+            (0.01, 0.45, 1, 0),
+        ];
+        let config = ReduceLrOnPlateauConfig::new(PlateauMode::Min)
+            .with_factor(0.5)
+            .with_patience(2)
+            .with_threshold(0.01)
+            .with_cooldown(2)
+            .with_min_lr(0.01);
+        assert_eq!(run(config, 0.1, &LOSSES), expected);
+    }
+
+    /// `ReduceLROnPlateau(o, mode="max", factor=0.3, patience=1, threshold=0.1,
+    /// threshold_mode="abs", min_lr=0.05)` from `lr=1.0`: 1.52 is not 0.1 better than 1.5, a
+    /// NaN is a bad epoch, and once at `min_lr` a reduction changes nothing (less than `eps`).
+    #[test]
+    fn max_mode_with_absolute_threshold_matches_torch() {
+        let metrics = [
+            1.0,
+            1.5,
+            1.52,
+            1.4,
+            1.3,
+            2.0,
+            f64::NAN,
+            2.05,
+            1.9,
+            1.8,
+            1.7,
+            1.6,
+            1.5,
+            1.4,
+        ];
+        let expected = [
+            (1.0, 1.0, 0, 0),
+            (1.0, 1.5, 0, 0),
+            (1.0, 1.5, 1, 0),
+            (0.3, 1.5, 0, 0),
+            (0.3, 1.5, 1, 0),
+            (0.3, 2.0, 0, 0),
+            (0.3, 2.0, 1, 0),
+            (0.09, 2.0, 0, 0),
+            (0.09, 2.0, 1, 0),
+            (0.05, 2.0, 0, 0),
+            (0.05, 2.0, 1, 0),
+            (0.05, 2.0, 0, 0),
+            (0.05, 2.0, 1, 0),
+            (0.05, 2.0, 0, 0),
+        ];
+        let config = ReduceLrOnPlateauConfig::new(PlateauMode::Max)
+            .with_factor(0.3)
+            .with_patience(1)
+            .with_threshold(0.1)
+            .with_threshold_mode(ThresholdMode::Abs)
+            .with_min_lr(0.05);
+        assert_eq!(run(config, 1.0, &metrics), expected);
+    }
+
+    /// Stopped after 13 epochs (in a cooldown) and restored into a new schedule, the run goes
+    /// on as the one that never stopped.
+    #[test]
+    fn a_restored_plateau_continues_identically() {
+        let config = ReduceLrOnPlateauConfig::new(PlateauMode::Min)
+            .with_factor(0.5)
+            .with_patience(2)
+            .with_threshold(0.01)
+            .with_cooldown(2);
+        let mut opt: Sgd<f64> = SgdConfig::new(0.1).init().unwrap();
+        let mut straight = config.init().unwrap();
+        for &m in &LOSSES[..13] {
+            straight.step_with(m, &mut opt).unwrap();
+        }
+        assert_eq!(straight.cooldown_counter(), 2);
+        let mut resumed = config.init().unwrap();
+        let mut opt2 = opt.clone();
+        resumed.restore(&straight.state()).unwrap();
+        assert_eq!(resumed, straight);
+        for &m in &LOSSES[13..] {
+            straight.step_with(m, &mut opt).unwrap();
+            resumed.step_with(m, &mut opt2).unwrap();
+            assert_eq!(opt2.lr(), opt.lr());
+        }
+        assert_eq!(resumed, straight);
+        // before the first metric the best is the worst of the mode, which JSON cannot hold
+        let fresh = config.init().unwrap().state();
+        assert_eq!(fresh.get("best"), Some(f64::INFINITY));
+        let back = SchedulerState::from_json(&fresh.to_json()).unwrap();
+        assert_eq!(back, fresh);
+    }
+
+    #[test]
+    fn invalid_settings_and_states_are_rejected() {
+        let config = ReduceLrOnPlateauConfig::new(PlateauMode::Min);
+        for (bad, what) in [
+            (config.with_factor(1.0), "factor"),
+            (config.with_factor(-0.1), "factor"),
+            (config.with_threshold(f64::NAN), "threshold"),
+            (config.with_min_lr(-1.0), "min_lr"),
+            (config.with_eps(f64::INFINITY), "eps"),
+        ] {
+            match bad.init() {
+                Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, what),
+                other => panic!("expected an invalid {what}, got {other:?}"),
+            }
+        }
+        let mut plateau = config.init().unwrap();
+        let mut state = plateau.state();
+        state = SchedulerState::new(
+            state.kind(),
+            &[
+                ("last_epoch", 1.0),
+                ("best", f64::NAN),
+                ("num_bad_epochs", 0.0),
+                ("cooldown_counter", 0.0),
+            ],
+        );
+        assert!(plateau.restore(&state).is_err());
+        assert_eq!(plateau, config.init().unwrap());
     }
 }

@@ -138,12 +138,11 @@ impl<T: Float> OptimizerState<T> {
     /// - [`Error::InvalidArgument`] for state of a frozen parameter, or a name given twice;
     /// - [`Error::ParameterShape`] naming a tensor of another shape than its parameter;
     /// - [`Error::MissingParameter`] naming a tensor or step count the state lacks.
-    #[allow(clippy::type_complexity)]
     pub(crate) fn unpack(
         &self,
         binding: &Binding,
         kinds: &[&str],
-    ) -> Result<Vec<Option<(u64, Vec<Tensor<T>>)>>> {
+    ) -> Result<Vec<Option<Unpacked<T>>>> {
         let mut steps = vec![None; binding.len()];
         for (name, step) in &self.steps {
             let Some(i) = binding.position(name) else {
@@ -343,6 +342,9 @@ impl<T: Float> OptimizerState<T> {
     }
 }
 
+/// The state of one parameter: its step count and its tensors, one per state name.
+pub(crate) type Unpacked<T> = (u64, Vec<Tensor<T>>);
+
 /// An [`Error::InvalidArgument`] about an optimiser state.
 pub(crate) fn state_error(reason: String) -> Error {
     Error::InvalidArgument {
@@ -367,4 +369,142 @@ fn boolean(o: &Map<String, Value>, key: &str) -> core::result::Result<bool, Stri
     field(o, key)?
         .as_bool()
         .ok_or_else(|| format!("`{key}` is not a boolean"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{vec1, Toy};
+    use super::*;
+    use crate::{AdamConfig, Optimizer, SgdConfig};
+
+    fn model() -> Toy<f64> {
+        Toy {
+            params: vec![("a", vec1(&[1.0, 2.0])), ("b", vec1(&[3.0]))],
+        }
+    }
+
+    fn trained(optimizer: &mut dyn Optimizer<f64>) -> OptimizerState<f64> {
+        let mut m = model();
+        let mut g = NamedTensors::new();
+        g.push("a", vec1(&[0.5, -1.0]));
+        g.push("b", vec1(&[2.0]));
+        optimizer.step(&mut m, &g).unwrap();
+        optimizer.state_dict()
+    }
+
+    /// Loading `state` fails with a message containing `why`, and changes nothing.
+    fn rejected(optimizer: &mut dyn Optimizer<f64>, state: OptimizerState<f64>, why: &str) {
+        let before = optimizer.state_dict();
+        let e = optimizer.load_state_dict(state, &model()).unwrap_err();
+        assert!(e.to_string().contains(why), "expected `{why}`, got `{e}`");
+        assert_eq!(optimizer.state_dict(), before);
+    }
+
+    #[test]
+    fn inconsistent_states_are_rejected_by_name() {
+        let mut adam = AdamConfig::new(0.1).init().unwrap();
+        let good = trained(&mut adam);
+        let mut fresh = AdamConfig::new(0.1).init().unwrap();
+        let edit = |f: &dyn Fn(&mut OptimizerState<f64>)| {
+            let mut s = good.clone();
+            f(&mut s);
+            s
+        };
+        let cases: [(OptimizerState<f64>, &str); 7] = [
+            (
+                edit(&|s| s.tensors.retain(|n, _| n != "exp_avg_sq.b")),
+                "missing parameter `exp_avg_sq.b`: the optimiser state has no tensor of that name",
+            ),
+            (
+                edit(&|s| s.steps.retain(|(n, _)| n != "b")),
+                "tensor `exp_avg.b` belongs to a parameter without a step count",
+            ),
+            (
+                edit(&|s| {
+                    s.steps.retain(|(n, _)| n != "b");
+                    s.tensors.retain(|n, _| !n.ends_with(".b"));
+                }),
+                "missing parameter `b`: the optimiser state has no step count for it",
+            ),
+            (
+                edit(&|s| s.steps.push(("a".into(), 3))),
+                "two step counts for `a`",
+            ),
+            (
+                edit(&|s| s.tensors.push("exp_avg.a", vec1(&[0.0, 0.0]))),
+                "two tensors are named `exp_avg.a`",
+            ),
+            (
+                edit(&|s| s.tensors.push("momentum_buffer.a", vec1(&[0.0, 0.0]))),
+                "unexpected parameter `momentum_buffer.a`",
+            ),
+            (
+                edit(&|s| {
+                    if let Settings::Adam { betas, .. } = &mut s.settings {
+                        betas.1 = 1.0;
+                    }
+                }),
+                "invalid beta2: 1 is not in [0, 1)",
+            ),
+        ];
+        for (state, why) in cases {
+            rejected(&mut fresh, state, why);
+        }
+        fresh.load_state_dict(good.clone(), &model()).unwrap();
+        assert_eq!(fresh.state_dict(), good);
+    }
+
+    #[test]
+    fn sgd_state_follows_its_momentum() {
+        let mut plain = SgdConfig::new(0.1).init().unwrap();
+        let state = trained(&mut plain);
+        assert!(state.tensors().is_empty());
+        assert_eq!(state.step_count("b"), Some(1));
+        let mut heavy = SgdConfig::new(0.1).with_momentum(0.9).init().unwrap();
+        let with_buffers = trained(&mut heavy);
+        assert_eq!(
+            with_buffers.tensors().get("momentum_buffer.a"),
+            Some(&vec1(&[0.5, -1.0]))
+        );
+        // loading takes the state's momentum too: buffers without momentum are unexpected
+        let mut no_buffers = with_buffers.clone();
+        if let Settings::Sgd { momentum, .. } = &mut no_buffers.settings {
+            *momentum = 0.0;
+        }
+        rejected(
+            &mut plain,
+            no_buffers,
+            "unexpected parameter `momentum_buffer.a`",
+        );
+        plain
+            .load_state_dict(with_buffers.clone(), &model())
+            .unwrap();
+        assert_eq!(plain.state_dict(), with_buffers);
+        assert_eq!(plain.lr(), 0.1);
+    }
+
+    #[test]
+    fn json_round_trips_every_field() {
+        let mut adam = AdamConfig::adamw(0.1)
+            .with_group(crate::ParamGroup::new(|n: &str| n == "b").with_lr_scale(0.5))
+            .with_group(
+                crate::ParamGroup::new(|_: &str| false)
+                    .frozen()
+                    .with_weight_decay(0.0),
+            )
+            .init()
+            .unwrap();
+        let state = trained(&mut adam);
+        let json = state.to_json();
+        let back = OptimizerState::from_json(&json, state.tensors.clone()).unwrap();
+        assert_eq!(back, state);
+        let mut sgd = SgdConfig::new(0.3)
+            .with_momentum(0.9)
+            .with_nesterov(true)
+            .init()
+            .unwrap();
+        let state = trained(&mut sgd);
+        let back = OptimizerState::from_json(&state.to_json(), state.tensors.clone()).unwrap();
+        assert_eq!(back, state);
+    }
 }
