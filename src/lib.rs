@@ -83,8 +83,11 @@
 //! [`binary_cross_entropy_with_logits`] and [`cross_entropy_with_logits`], each returning its
 //! value and gradient, and [`CrossEntropyLoss`] with PyTorch's class weights, ignored class,
 //! label smoothing and [`Reduction`], over rows of logits or a [`Sequence`] with its lengths;
-//! the optimisers [`Sgd`] and [`Adam`] (AdamW with
-//! [`AdamConfig::adamw`]) behind [`Optimizer`]; [`clip_grad_norm`] and [`clip_grad_value`].
+//! the optimisers [`Sgd`] and [`Adam`] (AdamW with [`AdamConfig::adamw`]) behind
+//! [`Optimizer`], with [`ParamGroup`]s for per-parameter settings and frozen parameters; the
+//! learning-rate schedules [`StepLr`], [`ExponentialLr`], [`CosineAnnealingLr`], [`LinearLr`]
+//! (behind [`LrScheduler`]) and [`ReduceLrOnPlateau`]; [`clip_grad_norm`] and
+//! [`clip_grad_value`].
 //!
 //! # Data
 //!
@@ -99,6 +102,8 @@
 //! so a file saved in PyTorch with `safetensors.torch.save_file(model.state_dict(), path)`
 //! loads into the equivalent model. Loading rejects a missing, unexpected, mis-shaped or
 //! wrong-dtype tensor by name, and a corrupt file with an error; saving is atomic.
+//! [`save_optimizer`] and [`load_optimizer`] do the same for an optimiser's state and a
+//! schedule's, so that a stopped run resumes exactly.
 //!
 //! # Gradient checking
 //!
@@ -168,7 +173,9 @@ pub use data::{pad_collate, BatchSampler, BatchSamplerConfig, TokenBatch};
 pub use error::{Error, IoSource, Result};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
-pub use io::{from_bytes, load, load_converting, read_tensors, save, to_bytes};
+pub use io::{
+    from_bytes, load, load_converting, load_optimizer, read_tensors, save, save_optimizer, to_bytes,
+};
 pub use layer::{
     Bidirectional, BidirectionalTrace, Gru, GruConfig, Lstm, LstmConfig, Network, NetworkStream,
     NetworkTrace, Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads, SequenceLayer,
@@ -181,7 +188,11 @@ pub use nn::{
     Linear, LinearGrads, Loss, MaxPool, MeanPool, Mode, Named, PerPosition, PoolTrace, Reduction,
     Sequence, SequenceTrace, TimeDistributed, TimeDistributedTrace,
 };
-pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+pub use optim::{
+    clip_grad_norm, clip_grad_value, Adam, AdamConfig, CosineAnnealingLr, ExponentialLr, LinearLr,
+    LrScheduler, Optimizer, OptimizerState, ParamGroup, PlateauMode, ReduceLrOnPlateau,
+    ReduceLrOnPlateauConfig, SchedulerState, Sgd, SgdConfig, StepLr, ThresholdMode,
+};
 pub use params::{NamedTensors, Parameters, Summary, SummaryEntry};
 pub use state::{State, StatePart};
 pub use tensor::{Shape, Tensor};

@@ -267,6 +267,31 @@ impl<T: Float> NamedTensors<T> {
         })
     }
 
+    /// Removes the tensor called `name` and returns it (the first, if several have that name).
+    pub fn remove(&mut self, name: &str) -> Option<Tensor<T>> {
+        let i = self.entries.iter().position(|(n, _)| n == name)?;
+        Some(self.entries.remove(i).1)
+    }
+
+    /// Keeps only the entries for which `keep(name, tensor)` is true, in order: for example,
+    /// to drop the gradients of frozen parameters before clipping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{NamedTensors, Tensor};
+    ///
+    /// let mut grads = NamedTensors::new();
+    /// grads.push("embedding.weight", Tensor::<f32>::zeros(&[4, 2]));
+    /// grads.push("fc.weight", Tensor::zeros(&[1, 2]));
+    /// grads.retain(|name, _| !name.starts_with("embedding."));
+    /// assert_eq!(grads.len(), 1);
+    /// assert!(grads.get("fc.weight").is_some());
+    /// ```
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &Tensor<T>) -> bool) {
+        self.entries.retain(|(n, t)| keep(n, t));
+    }
+
     /// The entries in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Tensor<T>)> {
         self.entries.iter().map(|(n, t)| (n.as_str(), t))

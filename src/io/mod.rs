@@ -8,8 +8,12 @@
 //! [`Error::DtypeMismatch`], because a silent change of precision surprises more often than
 //! it helps. [`load_converting`] converts between `F32` and `F64` instead, as PyTorch's
 //! `load_state_dict` does.
+//!
+//! [`save_optimizer`] and [`load_optimizer`] write and read an optimiser's state (and a
+//! learning-rate schedule's) in the same format, so that a stopped run resumes exactly.
 
 mod file;
+mod optimizer;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -22,6 +26,7 @@ use crate::float::{private::Sealed, Float};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 use file::{read_file, write_atomically};
+pub use optimizer::{load_optimizer, save_optimizer};
 
 /// The `path` of errors about bytes that did not come from a file.
 const IN_MEMORY: &str = "<memory>";

@@ -1,9 +1,11 @@
 //! Adam and AdamW, as PyTorch's `torch.optim.Adam` and `torch.optim.AdamW`.
 
 use core::fmt;
-use std::collections::HashMap;
 
-use super::{check_non_negative, match_grads, Optimizer};
+use super::binding::{prepare, Binding};
+use super::group::{effective, validate_groups, with_group_settings, ParamGroup};
+use super::state::{state_error, OptimizerState, Settings};
+use super::{check_non_negative, Optimizer};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::{NamedTensors, Parameters};
@@ -12,13 +14,14 @@ use crate::tensor::Tensor;
 /// Configuration of an [`Adam`] optimiser: `AdamConfig::new(lr)` (Adam) or
 /// [`AdamConfig::adamw(lr)`](AdamConfig::adamw) (AdamW), then `with_*` options, then
 /// [`init`](AdamConfig::init), which checks the values.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdamConfig {
     lr: f64,
     betas: (f64, f64),
     eps: f64,
     weight_decay: f64,
     decoupled_weight_decay: bool,
+    groups: Vec<ParamGroup>,
 }
 
 impl AdamConfig {
@@ -31,6 +34,7 @@ impl AdamConfig {
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled_weight_decay: false,
+            groups: Vec::new(),
         }
     }
 
@@ -83,9 +87,23 @@ impl AdamConfig {
         }
     }
 
+    /// Appends a parameter group: other settings for the parameters its predicate accepts
+    /// (see [`ParamGroup`]). A parameter belongs to the first group that accepts it; one that
+    /// no group accepts takes the optimiser's settings. Defaults to no groups.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_group(mut self, group: ParamGroup) -> Self {
+        self.groups.push(group);
+        self
+    }
+
     /// The learning rate.
     pub fn lr(&self) -> f64 {
         self.lr
+    }
+
+    /// The parameter groups, in the order they are tried.
+    pub fn groups(&self) -> &[ParamGroup] {
+        &self.groups
     }
 
     /// The decay rates `(β₁, β₂)`.
@@ -112,8 +130,8 @@ impl AdamConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] if the learning rate, ε or the weight decay is negative or
-    /// not finite, or if a β is outside `[0, 1)`.
+    /// [`Error::InvalidArgument`] if the learning rate, ε or a weight decay or a group's
+    /// `lr_scale` is negative or not finite, or if a β is outside `[0, 1)`.
     ///
     /// # Examples
     ///
@@ -127,6 +145,16 @@ impl AdamConfig {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn init<T: Float>(&self) -> Result<Adam<T>> {
+        self.validate()?;
+        Ok(Adam {
+            config: self.clone(),
+            binding: None,
+            states: Vec::new(),
+        })
+    }
+
+    /// Checks the values, as [`init`](AdamConfig::init) documents.
+    fn validate(&self) -> Result<()> {
         check_non_negative("learning rate", self.lr)?;
         check_non_negative("eps", self.eps)?;
         check_non_negative("weight decay", self.weight_decay)?;
@@ -138,10 +166,7 @@ impl AdamConfig {
                 });
             }
         }
-        Ok(Adam {
-            config: *self,
-            states: HashMap::new(),
-        })
+        validate_groups(&self.groups)
     }
 }
 
@@ -169,7 +194,9 @@ struct Moments<T> {
 /// p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 /// ```
 ///
-/// `m`, `v` and `t` are kept per parameter name. The scalar factors are computed in `f64`, as
+/// `m`, `v` and `t` are kept per parameter, under its full name in the model the optimiser
+/// is bound to (see [`Optimizer`]). The learning rate and weight decay of a parameter are
+/// those of its [`ParamGroup`], if any; a frozen parameter is left alone. The scalar factors are computed in `f64`, as
 /// PyTorch computes them in Python floats; the elementwise work is in `T`. AMSGrad is not
 /// implemented.
 ///
@@ -205,7 +232,11 @@ struct Moments<T> {
 #[derive(Clone)]
 pub struct Adam<T> {
     config: AdamConfig,
-    states: HashMap<String, Moments<T>>,
+    /// The model's parameter set, from the first step (or a load).
+    binding: Option<Binding>,
+    /// The moments of each parameter of the binding, in order; `None` before its first step
+    /// and for frozen parameters.
+    states: Vec<Option<Moments<T>>>,
 }
 
 impl<T> Adam<T> {
@@ -228,44 +259,42 @@ fn lerp<T: Float>(start: T, end: T, weight: T) -> T {
 
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, model: &mut dyn Parameters<T>, grads: &NamedTensors<T>) -> Result<()> {
+        let c = &self.config;
+        let (binding, grads) = prepare(&mut self.binding, &c.groups, model, grads)?;
         let states = &mut self.states;
-        let grads = match_grads(model, grads, |name| {
-            states.get(name).map(|s| s.m.shape().to_vec())
-        })?;
-        let c = self.config;
+        states.resize_with(binding.len(), || None);
         let (beta1, beta2) = c.betas;
-        let l2 = (!c.decoupled_weight_decay && c.weight_decay != 0.0)
-            .then(|| T::from_f64(c.weight_decay));
-        let shrink = (c.decoupled_weight_decay && c.weight_decay != 0.0)
-            .then(|| T::from_f64(1.0 - c.lr * c.weight_decay));
         let one_minus_beta1 = T::from_f64(1.0 - beta1);
         let one_minus_beta2 = T::from_f64(1.0 - beta2);
         let beta2_t = T::from_f64(beta2);
         let eps = T::from_f64(c.eps);
+        let mut i = 0;
         model.visit_params_mut(&mut |name, p| {
-            let Some(g) = grads.get(name) else {
-                debug_assert!(
-                    false,
-                    "visit_params_mut visited `{name}`, visit_params did not"
-                );
-                return;
+            let index = i;
+            i += 1;
+            debug_assert_eq!(
+                binding.names.get(index).map(String::as_str),
+                Some(name),
+                "visit_params_mut visits in another order than visit_params"
+            );
+            let (Some(Some(g)), Some(state)) = (grads.get(index), states.get_mut(index)) else {
+                return; // frozen
             };
-            if !states.contains_key(name) {
-                let moments = Moments {
-                    step: 0,
-                    m: p.zeros_like(),
-                    v: p.zeros_like(),
-                };
-                states.insert(name.to_string(), moments);
-            }
-            let Some(s) = states.get_mut(name) else {
-                return;
-            };
+            let e = effective(&c.groups, binding.groups[index], c.lr, c.weight_decay);
+            let l2 = (!c.decoupled_weight_decay && e.weight_decay != 0.0)
+                .then(|| T::from_f64(e.weight_decay));
+            let shrink = (c.decoupled_weight_decay && e.weight_decay != 0.0)
+                .then(|| T::from_f64(1.0 - e.lr * e.weight_decay));
+            let s = state.get_or_insert_with(|| Moments {
+                step: 0,
+                m: p.zeros_like(),
+                v: p.zeros_like(),
+            });
             s.step += 1;
             let t = s.step as f64;
             let bias_correction1 = 1.0 - beta1.powf(t);
             let bias_correction2 = 1.0 - beta2.powf(t);
-            let step_size = T::from_f64(c.lr / bias_correction1);
+            let step_size = T::from_f64(e.lr / bias_correction1);
             let bias_correction2_sqrt = T::from_f64(bias_correction2.sqrt());
             let values = p.as_mut_slice().iter_mut().zip(g.as_slice());
             let moments = s.m.as_mut_slice().iter_mut().zip(s.v.as_mut_slice());
@@ -296,13 +325,83 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         self.config.lr = lr;
         Ok(())
     }
+
+    fn state_dict(&self) -> OptimizerState<T> {
+        let c = &self.config;
+        let mut steps = Vec::new();
+        let mut tensors = NamedTensors::new();
+        if let Some(b) = &self.binding {
+            for (name, s) in b.names.iter().zip(&self.states) {
+                if let Some(s) = s {
+                    steps.push((name.clone(), s.step));
+                    tensors.push(format!("exp_avg.{name}"), s.m.clone());
+                    tensors.push(format!("exp_avg_sq.{name}"), s.v.clone());
+                }
+            }
+        }
+        OptimizerState {
+            settings: Settings::Adam {
+                lr: c.lr,
+                betas: c.betas,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+                decoupled_weight_decay: c.decoupled_weight_decay,
+            },
+            groups: c.groups.iter().map(|g| g.settings).collect(),
+            steps,
+            tensors,
+        }
+    }
+
+    fn load_state_dict(
+        &mut self,
+        state: OptimizerState<T>,
+        model: &dyn Parameters<T>,
+    ) -> Result<()> {
+        let Settings::Adam {
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            decoupled_weight_decay,
+        } = state.settings
+        else {
+            return Err(state_error(format!(
+                "it is the state of {}, not of adam",
+                state.kind()
+            )));
+        };
+        let config = AdamConfig {
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            decoupled_weight_decay,
+            groups: with_group_settings(&self.config.groups, &state.groups)?,
+        };
+        config.validate()?;
+        let binding = Binding::of(model, &config.groups)?;
+        let unpacked = state.unpack(&binding, &["exp_avg", "exp_avg_sq"])?;
+        // unpack gives each parameter with state one tensor per kind, in order
+        self.states = unpacked
+            .into_iter()
+            .map(|s| {
+                let (step, tensors) = s?;
+                let [m, v] = <[Tensor<T>; 2]>::try_from(tensors).ok()?;
+                Some(Moments { step, m, v })
+            })
+            .collect();
+        self.config = config;
+        self.binding = Some(binding);
+        Ok(())
+    }
 }
 
 impl<T> fmt::Debug for Adam<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Adam")
             .field("config", &self.config)
-            .field("states", &self.states.len())
+            .field("states", &self.states.iter().flatten().count())
             .finish()
     }
 }
@@ -406,33 +505,41 @@ mod tests {
         assert_eq!(
             format!("{c:?}"),
             "AdamConfig { lr: 0.001, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.01, \
-             decoupled_weight_decay: true }"
+             decoupled_weight_decay: true, groups: [] }"
         );
     }
 
-    /// Moments and step counts are kept per name: `b`, first seen at the second step, takes
-    /// a first step (`lr·sign(g)`), while `a` takes its second step with `g₁ = 1`, `g₂ = 3`:
-    /// `m = 0.09 + 0.3 = 0.39`, `v = 0.000999 + 0.009 = 0.009999`,
-    /// `m̂/√v̂ = (0.39/0.19)/√(0.009999/0.001999) = 0.9177`, so `a = −0.1 − 0.09177`.
+    /// The moments are kept per parameter and read back under PyTorch's names. `a` takes
+    /// `g₁ = 1`, `g₂ = 3`: `m = 0.9·0.1 + 0.1·3 = 0.39`, `v = 0.999·0.001 + 0.001·9 = 0.009999`,
+    /// `m̂/√v̂ = (0.39/0.19)/√(0.009999/0.001999) = 0.9177`, so `a = −0.1 − 0.09177`; `b` takes
+    /// `[2, −3]` then `0`: `m = 0.09·[2, −3]`, `v = 0.000999·[4, 9]`.
     #[test]
-    fn state_is_kept_per_parameter() {
+    fn state_is_kept_per_parameter_under_pytorch_names() {
         let mut adam = AdamConfig::new(0.1).init().unwrap();
         let mut model = Toy::<f64> {
-            params: vec![("a", vec1(&[0.0]))],
+            params: vec![("a", vec1(&[0.0])), ("b", vec1(&[0.0, 0.0]))],
         };
-        let mut g = NamedTensors::new();
-        g.push("a", vec1(&[1.0]));
-        adam.step(&mut model, &g).unwrap();
-        model.params.push(("b", vec1(&[0.0])));
-        let mut g = NamedTensors::new();
-        g.push("a", vec1(&[3.0]));
-        g.push("b", vec1(&[3.0]));
-        adam.step(&mut model, &g).unwrap();
+        for (ga, gb) in [(1.0, [2.0, -3.0]), (3.0, [0.0, 0.0])] {
+            let mut g = NamedTensors::new();
+            g.push("a", vec1(&[ga]));
+            g.push("b", vec1(&gb));
+            adam.step(&mut model, &g).unwrap();
+        }
         let a = model.params[0].1.as_slice()[0];
-        let b = model.params[1].1.as_slice()[0];
         let second = (0.39 / 0.19) / (0.009999f64 / 0.001999).sqrt();
-        assert_close(&[a, b], &[-0.1 - 0.1 * second, -0.1], 1e-8);
+        assert_close(&[a], &[-0.1 - 0.1 * second], 1e-8);
         assert!((second - 0.9177).abs() < 1e-4);
+        let state = adam.state_dict();
+        let values =
+            |name: &str| -> Vec<f64> { state.tensors().get(name).unwrap().as_slice().to_vec() };
+        assert_close(&values("exp_avg.a"), &[0.39], 1e-15);
+        assert_close(&values("exp_avg_sq.a"), &[0.009999], 1e-15);
+        assert_close(&values("exp_avg.b"), &[0.18, -0.27], 1e-15);
+        assert_close(&values("exp_avg_sq.b"), &[0.003996, 0.008991], 1e-15);
+        assert_eq!(
+            state.step_counts().collect::<Vec<_>>(),
+            [("a", 2), ("b", 2)]
+        );
         assert_eq!(format!("{adam:?}").matches("states: 2").count(), 1);
     }
 

@@ -19,6 +19,11 @@ use crate::params::NamedTensors;
 /// the scaled gradients NaN, so that the step that follows shows the problem. The sum of
 /// squares is accumulated in `f64`.
 ///
+/// Every tensor of `grads` counts. PyTorch clips only the gradients that exist, so a frozen
+/// parameter (`requires_grad = False`) has none to count; here, drop the gradients of frozen
+/// parameters first with [`NamedTensors::retain`] (the optimiser does not need them), or
+/// their norm enters the total.
+///
 /// # Errors
 ///
 /// [`Error::InvalidArgument`] if `max_norm` is negative or NaN; the gradients are unchanged.
@@ -64,7 +69,8 @@ pub fn clip_grad_norm<T: Float>(grads: &mut NamedTensors<T>, max_norm: T) -> Res
 }
 
 /// Clamps every gradient element to `[−clip_value, clip_value]`, as PyTorch's
-/// `clip_grad_value_`. NaN elements stay NaN.
+/// `clip_grad_value_`. NaN elements stay NaN. Gradients of frozen parameters, if `grads` holds
+/// them, are clamped too and ignored by the optimiser; [`NamedTensors::retain`] drops them.
 ///
 /// # Errors
 ///

@@ -1,24 +1,45 @@
 //! Optimisers over the [`Parameters`] visitor: [`Sgd`], [`Adam`] (and AdamW through
-//! [`AdamConfig::adamw`]), and gradient clipping. Each follows the `torch.optim` update rule of
-//! the same name, with its state kept per parameter name.
+//! [`AdamConfig::adamw`]), parameter groups, their state, learning-rate schedules, and gradient
+//! clipping. Each follows the `torch.optim` rule of the same name.
 
 mod adam;
+mod binding;
 mod clip;
+mod group;
+mod plateau;
+mod scheduler;
+mod scheduler_state;
 mod sgd;
-
-use std::collections::{HashMap, HashSet};
+mod state;
 
 pub use adam::{Adam, AdamConfig};
 pub use clip::{clip_grad_norm, clip_grad_value};
+pub use group::ParamGroup;
+pub use plateau::{PlateauMode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig, ThresholdMode};
+pub use scheduler::{CosineAnnealingLr, ExponentialLr, LinearLr, LrScheduler, StepLr};
+pub use scheduler_state::SchedulerState;
 pub use sgd::{Sgd, SgdConfig};
+pub use state::OptimizerState;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::{NamedTensors, Parameters};
-use crate::tensor::Tensor;
 
 /// An optimiser: updates a model's parameters from their gradients, keeping whatever state it
-/// needs (momentum buffers, moment estimates) per parameter name.
+/// needs (momentum buffers, moment estimates) per parameter.
+///
+/// An optimiser belongs to one model. At its first step it binds to the model's parameter set
+/// (the names and shapes its [`visit_params`](Parameters::visit_params) gives, in order) and
+/// keeps its state under each parameter's full name; stepping a model with another parameter
+/// set is then an error. A model made of parts must therefore name the parts apart (as
+/// `"encoder.weight"`, `"decoder.weight"`); two parts stepped by one optimiser as separate
+/// models would otherwise share the state of their equally named parameters. The binding
+/// sees names and shapes only, so two separate models with exactly the same parameter set
+/// cannot be told apart: give each its own optimiser.
+///
+/// Parameters of a frozen [`ParamGroup`] (PyTorch's `requires_grad = False`) are not updated
+/// and need no gradient. Every other parameter needs one: a missing gradient is an error, as
+/// it usually means that part of the model was left out of the backward pass.
 ///
 /// # Examples
 ///
@@ -41,31 +62,60 @@ use crate::tensor::Tensor;
 /// # Ok::<(), recurrent::Error>(())
 /// ```
 pub trait Optimizer<T: Float> {
-    /// Updates every parameter of `model` from its gradient in `grads` (matched by name).
+    /// Updates every parameter of `model` that is not frozen from its gradient in `grads`
+    /// (matched by name). Gradients of frozen parameters are ignored and may be absent.
     ///
-    /// Everything is checked before any parameter changes, so an error leaves the model and
-    /// the optimiser's state as they were.
+    /// The first step binds the optimiser to the model's parameter set. Everything is checked
+    /// before any parameter changes, so an error leaves the model and the optimiser's state as
+    /// they were.
     ///
     /// # Errors
     ///
-    /// - [`Error::MissingParameter`] naming the first parameter without a gradient;
+    /// - [`Error::InvalidArgument`] if `model` has another parameter set than the one the
+    ///   optimiser is bound to (naming the first parameter that differs), if its visitor gives
+    ///   two parameters the same name, or if two gradients have the same name;
+    /// - [`Error::MissingParameter`] naming the first parameter, not frozen, without a gradient;
     /// - [`Error::ParameterShape`] naming the first parameter whose gradient has another
     ///   shape, with both shapes;
-    /// - [`Error::UnknownName`] for a gradient that is not a parameter of `model`;
-    /// - [`Error::InvalidArgument`] if two gradients have the same name, or if a parameter
-    ///   has another shape than the optimiser's state for that name (the optimiser was used
-    ///   with another model).
+    /// - [`Error::UnknownName`] for a gradient that is not a parameter of `model`.
     fn step(&mut self, model: &mut dyn Parameters<T>, grads: &NamedTensors<T>) -> Result<()>;
 
     /// The learning rate.
     fn lr(&self) -> f64;
 
-    /// Changes the learning rate (for a schedule); the state is kept.
+    /// Changes the learning rate (for a schedule); the state is kept. Parameter groups keep
+    /// their [`lr_scale`](ParamGroup::with_lr_scale) of it.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] if `lr` is negative or not finite.
     fn set_lr(&mut self, lr: f64) -> Result<()>;
+
+    /// A copy of everything the optimiser knows: hyper-parameters, group settings, step counts
+    /// and state tensors (see [`OptimizerState`]).
+    fn state_dict(&self) -> OptimizerState<T>;
+
+    /// Replaces the optimiser's hyper-parameters, group settings and state with `state` (as
+    /// PyTorch's `load_state_dict`, the learning rate included), and binds the optimiser to
+    /// `model`'s parameter set. The groups' predicates stay the optimiser's own, and decide
+    /// with the loaded group settings which parameters are frozen.
+    ///
+    /// Everything is checked against `model` first; on error the optimiser is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`] if `state` is another kind of optimiser's, has another
+    ///   number of groups, holds an invalid hyper-parameter, state for a frozen parameter or
+    ///   a name twice, or if `model`'s visitor gives two parameters the same name;
+    /// - [`Error::UnexpectedParameter`] naming a step count or tensor of no parameter of
+    ///   `model`;
+    /// - [`Error::ParameterShape`] naming a tensor whose shape is not its parameter's;
+    /// - [`Error::MissingParameter`] naming a state tensor or step count the state lacks.
+    fn load_state_dict(
+        &mut self,
+        state: OptimizerState<T>,
+        model: &dyn Parameters<T>,
+    ) -> Result<()>;
 }
 
 /// Checks that `value` is finite and at least 0.
@@ -78,67 +128,6 @@ pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<()> {
             reason: format!("{value} is not a finite value >= 0"),
         })
     }
-}
-
-/// Matches `grads` to the parameters of `model` by name and checks everything a step needs,
-/// before anything is changed: every parameter has exactly one gradient of its own shape,
-/// every gradient belongs to a parameter, and `state_shape(name)` (the shape of the
-/// optimiser's state for that name, if it has any) is the parameter's shape.
-///
-/// Returns the gradients by name.
-pub(crate) fn match_grads<'g, T: Float>(
-    model: &dyn Parameters<T>,
-    grads: &'g NamedTensors<T>,
-    state_shape: impl Fn(&str) -> Option<Vec<usize>>,
-) -> Result<HashMap<&'g str, &'g Tensor<T>>> {
-    let mut by_name = HashMap::with_capacity(grads.len());
-    for (name, g) in grads.iter() {
-        if by_name.insert(name, g).is_some() {
-            return Err(Error::InvalidArgument {
-                name: "gradients",
-                reason: format!("two gradients are named `{name}`"),
-            });
-        }
-    }
-    let mut params = HashSet::new();
-    let mut first_error = None;
-    model.visit_params(&mut |name, p| {
-        params.insert(name.to_string());
-        if first_error.is_some() {
-            return;
-        }
-        first_error = match by_name.get(name) {
-            None => Some(Error::MissingParameter {
-                name: name.to_string(),
-                reason: "there is no gradient for it",
-            }),
-            Some(g) if g.shape() != p.shape() => Some(Error::ParameterShape {
-                name: name.to_string(),
-                expected: p.shape().to_vec(),
-                actual: g.shape().to_vec(),
-            }),
-            Some(_) => match state_shape(name) {
-                Some(s) if s != p.shape() => Some(Error::InvalidArgument {
-                    name: "model",
-                    reason: format!(
-                        "parameter `{name}` has shape {:?} but the optimiser's state for it \
-                         has shape {s:?}; use a new optimiser for another model",
-                        p.shape()
-                    ),
-                }),
-                _ => None,
-            },
-        };
-    });
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    if let Some((name, _)) = grads.iter().find(|(n, _)| !params.contains(*n)) {
-        return Err(Error::UnknownName {
-            name: name.to_string(),
-        });
-    }
-    Ok(by_name)
 }
 
 #[cfg(test)]
@@ -303,14 +292,129 @@ mod tests {
     }
 
     #[test]
-    fn state_of_another_shape_is_rejected() {
+    fn a_parameter_of_another_shape_is_another_parameter_set() {
         let mut sgd = SgdConfig::new(0.1).with_momentum(0.9).init().unwrap();
         sgd.step(&mut Toy::<f64>::new(&[1.0]), &grad_w(&[1.0]))
             .unwrap();
+        let before = sgd.state_dict();
         let mut other = Toy::<f64>::new(&[1.0, 2.0]);
         let e = sgd.step(&mut other, &grad_w(&[1.0, 1.0])).unwrap_err();
-        assert!(e.to_string().contains("optimiser's state"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "invalid model: the optimiser is bound to another parameter set (the model of its \
+             first step): its parameter 0 is `w` of shape [2], the bound set's is `w` of shape \
+             [1]; use one optimiser per model, or one model whose parts' names are prefixed"
+        );
         assert_eq!(other.w(), [1.0, 2.0]);
+        assert_eq!(sgd.state_dict(), before);
+    }
+
+    /// A module: `weight` and, optionally, `bias`, unprefixed, as a layer names its own.
+    fn module(weight: &[f64], bias: Option<f64>) -> Toy<f64> {
+        let mut params = vec![("weight", vec1(weight))];
+        if let Some(b) = bias {
+            params.push(("bias", vec1(&[b])));
+        }
+        Toy { params }
+    }
+
+    fn grads_of(model: &Toy<f64>, scale: f64) -> NamedTensors<f64> {
+        let mut g = NamedTensors::new();
+        for (n, t) in &model.params {
+            g.push(*n, t.map(|v| scale * v + 0.5));
+        }
+        g
+    }
+
+    /// The defect this binding fixes: one Adam stepping two modules that both call a
+    /// parameter `weight` of the same shape kept one set of moments for both.
+    #[test]
+    fn two_modules_stepped_by_one_optimiser_are_rejected() {
+        let mut adam = crate::AdamConfig::new(0.1).init().unwrap();
+        let mut encoder = module(&[1.0, 2.0], Some(0.5));
+        let mut decoder = module(&[3.0, 4.0], None);
+        let (ge, gd) = (grads_of(&encoder, 1.0), grads_of(&decoder, 1.0));
+        adam.step(&mut encoder, &ge).unwrap();
+        let before = adam.state_dict();
+        let e = adam.step(&mut decoder, &gd).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("it ends after 1 parameters, before `bias` of shape [1]"),
+            "{e}"
+        );
+        assert_eq!(decoder, module(&[3.0, 4.0], None), "nothing moved");
+        assert_eq!(adam.state_dict(), before, "no state shared");
+        // the other way round: a parameter beyond the bound set
+        let mut adam = crate::AdamConfig::new(0.1).init().unwrap();
+        adam.step(&mut decoder, &gd).unwrap();
+        let e = adam.step(&mut encoder, &ge).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("a parameter `bias` of shape [1] after the 1 bound ones"),
+            "{e}"
+        );
+    }
+
+    /// The same two modules inside one model, named apart by prefixes, have moments of their
+    /// own: each moves exactly as it would under an optimiser of its own.
+    #[test]
+    fn prefixed_modules_have_independent_moments() {
+        let mut both = Toy::<f64> {
+            params: vec![
+                ("a.weight", vec1(&[1.0, 2.0])),
+                ("b.weight", vec1(&[1.0, 2.0])),
+            ],
+        };
+        let mut alone_a = module(&[1.0, 2.0], None);
+        let mut alone_b = module(&[1.0, 2.0], None);
+        let config = crate::AdamConfig::new(0.1);
+        let mut adam = config.init().unwrap();
+        let (mut adam_a, mut adam_b) = (config.init().unwrap(), config.init().unwrap());
+        for step in 0..4 {
+            // a's gradients grow, b's shrink and change sign
+            let ga = [1.0 + step as f64, 0.5];
+            let gb = [-0.25 * step as f64, 2.0 / (1.0 + step as f64)];
+            let mut g = NamedTensors::new();
+            g.push("a.weight", vec1(&ga));
+            g.push("b.weight", vec1(&gb));
+            adam.step(&mut both, &g).unwrap();
+            let mut g = NamedTensors::new();
+            g.push("weight", vec1(&ga));
+            adam_a.step(&mut alone_a, &g).unwrap();
+            let mut g = NamedTensors::new();
+            g.push("weight", vec1(&gb));
+            adam_b.step(&mut alone_b, &g).unwrap();
+        }
+        assert_eq!(both.params[0].1, alone_a.params[0].1);
+        assert_eq!(both.params[1].1, alone_b.params[0].1);
+        assert_ne!(both.params[0].1, both.params[1].1);
+        let state = adam.state_dict();
+        assert_eq!(state.step_count("a.weight"), Some(4));
+        assert_eq!(
+            state.tensors().get("exp_avg.b.weight"),
+            adam_b.state_dict().tensors().get("exp_avg.weight")
+        );
+    }
+
+    #[test]
+    fn a_visitor_that_repeats_a_name_is_rejected() {
+        let mut model = Toy::<f64> {
+            params: vec![("weight", vec1(&[1.0])), ("weight", vec1(&[2.0]))],
+        };
+        let mut g = NamedTensors::new();
+        g.push("weight", vec1(&[1.0]));
+        let mut sgd = SgdConfig::new(0.1).init().unwrap();
+        let e = sgd.step(&mut model, &g).unwrap_err();
+        assert!(
+            e.to_string().contains("two parameters are named `weight`"),
+            "{e}"
+        );
+        assert_eq!(model.params[0].1.as_slice(), [1.0]);
+        let e = sgd.load_state_dict(sgd.state_dict(), &model).unwrap_err();
+        assert!(
+            e.to_string().contains("two parameters are named `weight`"),
+            "{e}"
+        );
     }
 
     #[test]

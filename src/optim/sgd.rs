@@ -1,9 +1,11 @@
 //! Stochastic gradient descent with momentum, as PyTorch's `torch.optim.SGD`.
 
 use core::fmt;
-use std::collections::HashMap;
 
-use super::{check_non_negative, match_grads, Optimizer};
+use super::binding::{prepare, Binding};
+use super::group::{effective, validate_groups, with_group_settings, ParamGroup};
+use super::state::{state_error, OptimizerState, Settings};
+use super::{check_non_negative, Optimizer};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::{NamedTensors, Parameters};
@@ -11,13 +13,14 @@ use crate::tensor::Tensor;
 
 /// Configuration of an [`Sgd`] optimiser: `SgdConfig::new(lr)`, then `with_*` options, then
 /// [`init`](SgdConfig::init), which checks the values.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SgdConfig {
     lr: f64,
     momentum: f64,
     dampening: f64,
     weight_decay: f64,
     nesterov: bool,
+    groups: Vec<ParamGroup>,
 }
 
 impl SgdConfig {
@@ -29,6 +32,7 @@ impl SgdConfig {
             dampening: 0.0,
             weight_decay: 0.0,
             nesterov: false,
+            groups: Vec::new(),
         }
     }
 
@@ -60,9 +64,23 @@ impl SgdConfig {
         SgdConfig { nesterov, ..self }
     }
 
+    /// Appends a parameter group: other settings for the parameters its predicate accepts
+    /// (see [`ParamGroup`]). A parameter belongs to the first group that accepts it; one that
+    /// no group accepts takes the optimiser's settings. Defaults to no groups.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_group(mut self, group: ParamGroup) -> Self {
+        self.groups.push(group);
+        self
+    }
+
     /// The learning rate.
     pub fn lr(&self) -> f64 {
         self.lr
+    }
+
+    /// The parameter groups, in the order they are tried.
+    pub fn groups(&self) -> &[ParamGroup] {
+        &self.groups
     }
 
     /// The momentum factor μ.
@@ -89,8 +107,8 @@ impl SgdConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] if the learning rate, the momentum, the dampening or the
-    /// weight decay is negative or not finite, or if Nesterov momentum is asked for without
+    /// [`Error::InvalidArgument`] if the learning rate, the momentum, the dampening, a weight
+    /// decay or a group's `lr_scale` is negative or not finite, or if Nesterov momentum is asked for without
     /// a positive momentum and zero dampening (as PyTorch).
     ///
     /// # Examples
@@ -105,6 +123,16 @@ impl SgdConfig {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn init<T: Float>(&self) -> Result<Sgd<T>> {
+        self.validate()?;
+        Ok(Sgd {
+            config: self.clone(),
+            binding: None,
+            states: Vec::new(),
+        })
+    }
+
+    /// Checks the values, as [`init`](SgdConfig::init) documents.
+    fn validate(&self) -> Result<()> {
         check_non_negative("learning rate", self.lr)?;
         check_non_negative("momentum", self.momentum)?;
         check_non_negative("dampening", self.dampening)?;
@@ -119,11 +147,17 @@ impl SgdConfig {
                 ),
             });
         }
-        Ok(Sgd {
-            config: *self,
-            buffers: HashMap::new(),
-        })
+        validate_groups(&self.groups)
     }
+}
+
+/// The state SGD keeps for one parameter.
+#[derive(Clone)]
+struct Velocity<T> {
+    /// The number of steps taken.
+    step: u64,
+    /// The momentum buffer `b`, if there is momentum.
+    buffer: Option<Tensor<T>>,
 }
 
 /// Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and
@@ -138,8 +172,10 @@ impl SgdConfig {
 /// p ← p − lr·g
 /// ```
 ///
-/// The momentum buffer `b` is kept per parameter name and, as in PyTorch, starts as the first
-/// gradient (not as zero).
+/// The momentum buffer `b` is kept per parameter, under its full name in the model the
+/// optimiser is bound to (see [`Optimizer`]), and, as in PyTorch, starts as the first gradient
+/// (not as zero). The learning rate and weight decay of a parameter are those of its
+/// [`ParamGroup`], if any; a frozen parameter is left alone.
 ///
 /// # Examples
 ///
@@ -170,8 +206,11 @@ impl SgdConfig {
 #[derive(Clone)]
 pub struct Sgd<T> {
     config: SgdConfig,
-    /// The momentum buffer of each parameter, by name.
-    buffers: HashMap<String, Tensor<T>>,
+    /// The model's parameter set, from the first step (or a load).
+    binding: Option<Binding>,
+    /// The state of each parameter of the binding, in order; `None` before its first step and
+    /// for frozen parameters.
+    states: Vec<Option<Velocity<T>>>,
 }
 
 impl<T> Sgd<T> {
@@ -183,39 +222,42 @@ impl<T> Sgd<T> {
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
     fn step(&mut self, model: &mut dyn Parameters<T>, grads: &NamedTensors<T>) -> Result<()> {
-        let buffers = &mut self.buffers;
-        let grads = match_grads(model, grads, |name| {
-            buffers.get(name).map(|b| b.shape().to_vec())
-        })?;
-        let c = self.config;
-        let lr = T::from_f64(c.lr);
+        let c = &self.config;
+        let (binding, grads) = prepare(&mut self.binding, &c.groups, model, grads)?;
+        let states = &mut self.states;
+        states.resize_with(binding.len(), || None);
         let momentum = T::from_f64(c.momentum);
         let keep = T::from_f64(1.0 - c.dampening);
-        let weight_decay = T::from_f64(c.weight_decay);
+        let mut i = 0;
         model.visit_params_mut(&mut |name, p| {
-            let Some(g) = grads.get(name) else {
-                debug_assert!(
-                    false,
-                    "visit_params_mut visited `{name}`, visit_params did not"
-                );
-                return;
+            let index = i;
+            i += 1;
+            debug_assert_eq!(
+                binding.names.get(index).map(String::as_str),
+                Some(name),
+                "visit_params_mut visits in another order than visit_params"
+            );
+            let (Some(Some(g)), Some(state)) = (grads.get(index), states.get_mut(index)) else {
+                return; // frozen
             };
-            let mut buffer = None;
-            if c.momentum != 0.0 {
-                let first = !buffers.contains_key(name);
-                if first {
-                    buffers.insert(name.to_string(), p.zeros_like());
-                }
-                buffer = buffers.get_mut(name).map(|b| (b.as_mut_slice(), first));
-            }
+            let e = effective(&c.groups, binding.groups[index], c.lr, c.weight_decay);
+            let lr = T::from_f64(e.lr);
+            let weight_decay = T::from_f64(e.weight_decay);
+            let first = state.is_none();
+            let s = state.get_or_insert_with(|| Velocity {
+                step: 0,
+                buffer: (c.momentum != 0.0).then(|| p.zeros_like()),
+            });
+            s.step += 1;
+            let mut buffer = s.buffer.as_mut().map(Tensor::as_mut_slice);
             for (i, (p, &g)) in p.as_mut_slice().iter_mut().zip(g.as_slice()).enumerate() {
                 let mut d = g;
-                if c.weight_decay != 0.0 {
+                if e.weight_decay != 0.0 {
                     d = d + weight_decay * *p;
                 }
-                if let Some((b, first)) = &mut buffer {
+                if let Some(b) = &mut buffer {
                     let b = &mut b[i];
-                    *b = if *first { d } else { momentum * *b + keep * d };
+                    *b = if first { d } else { momentum * *b + keep * d };
                     d = if c.nesterov { d + momentum * *b } else { *b };
                 }
                 *p = *p - lr * d;
@@ -233,13 +275,90 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         self.config.lr = lr;
         Ok(())
     }
+
+    fn state_dict(&self) -> OptimizerState<T> {
+        let c = &self.config;
+        let mut steps = Vec::new();
+        let mut tensors = NamedTensors::new();
+        if let Some(b) = &self.binding {
+            for (name, s) in b.names.iter().zip(&self.states) {
+                if let Some(s) = s {
+                    steps.push((name.clone(), s.step));
+                    if let Some(buffer) = &s.buffer {
+                        tensors.push(format!("momentum_buffer.{name}"), buffer.clone());
+                    }
+                }
+            }
+        }
+        OptimizerState {
+            settings: Settings::Sgd {
+                lr: c.lr,
+                momentum: c.momentum,
+                dampening: c.dampening,
+                weight_decay: c.weight_decay,
+                nesterov: c.nesterov,
+            },
+            groups: c.groups.iter().map(|g| g.settings).collect(),
+            steps,
+            tensors,
+        }
+    }
+
+    fn load_state_dict(
+        &mut self,
+        state: OptimizerState<T>,
+        model: &dyn Parameters<T>,
+    ) -> Result<()> {
+        let Settings::Sgd {
+            lr,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+        } = state.settings
+        else {
+            return Err(state_error(format!(
+                "it is the state of {}, not of sgd",
+                state.kind()
+            )));
+        };
+        let config = SgdConfig {
+            lr,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+            groups: with_group_settings(&self.config.groups, &state.groups)?,
+        };
+        config.validate()?;
+        let binding = Binding::of(model, &config.groups)?;
+        let kinds: &[&str] = if momentum != 0.0 {
+            &["momentum_buffer"]
+        } else {
+            &[]
+        };
+        let unpacked = state.unpack(&binding, kinds)?;
+        // unpack gives each parameter with state one tensor per kind
+        self.states = unpacked
+            .into_iter()
+            .map(|s| {
+                s.map(|(step, tensors)| Velocity {
+                    step,
+                    buffer: tensors.into_iter().next(),
+                })
+            })
+            .collect();
+        self.config = config;
+        self.binding = Some(binding);
+        Ok(())
+    }
 }
 
 impl<T> fmt::Debug for Sgd<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sgd")
             .field("config", &self.config)
-            .field("states", &self.buffers.len())
+            .field("states", &self.states.iter().flatten().count())
             .finish()
     }
 }
@@ -327,7 +446,7 @@ mod tests {
             .with_momentum(0.9)
             .with_weight_decay(0.01);
         let gs: [&[f64]; 3] = [&[1.0, 2.0], &[0.5, -1.0], &[-0.25, 0.125]];
-        let a = run::<f32>(config, &[0.3, -0.7], &gs);
+        let a = run::<f32>(config.clone(), &[0.3, -0.7], &gs);
         let b = run::<f64>(config, &[0.3, -0.7], &gs);
         assert_close(&a[2], &b[2], 1e-6);
     }
@@ -387,7 +506,7 @@ mod tests {
         assert_eq!(
             format!("{sgd:?}"),
             "Sgd { config: SgdConfig { lr: 0.1, momentum: 0.5, dampening: 0.0, \
-             weight_decay: 0.0, nesterov: false }, states: 1 }"
+             weight_decay: 0.0, nesterov: false, groups: [] }, states: 1 }"
         );
     }
 }
