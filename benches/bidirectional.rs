@@ -27,8 +27,8 @@ fn bidirectional(c: &mut Criterion) {
     for &(t, b, h) in SIZES {
         let config = LstmCellConfig::new(h, h);
         let bi = Bidirectional::new(
-            Recurrent::new(config.init::<f32, _>(&mut rng)),
-            Recurrent::new(config.init(&mut rng)),
+            Recurrent::new(config.init::<f32>(&mut rng).unwrap()),
+            Recurrent::new(config.init(&mut rng).unwrap()),
         )
         .expect("same sizes");
         let x = Tensor::randn(&[t, b, h], &mut rng);

@@ -69,13 +69,13 @@ fn bench_cell<C: Cell<f32>>(
 fn cells(c: &mut Criterion) {
     let rng = StdRng::seed_from_u64(1);
     bench_cell(c, "lstm", 4, |h| {
-        LstmCellConfig::new(h, h).init(&mut rng.clone())
+        LstmCellConfig::new(h, h).init(&mut rng.clone()).unwrap()
     });
     bench_cell(c, "gru", 3, |h| {
-        GruCellConfig::new(h, h).init(&mut rng.clone())
+        GruCellConfig::new(h, h).init(&mut rng.clone()).unwrap()
     });
     bench_cell(c, "rnn_tanh", 1, |h| {
-        RnnCellConfig::new(h, h).init(&mut rng.clone())
+        RnnCellConfig::new(h, h).init(&mut rng.clone()).unwrap()
     });
 }
 

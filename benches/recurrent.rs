@@ -11,7 +11,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
-use recurrent::{Gru, GruConfig, Lstm, LstmConfig, Rnn, RnnConfig, SequenceLayer, Tensor};
+use recurrent::{GruConfig, LstmConfig, RnnConfig, SequenceLayer, Tensor};
 
 /// `(name, T, B, I, H, layers, bidirectional)`.
 const WORKLOADS: &[(&str, usize, usize, usize, usize, usize, bool)] = &[
@@ -76,19 +76,19 @@ fn recurrent(c: &mut Criterion) {
         let config = LstmConfig::new(i, h)
             .with_num_layers(layers)
             .with_bidirectional(bi);
-        Lstm::new(config, rng).expect("valid config")
+        config.init(rng).expect("valid config")
     });
     bench_network(c, "gru", 3, |i, h, layers, bi, rng| {
         let config = GruConfig::new(i, h)
             .with_num_layers(layers)
             .with_bidirectional(bi);
-        Gru::new(config, rng).expect("valid config")
+        config.init(rng).expect("valid config")
     });
     bench_network(c, "rnn_tanh", 1, |i, h, layers, bi, rng| {
         let config = RnnConfig::new(i, h)
             .with_num_layers(layers)
             .with_bidirectional(bi);
-        Rnn::new(config, rng).expect("valid config")
+        config.init(rng).expect("valid config")
     });
 }
 

@@ -11,8 +11,8 @@ use std::error::Error;
 use clap::Parser;
 use recurrent::rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    clip_grad_norm, AdamConfig, CrossEntropyLoss, EmbeddingConfig, GruConfig, Layer,
-    LinearConfig, Mode, Optimizer, Tensor, TimeDistributed, TokenBatch,
+    clip_grad_norm, AdamConfig, CrossEntropyLoss, EmbeddingConfig, GruConfig, Layer, LinearConfig,
+    Mode, Optimizer, Tensor, TimeDistributed, TokenBatch,
 };
 
 /// The opening of Lewis Carroll's "Alice's Adventures in Wonderland" (public domain).
@@ -48,15 +48,26 @@ fn main() -> Result<(), Box<dyn Error>> {
     alphabet.dedup();
     let ids: Vec<usize> = TEXT
         .chars()
-        .map(|c| alphabet.binary_search(&c).expect("every character is in the alphabet"))
+        .map(|c| {
+            alphabet
+                .binary_search(&c)
+                .expect("every character is in the alphabet")
+        })
         .collect();
     let vocab = alphabet.len();
 
     let mut model = EmbeddingConfig::new(vocab, 24)
         .init_seeded::<f32>(args.seed)?
         .named("embedding")
-        .then(GruConfig::new(24, 128).init_seeded(args.seed + 1)?.named("rnn"))
-        .then(TimeDistributed::new(LinearConfig::new(128, vocab).init_seeded(args.seed + 2)?).named("head"));
+        .then(
+            GruConfig::new(24, 128)
+                .init_seeded(args.seed + 1)?
+                .named("rnn"),
+        )
+        .then(
+            TimeDistributed::new(LinearConfig::new(128, vocab).init_seeded(args.seed + 2)?)
+                .named("head"),
+        );
     let mut adam = AdamConfig::new(5e-3).init()?;
     let loss_fn = CrossEntropyLoss::new();
     let mut rng = StdRng::seed_from_u64(args.seed);
@@ -68,8 +79,14 @@ fn main() -> Result<(), Box<dyn Error>> {
             .map(|_| rng.random_range(0..ids.len() - window - 1))
             .collect();
         let inputs: Vec<&[usize]> = starts.iter().map(|&s| &ids[s..s + window]).collect();
-        let targets: Vec<&[usize]> = starts.iter().map(|&s| &ids[s + 1..s + window + 1]).collect();
-        let (inputs, targets) = (recurrent::pad_collate(&inputs, 0, None)?, recurrent::pad_collate(&targets, 0, None)?);
+        let targets: Vec<&[usize]> = starts
+            .iter()
+            .map(|&s| &ids[s + 1..s + window + 1])
+            .collect();
+        let (inputs, targets) = (
+            recurrent::pad_collate(&inputs, 0, None)?,
+            recurrent::pad_collate(&targets, 0, None)?,
+        );
 
         let (logits, trace) = model.forward(&inputs, Mode::Train { seed: step })?;
         let loss = loss_fn.forward_sequence(&logits, targets.ids())?;
@@ -77,7 +94,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         clip_grad_norm(&mut grads, 1.0)?;
         adam.step(&mut model, &grads)?;
         if step % 100 == 0 || step + 1 == args.steps {
-            println!("step {step:>4}: loss {:.3} (uniform guess: {:.3})", loss.value, (vocab as f32).ln());
+            println!(
+                "step {step:>4}: loss {:.3} (uniform guess: {:.3})",
+                loss.value,
+                (vocab as f32).ln()
+            );
         }
     }
 
@@ -102,7 +123,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 fn sample_softmax(logits: &Tensor<f32>, temperature: f32, rng: &mut StdRng) -> usize {
     let scores = logits.as_slice();
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let weights: Vec<f32> = scores.iter().map(|&s| ((s - max) / temperature).exp()).collect();
+    let weights: Vec<f32> = scores
+        .iter()
+        .map(|&s| ((s - max) / temperature).exp())
+        .collect();
     let mut pick = rng.random::<f32>() * weights.iter().sum::<f32>();
     for (class, &w) in weights.iter().enumerate() {
         if pick < w {

@@ -41,9 +41,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
-use rand::{rngs::StdRng, SeedableRng};
+use recurrent::rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    gemm, Gru, GruConfig, Lstm, LstmConfig, MatMut, MatRef, Rnn, RnnConfig, SequenceLayer, Tensor,
+    gemm, GruConfig, Lstm, LstmConfig, MatMut, MatRef, RnnConfig, SequenceLayer, Tensor,
 };
 use serde_json::{json, Value};
 
@@ -191,7 +191,7 @@ fn memory_case(case: &str) -> Result<(), Box<dyn std::error::Error>> {
     // the input is the caller's; everything from the model on counts
     let resting = current_rss().ok_or("no /proc/self/status: peak memory is measured on Linux")?;
     std::fs::write("/proc/self/clear_refs", "5")?;
-    let lstm: Lstm<f32> = Lstm::new(LstmConfig::new(i, h), rng)?;
+    let lstm: Lstm<f32> = LstmConfig::new(i, h).init(rng)?;
     let call = || -> Result<(), recurrent::Error> {
         match mode {
             "infer" => drop(lstm.infer(&x, None, None)?),
@@ -396,19 +396,19 @@ fn time_cell(
             let c = LstmConfig::new(i, h)
                 .with_num_layers(layers)
                 .with_bidirectional(bi);
-            ours_ms(&Lstm::new(c, rng)?, x, mode, min_seconds)
+            ours_ms(&c.init(rng)?, x, mode, min_seconds)
         }
         "gru" => {
             let c = GruConfig::new(i, h)
                 .with_num_layers(layers)
                 .with_bidirectional(bi);
-            ours_ms(&Gru::new(c, rng)?, x, mode, min_seconds)
+            ours_ms(&c.init(rng)?, x, mode, min_seconds)
         }
         _ => {
             let c = RnnConfig::new(i, h)
                 .with_num_layers(layers)
                 .with_bidirectional(bi);
-            ours_ms(&Rnn::new(c, rng)?, x, mode, min_seconds)
+            ours_ms(&c.init(rng)?, x, mode, min_seconds)
         }
     })
 }

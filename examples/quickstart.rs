@@ -3,7 +3,7 @@
 //!
 //! Run it with `cargo run --release --example quickstart`.
 
-use rand::{rngs::StdRng, SeedableRng};
+use recurrent::rand::{rngs::StdRng, SeedableRng};
 use recurrent::{Gradcheck, LstmCellConfig, Recurrent, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -12,8 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lengths = [12, 9, 5, 2];
 
     // nn.LSTM(input_size=8, hidden_size=16): PyTorch's names, shapes and initialisation
-    let lstm =
-        Recurrent::new(LstmCellConfig::new(input_size, hidden_size).init::<f64, _>(&mut rng));
+    let lstm = Recurrent::new(LstmCellConfig::new(input_size, hidden_size).init::<f64>(&mut rng)?);
     println!("model     {}", lstm.cell());
 
     // forward over a time-major batch (T, B, I) whose sequences end at different steps

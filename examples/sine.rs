@@ -30,7 +30,12 @@ struct Args {
 }
 
 /// `batch` noisy waves of `steps` samples `(T, B, 1)`, and the clean value one sample later.
-fn waves(steps: usize, batch: usize, noise: f64, rng: &mut StdRng) -> recurrent::Result<(Sequence<f32>, Tensor<f32>)> {
+fn waves(
+    steps: usize,
+    batch: usize,
+    noise: f64,
+    rng: &mut StdRng,
+) -> recurrent::Result<(Sequence<f32>, Tensor<f32>)> {
     let gaussian = Tensor::<f64>::randn(&[steps * batch], rng);
     let (mut x, mut y) = (vec![0.0; steps * batch], vec![0.0; steps * batch]);
     for b in 0..batch {
@@ -48,9 +53,12 @@ fn waves(steps: usize, batch: usize, noise: f64, rng: &mut StdRng) -> recurrent:
 fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let mut model = LstmConfig::new(1, 32)
-        .init_seeded::<f32>(args.seed)?
-        .then(TimeDistributed::new(LinearConfig::new(32, 1).init_seeded(args.seed + 1)?));
+    let mut model =
+        LstmConfig::new(1, 32)
+            .init_seeded::<f32>(args.seed)?
+            .then(TimeDistributed::new(
+                LinearConfig::new(32, 1).init_seeded(args.seed + 1)?,
+            ));
     let mut adam = AdamConfig::new(1e-2).init()?;
 
     for step in 0..args.steps {

@@ -46,7 +46,12 @@ fn sample(rng: &mut StdRng) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// The model, from a seed: `embedding → rnn → head` at every step.
-fn build(seed: u64) -> recurrent::Result<impl Layer<f32, Input = TokenBatch, Output = Sequence<f32>, OutputGrad = recurrent::Tensor<f32>> + Parameters<f32>> {
+fn build(
+    seed: u64,
+) -> recurrent::Result<
+    impl Layer<f32, Input = TokenBatch, Output = Sequence<f32>, OutputGrad = recurrent::Tensor<f32>>
+        + Parameters<f32>,
+> {
     Ok(EmbeddingConfig::new(VOCAB, 16)
         .with_padding_idx(Some(0))
         .init_seeded::<f32>(seed)?
@@ -62,7 +67,10 @@ fn build(seed: u64) -> recurrent::Result<impl Layer<f32, Input = TokenBatch, Out
 }
 
 /// The tokens and tags of the sequences at `indices`, padded into time-major batches.
-fn collate(data: &[(Vec<usize>, Vec<usize>)], indices: &[usize]) -> recurrent::Result<(TokenBatch, TokenBatch)> {
+fn collate(
+    data: &[(Vec<usize>, Vec<usize>)],
+    indices: &[usize],
+) -> recurrent::Result<(TokenBatch, TokenBatch)> {
     let tokens: Vec<&[usize]> = indices.iter().map(|&i| &data[i].0[..]).collect();
     let tags: Vec<&[usize]> = indices.iter().map(|&i| &data[i].1[..]).collect();
     Ok((pad_collate(&tokens, 0, None)?, pad_collate(&tags, 0, None)?))
@@ -126,7 +134,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut reloaded = build(args.seed + 100)?;
     load(&mut reloaded, &args.out)?;
     let (before, after) = (model.infer(&test_tokens)?, reloaded.infer(&test_tokens)?);
-    assert_eq!(before, after, "the reloaded model predicts exactly as the trained one");
+    assert_eq!(
+        before, after,
+        "the reloaded model predicts exactly as the trained one"
+    );
     println!(
         "saved to {} and reloaded: the same predictions on all {} test sequences",
         args.out.display(),

@@ -39,11 +39,11 @@ use crate::tensor::Tensor;
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{Gradcheck, LstmCellConfig, Recurrent, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(3);
-/// let lstm = Recurrent::new(LstmCellConfig::new(3, 4).init::<f64, _>(&mut rng));
+/// let lstm = Recurrent::new(LstmCellConfig::new(3, 4).init::<f64>(&mut rng)?);
 /// let x = Tensor::randn(&[5, 2, 3], &mut rng);
 /// let report = Gradcheck::new().check_layer(&lstm, &x, None, Some(&[5, 3]))?;
 /// assert!(report.worst_error < 1e-7, "{report}");
@@ -274,11 +274,11 @@ impl Gradcheck {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::{Gradcheck, GruCellConfig, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(1);
-    /// let gru = GruCellConfig::new(3, 4).init::<f64, _>(&mut rng);
+    /// let gru = GruCellConfig::new(3, 4).init::<f64>(&mut rng)?;
     /// let x = Tensor::randn(&[2, 3], &mut rng);
     /// let report = Gradcheck::new().check_cell(&gru, &x, None)?;
     /// assert!(report.worst_error < 1e-7, "{report}");
@@ -342,11 +342,11 @@ impl Gradcheck {
     /// The weight gradient of a [`Linear`](crate::Linear) layer under `L = Σ y ⊙ g`:
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{Gradcheck, Linear, Tensor};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Gradcheck, Linear, LinearConfig, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
-    /// let fc = Linear::<f64>::new(3, 2, true, &mut rng)?;
+    /// let fc = LinearConfig::new(3, 2).init::<f64>(&mut rng)?;
     /// let x = Tensor::randn(&[4, 3], &mut rng);
     /// let g = Tensor::randn(&[4, 2], &mut rng); // dL/dy
     /// let grads = fc.backward(&x, &g)?;

@@ -2,9 +2,9 @@
 //! through time, numerically identical to PyTorch for the same weights.
 //!
 //! ```
-//! use rand::{rngs::StdRng, SeedableRng};
+//! use recurrent::rand::{rngs::StdRng, SeedableRng};
 //! use recurrent::{
-//!     binary_cross_entropy_with_logits, AdamConfig, Linear, Lstm, LstmConfig, Optimizer,
+//!     binary_cross_entropy_with_logits, AdamConfig, LinearConfig, Lstm, LstmConfig, Optimizer,
 //!     SequenceLayer, SgdConfig, Tensor,
 //! };
 //!
@@ -12,8 +12,8 @@
 //! // nn.LSTM(input_size=8, hidden_size=16, num_layers=2, bidirectional=True): PyTorch's
 //! // parameter names, shapes and initialisation
 //! let config = LstmConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
-//! let lstm: Lstm<f32> = Lstm::new(config, &mut rng)?;
-//! let head = Linear::new(32, 1, true, &mut rng)?;
+//! let lstm: Lstm<f32> = config.init(&mut rng)?;
+//! let head = LinearConfig::new(32, 1).init(&mut rng)?;
 //!
 //! // a time-major batch (T, B, I) of four sequences with their own lengths
 //! let x = Tensor::randn(&[20, 4, 8], &mut rng);
@@ -64,6 +64,16 @@
 //! own and it gets [`Recurrent`], the combinators and [`Gradcheck`]; write its step with
 //! [`kernels`] (the recurrent product against the packed `weight_hh`, the vectorised
 //! non-linearities) and it runs at the built-in cells' speed.
+//!
+//! # Building
+//!
+//! Every cell, network and layer is built the same way: `XConfig::new(required)`, then
+//! `with_*` options, each documented with its default, then `init(&mut rng)` or
+//! `init_seeded(seed)`, which return a [`Result`]. The generator is [`rand`]'s (version 0.9,
+//! re-exported as `recurrent::rand`, so you need no `rand` dependency of your own). Weights
+//! take PyTorch's default initialisation unless a config chooses another [`Init`]
+//! (Xavier/Glorot or orthogonal), and [`LstmCellConfig::with_forget_bias`] starts an LSTM
+//! with a forget-gate bias.
 //!
 //! # Layers
 //!
@@ -166,8 +176,8 @@ mod test_util;
 mod threads;
 
 pub use cell::{
-    kernels, BackwardStep, Cell, CellParams, GruCell, GruCellConfig, LstmCell, LstmCellConfig,
-    Nonlinearity, RnnCell, RnnCellConfig, StepGrads, StepTrace,
+    kernels, BackwardStep, Cell, CellParams, GruCell, GruCellConfig, Init, LstmCell,
+    LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig, StepGrads, StepTrace,
 };
 pub use data::{pad_collate, BatchSampler, BatchSamplerConfig, TokenBatch};
 pub use error::{Error, IoSource, Result};
@@ -177,16 +187,17 @@ pub use io::{
     from_bytes, load, load_converting, load_optimizer, read_tensors, save, save_optimizer, to_bytes,
 };
 pub use layer::{
-    Bidirectional, BidirectionalTrace, Gru, GruConfig, Lstm, LstmConfig, Network, NetworkStream,
-    NetworkTrace, Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads, SequenceLayer,
-    SequenceOutput, Stacked, StackedTrace, Stream,
+    Bidirectional, BidirectionalTrace, Direction, Gru, GruConfig, Lstm, LstmConfig, Network,
+    NetworkStream, NetworkTrace, Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads,
+    SequenceLayer, SequenceOutput, Stacked, StackedTrace, Stream,
 };
 pub use linalg::{gemm, MatMut, MatRef};
 pub use nn::{
     binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Chain, ChainTrace,
-    CrossEntropyLoss, Dropout, DropoutMask, Embedding, LastHidden, LastStep, Layer, LayerGrads,
-    Linear, LinearGrads, Loss, MaxPool, MeanPool, Mode, Named, PerPosition, PoolTrace, Reduction,
-    Sequence, SequenceTrace, TimeDistributed, TimeDistributedTrace,
+    CrossEntropyLoss, Dropout, DropoutConfig, DropoutMask, Embedding, EmbeddingConfig, LastHidden,
+    LastStep, Layer, LayerGrads, Linear, LinearConfig, LinearGrads, Loss, MaxPool, MeanPool, Mode,
+    Named, PerPosition, PoolTrace, Reduction, Sequence, SequenceTrace, TimeDistributed,
+    TimeDistributedTrace,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, Adam, AdamConfig, CosineAnnealingLr, ExponentialLr, LinearLr,
@@ -197,6 +208,11 @@ pub use params::{NamedTensors, Parameters, Summary, SummaryEntry};
 pub use state::{State, StatePart};
 pub use tensor::{Shape, Tensor};
 pub use threads::{num_threads, set_num_threads};
+
+/// The version of [`rand`](https://docs.rs/rand/0.9) (0.9) whose `Rng` the crate's APIs take:
+/// `use recurrent::rand::{rngs::StdRng, SeedableRng};` needs no `rand` dependency of your own,
+/// and cannot pick a version whose generators the crate does not accept.
+pub use rand;
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -16,7 +16,7 @@ use crate::tensor::Tensor;
 /// PyTorch names the parameters of submodules:
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{GruCellConfig, Parameters, Recurrent, Tensor};
 ///
 /// struct Model {
@@ -38,11 +38,12 @@ use crate::tensor::Tensor;
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let model = Model {
-///     encoder: Recurrent::new(GruCellConfig::new(4, 8).init(&mut rng)),
-///     decoder: Recurrent::new(GruCellConfig::new(8, 4).init(&mut rng)),
+///     encoder: Recurrent::new(GruCellConfig::new(4, 8).init(&mut rng)?),
+///     decoder: Recurrent::new(GruCellConfig::new(8, 4).init(&mut rng)?),
 /// };
 /// assert_eq!(model.param_names()[0], "encoder.weight_ih_l0");
 /// assert_eq!(model.param_count(), (24 * 4 + 24 * 8 + 2 * 24) + (12 * 8 + 12 * 4 + 2 * 12));
+/// # Ok::<(), recurrent::Error>(())
 /// ```
 pub trait Parameters<T: Float> {
     /// Calls `f` with each parameter's name and value, in `state_dict` order.

@@ -225,19 +225,20 @@ fn run(how: Composition) {
         let (h, bias) = (p.hidden_size, p.bias);
         let report = match p.cell {
             0 => compose(how, &p, |i, rng| {
-                LstmCellConfig::new(i, h).with_bias(bias).init(rng)
+                LstmCellConfig::new(i, h).with_bias(bias).init(rng).unwrap()
             }),
             1 => compose(how, &p, |i, rng| {
                 LstmCellConfig::new(i, h)
                     .with_bias(bias)
                     .with_proj_size(h - 1)
                     .init(rng)
+                    .unwrap()
             }),
             2 => compose(how, &p, |i, rng| {
-                GruCellConfig::new(i, h).with_bias(bias).init(rng)
+                GruCellConfig::new(i, h).with_bias(bias).init(rng).unwrap()
             }),
             _ => compose(how, &p, |i, rng| {
-                RnnCellConfig::new(i, h).with_bias(bias).init(rng)
+                RnnCellConfig::new(i, h).with_bias(bias).init(rng).unwrap()
             }),
         };
         worst.set(worst.get().max(report.worst_error));
@@ -286,7 +287,11 @@ fn stacked_dropout_gradients_match_finite_differences() {
 fn a_stack_of_one_layer_is_that_layer() {
     let result = runner(64).run(&problems(), |p| {
         let rng = &mut StdRng::seed_from_u64(p.seed);
-        let layer = Recurrent::new(GruCellConfig::new(p.input_size, p.hidden_size).init(rng));
+        let layer = Recurrent::new(
+            GruCellConfig::new(p.input_size, p.hidden_size)
+                .init(rng)
+                .unwrap(),
+        );
         let stack = Stacked::new(vec![layer.clone()])
             .unwrap()
             .with_dropout(0.5)
@@ -324,7 +329,7 @@ fn two_layer_lstm(dropout: f64) -> Lstm<f64> {
     let config = LstmConfig::new(3, 6)
         .with_num_layers(2)
         .with_dropout(dropout);
-    Lstm::new(config, &mut StdRng::seed_from_u64(1)).unwrap()
+    config.init(&mut StdRng::seed_from_u64(1)).unwrap()
 }
 
 #[test]
@@ -360,8 +365,8 @@ fn two_threads_give_the_same_results_as_one() {
     let rng = &mut StdRng::seed_from_u64(4);
     let config = LstmCellConfig::new(5, 7);
     let bi = Bidirectional::new(
-        Recurrent::new(config.init::<f64, _>(rng)),
-        Recurrent::new(config.init(rng)),
+        Recurrent::new(config.init::<f64>(rng).unwrap()),
+        Recurrent::new(config.init(rng).unwrap()),
     )
     .unwrap();
     let (serial, parallel) = (
@@ -385,13 +390,13 @@ fn two_threads_give_the_same_results_as_one() {
 #[test]
 fn empty_inputs_are_not_split() {
     let rng = &mut StdRng::seed_from_u64(13);
-    let layer =
-        Recurrent::new(RnnCellConfig::new(0, 4).init::<f64, _>(rng)).with_parallel_threshold(0);
+    let layer = Recurrent::new(RnnCellConfig::new(0, 4).init::<f64>(rng).unwrap())
+        .with_parallel_threshold(0);
     let out = layer
         .forward(&Tensor::zeros(&[6, 4, 0]), None, None)
         .unwrap();
     assert_eq!(out.output.shape(), &[6, 4, 4]);
-    let layer = Recurrent::new(RnnCellConfig::new(3, 4).init::<f64, _>(rng))
+    let layer = Recurrent::new(RnnCellConfig::new(3, 4).init::<f64>(rng).unwrap())
         .with_batch_first(true)
         .with_parallel_threshold(0);
     let out = layer
@@ -404,8 +409,8 @@ fn empty_inputs_are_not_split() {
 #[test]
 fn a_split_batch_passes_gradcheck() {
     let rng = &mut StdRng::seed_from_u64(12);
-    let layer =
-        Recurrent::new(LstmCellConfig::new(3, 4).init::<f64, _>(rng)).with_parallel_threshold(0);
+    let layer = Recurrent::new(LstmCellConfig::new(3, 4).init::<f64>(rng).unwrap())
+        .with_parallel_threshold(0);
     let x = Tensor::randn(&[5, 3, 3], rng);
     let report = Gradcheck::new()
         .check_layer(&layer, &x, None, Some(&[5, 2, 4]))
@@ -419,7 +424,7 @@ fn names_follow_pytorch() {
         .with_num_layers(2)
         .with_bidirectional(true)
         .with_proj_size(2);
-    let lstm: Lstm<f32> = Lstm::new(config, &mut StdRng::seed_from_u64(0)).unwrap();
+    let lstm: Lstm<f32> = config.init(&mut StdRng::seed_from_u64(0)).unwrap();
     let mut expected = Vec::new();
     for layer in 0..2 {
         for suffix in ["", "_reverse"] {
@@ -445,17 +450,17 @@ fn bad_configurations_are_rejected_with_their_reason() {
         Err(Error::InvalidArgument { name, reason }) => format!("{name}: {reason}"),
         other => panic!("expected InvalidArgument, got {other:?}"),
     };
-    let msg = invalid(Lstm::new(LstmConfig::new(3, 4).with_num_layers(0), rng));
+    let msg = invalid(LstmConfig::new(3, 4).with_num_layers(0).init(rng));
     assert!(msg.starts_with("num_layers"), "{msg}");
-    let msg = invalid(Lstm::new(LstmConfig::new(3, 4).with_dropout(1.0), rng));
+    let msg = invalid(LstmConfig::new(3, 4).with_dropout(1.0).init(rng));
     assert!(msg.starts_with("dropout: 1"), "{msg}");
-    let msg = invalid(Lstm::new(LstmConfig::new(3, 4).with_proj_size(4), rng));
+    let msg = invalid(LstmConfig::new(3, 4).with_proj_size(4).init(rng));
     assert!(msg.starts_with("proj_size: 4"), "{msg}");
-    let msg = invalid(Lstm::new(LstmConfig::new(3, 0), rng));
+    let msg = invalid(LstmConfig::new(3, 0).init(rng));
     assert!(msg.starts_with("hidden_size"), "{msg}");
 
-    let a = Recurrent::new(GruCellConfig::new(3, 4).init::<f32, _>(rng));
-    let b = Recurrent::new(GruCellConfig::new(5, 4).init::<f32, _>(rng));
+    let a = Recurrent::new(GruCellConfig::new(3, 4).init::<f32>(rng).unwrap());
+    let b = Recurrent::new(GruCellConfig::new(5, 4).init::<f32>(rng).unwrap());
     let e = Stacked::new(vec![a.clone(), b.clone()]).unwrap_err();
     assert!(
         e.to_string()
@@ -496,8 +501,8 @@ fn a_wrong_output_gradient_is_an_error_not_a_panic() {
     let rng = &mut StdRng::seed_from_u64(5);
     let config = GruCellConfig::new(2, 3);
     let bi = Bidirectional::new(
-        Recurrent::new(config.init::<f64, _>(rng)),
-        Recurrent::new(config.init(rng)),
+        Recurrent::new(config.init::<f64>(rng).unwrap()),
+        Recurrent::new(config.init(rng).unwrap()),
     )
     .unwrap();
     let out = bi
@@ -524,10 +529,7 @@ fn a_wrong_output_gradient_is_an_error_not_a_panic() {
 fn layers_whose_names_would_clash_are_rejected() {
     let rng = &mut StdRng::seed_from_u64(6);
     let config = LstmConfig::new(3, 3).with_num_layers(2);
-    let (a, b) = (
-        Lstm::<f32>::new(config, rng).unwrap(),
-        Lstm::new(config, rng).unwrap(),
-    );
+    let (a, b) = (config.init::<f32>(rng).unwrap(), config.init(rng).unwrap());
     // a stack of stacks numbers both inner stacks from l0
     let e = Stacked::new(vec![a, b]).unwrap_err();
     assert!(
@@ -541,7 +543,7 @@ fn layers_whose_names_would_clash_are_rejected() {
 fn gradcheck_checks_a_layer_with_active_dropout() {
     let rng = &mut StdRng::seed_from_u64(8);
     let config = LstmConfig::new(2, 3).with_num_layers(2).with_dropout(0.5);
-    let mut lstm = Lstm::<f64>::new(config, rng).unwrap().with_seed(5);
+    let mut lstm = config.init::<f64>(rng).unwrap().with_seed(5);
     let x = Tensor::randn(&[4, 2, 2], rng);
     // the masks are fixed by the seed, so finite differences see the same masks
     let report = Gradcheck::new().check_layer(&lstm, &x, None, None).unwrap();

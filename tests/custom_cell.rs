@@ -189,7 +189,9 @@ fn peephole_lstm<T: Float>(
     zero: bool,
 ) -> PeepholeLstm<T> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let lstm = LstmCellConfig::new(input_size, hidden_size).init(&mut rng);
+    let lstm = LstmCellConfig::new(input_size, hidden_size)
+        .init(&mut rng)
+        .unwrap();
     let mut peephole = || {
         let w = Tensor::uniform(
             &[hidden_size],
@@ -251,7 +253,7 @@ fn x_step(x: &Tensor<f64>, batch: usize, input_size: usize) -> Tensor<f64> {
 fn zero_peepholes_are_the_builtin_lstm<T: Float>() {
     let peephole = Recurrent::new(peephole_lstm::<T>(3, 4, 7, true));
     let mut rng = StdRng::seed_from_u64(7);
-    let lstm = Recurrent::new(LstmCellConfig::new(3, 4).init::<T, _>(&mut rng));
+    let lstm = Recurrent::new(LstmCellConfig::new(3, 4).init::<T>(&mut rng).unwrap());
     let x = Tensor::randn(&[6, 2, 3], &mut StdRng::seed_from_u64(8));
     let a = peephole.forward(&x, None, Some(&[6, 4])).unwrap();
     let b = lstm.forward(&x, None, Some(&[6, 4])).unwrap();

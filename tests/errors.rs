@@ -7,7 +7,11 @@ use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{Cell, Error, GruCellConfig, LstmCellConfig, Recurrent, State, Tensor};
 
 fn lstm() -> Recurrent<recurrent::LstmCell<f64>> {
-    Recurrent::new(LstmCellConfig::new(8, 4).init(&mut StdRng::seed_from_u64(0)))
+    Recurrent::new(
+        LstmCellConfig::new(8, 4)
+            .init(&mut StdRng::seed_from_u64(0))
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -103,7 +107,9 @@ fn gradient_shape_mismatch_names_both_shapes() {
 
 #[test]
 fn cell_step_mismatch_names_both_shapes() {
-    let cell = GruCellConfig::new(3, 2).init::<f32, _>(&mut StdRng::seed_from_u64(0));
+    let cell = GruCellConfig::new(3, 2)
+        .init::<f32>(&mut StdRng::seed_from_u64(0))
+        .unwrap();
     let e = cell.forward(&Tensor::zeros(&[4, 2]), None).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -124,7 +130,8 @@ fn cell_step_mismatch_names_both_shapes() {
 #[test]
 fn unpaired_bias_is_a_missing_parameter() {
     let mut params = LstmCellConfig::new(2, 3)
-        .init::<f64, _>(&mut StdRng::seed_from_u64(1))
+        .init::<f64>(&mut StdRng::seed_from_u64(1))
+        .unwrap()
         .params()
         .clone();
     let bias_ih = params.bias_ih().cloned();
@@ -169,7 +176,11 @@ fn parameters_that_do_not_fit_the_cell_are_rejected_by_name() {
 
 #[test]
 fn a_trace_from_another_layer_is_rejected() {
-    let small = Recurrent::new(LstmCellConfig::new(3, 4).init(&mut StdRng::seed_from_u64(1)));
+    let small = Recurrent::new(
+        LstmCellConfig::new(3, 4)
+            .init(&mut StdRng::seed_from_u64(1))
+            .unwrap(),
+    );
     let out = small
         .forward(&Tensor::<f64>::zeros(&[5, 3, 3]), None, None)
         .unwrap();
@@ -186,8 +197,12 @@ fn a_trace_from_another_layer_is_rejected() {
         e.to_string(),
         "trace mismatch: the layer's input size is 8, the trace's is 3"
     );
-    let cell = GruCellConfig::new(3, 2).init::<f64, _>(&mut StdRng::seed_from_u64(0));
-    let other = GruCellConfig::new(3, 5).init::<f64, _>(&mut StdRng::seed_from_u64(0));
+    let cell = GruCellConfig::new(3, 2)
+        .init::<f64>(&mut StdRng::seed_from_u64(0))
+        .unwrap();
+    let other = GruCellConfig::new(3, 5)
+        .init::<f64>(&mut StdRng::seed_from_u64(0))
+        .unwrap();
     let (_, trace) = other.forward(&Tensor::zeros(&[2, 3]), None).unwrap();
     let e = cell
         .backward(&trace, &State::from_h(Tensor::zeros(&[2, 2])))

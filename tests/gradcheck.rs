@@ -156,12 +156,14 @@ fn lstm(p: &Problem, rng: &mut StdRng) -> recurrent::LstmCell<f64> {
     LstmCellConfig::new(p.input_size, p.hidden_size)
         .with_bias(p.bias)
         .init(rng)
+        .unwrap()
 }
 
 fn gru(p: &Problem, rng: &mut StdRng) -> recurrent::GruCell<f64> {
     GruCellConfig::new(p.input_size, p.hidden_size)
         .with_bias(p.bias)
         .init(rng)
+        .unwrap()
 }
 
 fn rnn(nonlinearity: Nonlinearity) -> impl Fn(&Problem, &mut StdRng) -> recurrent::RnnCell<f64> {
@@ -170,6 +172,7 @@ fn rnn(nonlinearity: Nonlinearity) -> impl Fn(&Problem, &mut StdRng) -> recurren
             .with_bias(p.bias)
             .with_nonlinearity(nonlinearity)
             .init(rng)
+            .unwrap()
     }
 }
 
@@ -264,7 +267,7 @@ impl<C: Cell<f64>> Cell<f64> for Tampered<C> {
 fn a_wrong_backward_is_caught() {
     let mut rng = StdRng::seed_from_u64(9);
     let layer = Recurrent::new(Tampered {
-        inner: GruCellConfig::new(3, 4).init(&mut rng),
+        inner: GruCellConfig::new(3, 4).init(&mut rng).unwrap(),
         separate_hidden_grad: false,
         backward: |gru: &recurrent::GruCell<f64>, step, grads| {
             // the GRU writes its true d_hp into a scratch buffer the driver never sees
@@ -297,7 +300,8 @@ fn a_wrong_relu_derivative_is_not_taken_for_a_kink() {
     let mut rng = StdRng::seed_from_u64(4);
     let cell = RnnCellConfig::new(3, 6)
         .with_nonlinearity(Nonlinearity::Relu)
-        .init(&mut rng);
+        .init(&mut rng)
+        .unwrap();
     let layer = Recurrent::new(Tampered {
         inner: cell,
         separate_hidden_grad: false,

@@ -7,9 +7,9 @@
 
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    Adam, AdamConfig, Bidirectional, Cell, Error, Gru, GruConfig, Lstm, LstmCell, LstmCellConfig,
-    LstmConfig, Nonlinearity, Optimizer, Parameters, Recurrent, RnnCell, RnnCellConfig,
-    SequenceLayer, State, Tensor,
+    Adam, AdamConfig, Bidirectional, Cell, Error, GruConfig, LstmCell, LstmCellConfig, LstmConfig,
+    Nonlinearity, Optimizer, Parameters, Recurrent, RnnCell, RnnCellConfig, SequenceLayer, State,
+    Tensor,
 };
 
 fn rng() -> StdRng {
@@ -24,27 +24,33 @@ fn sizes_that_overflow_are_errors_that_name_them() {
         "size overflow in tensor: the product of [4294967296, 4294967296] does not fit in usize"
     );
     // 4·2^62 gate rows: the gate width itself overflows
-    let e = Lstm::<f32>::new(LstmConfig::new(4, 1 << 62), &mut rng()).unwrap_err();
+    let e = LstmConfig::new(4, 1 << 62)
+        .init::<f32>(&mut rng())
+        .unwrap_err();
     assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
     assert!(e.to_string().contains("4611686018427387904"), "{e}");
     // 3·2^62 GRU gate rows overflow as well
     let config = GruConfig::new(4, 1 << 62)
         .with_bidirectional(true)
         .with_num_layers(2);
-    let e = Gru::<f32>::new(config, &mut rng()).unwrap_err();
+    let e = config.init::<f32>(&mut rng()).unwrap_err();
     assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
 }
 
 #[test]
 fn sizes_beyond_the_machine_are_errors_not_aborts() {
     // 4·2^40 × 2^40 weights overflow no integer, but no machine holds them
-    let e = Lstm::<f32>::new(LstmConfig::new(4, 1 << 40), &mut rng()).unwrap_err();
+    let e = LstmConfig::new(4, 1 << 40)
+        .init::<f32>(&mut rng())
+        .unwrap_err();
     assert!(
         matches!(e, Error::SizeOverflow { .. } | Error::Allocation { .. }),
         "{e}"
     );
     // 2^20 × 2^28 = 2^48 values, 1 PiB: a size that fits but cannot be allocated
-    let e = Gru::<f32>::new(GruConfig::new(1 << 28, 1 << 18), &mut rng()).unwrap_err();
+    let e = GruConfig::new(1 << 28, 1 << 18)
+        .init::<f32>(&mut rng())
+        .unwrap_err();
     assert_eq!(
         e,
         Error::Allocation {
@@ -54,7 +60,7 @@ fn sizes_beyond_the_machine_are_errors_not_aborts() {
     );
     assert!(e.to_string().starts_with("cannot allocate "), "{e}");
     // a stream's buffers are sized by its batch
-    let layer = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32, _>(&mut rng()));
+    let layer = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32>(&mut rng()).unwrap());
     let e = layer.stream(usize::MAX / 4, None).unwrap_err();
     assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
     let e = layer.stream(1 << 58, None).unwrap_err();
@@ -69,7 +75,7 @@ fn a_state_gradient_may_leave_parts_out() {
     let config = LstmConfig::new(3, 4)
         .with_num_layers(2)
         .with_bidirectional(true);
-    let lstm = Lstm::<f64>::new(config, &mut r).unwrap();
+    let lstm = config.init::<f64>(&mut r).unwrap();
     let x = Tensor::randn(&[5, 2, 3], &mut r);
     let out = lstm.forward(&x, None, Some(&[5, 3])).unwrap();
     let ones = out.state.h().map(|_| 1.0);
@@ -94,7 +100,7 @@ fn a_state_gradient_may_leave_parts_out() {
     assert_eq!(empty.params, none.params);
 
     // the same for one layer and for a single cell step
-    let cell = LstmCellConfig::new(3, 4).init::<f64, _>(&mut r);
+    let cell = LstmCellConfig::new(3, 4).init::<f64>(&mut r).unwrap();
     let step_x = Tensor::randn(&[2, 3], &mut r);
     let (next, trace) = Cell::forward(&cell, &step_x, None).unwrap();
     let only_h = Cell::backward(&cell, &trace, &State::from_h(next.h().clone()));
@@ -107,7 +113,10 @@ fn a_state_gradient_may_leave_parts_out() {
 #[test]
 fn a_wrong_state_gradient_is_measured_against_the_call() {
     let mut r = rng();
-    let lstm = Lstm::<f64>::new(LstmConfig::new(3, 4).with_num_layers(2), &mut r).unwrap();
+    let lstm = LstmConfig::new(3, 4)
+        .with_num_layers(2)
+        .init::<f64>(&mut r)
+        .unwrap();
     let out = lstm
         .forward(&Tensor::randn(&[5, 2, 3], &mut r), None, None)
         .unwrap();
@@ -137,7 +146,7 @@ fn a_wrong_state_gradient_is_measured_against_the_call() {
 /// of steps or samples is an error, not a wrapped product or an abort.
 #[test]
 fn an_empty_input_of_enormous_size_is_an_error() {
-    let layer = Recurrent::new(LstmCellConfig::new(0, 4).init::<f32, _>(&mut rng()));
+    let layer = Recurrent::new(LstmCellConfig::new(0, 4).init::<f32>(&mut rng()).unwrap());
     let x = Tensor::<f32>::from_vec(vec![], &[1 << 40, 1 << 30, 0]).unwrap();
     let e = layer.forward(&x, None, None).unwrap_err();
     assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
@@ -159,8 +168,11 @@ fn an_empty_input_of_enormous_size_is_an_error() {
 #[test]
 fn a_trace_of_another_cell_is_refused() {
     let mut r = rng();
-    let lstm = Lstm::<f64>::new(LstmConfig::new(3, 3).with_proj_size(1), &mut r).unwrap();
-    let gru = Gru::<f64>::new(GruConfig::new(3, 4), &mut r).unwrap();
+    let lstm = LstmConfig::new(3, 3)
+        .with_proj_size(1)
+        .init::<f64>(&mut r)
+        .unwrap();
+    let gru = GruConfig::new(3, 4).init::<f64>(&mut r).unwrap();
     let x = Tensor::randn(&[4, 2, 3], &mut r);
     let out = lstm.forward(&x, None, None).unwrap();
     let e = gru.backward(&out.trace, None, None).unwrap_err();
@@ -170,7 +182,7 @@ fn a_trace_of_another_cell_is_refused() {
         "stale trace: it was made by a layer of LstmCell<f64>, this layer has GruCell<f64>; \
          run forward again with the current layer"
     );
-    let tanh = RnnCellConfig::new(3, 4).init::<f64, _>(&mut r);
+    let tanh = RnnCellConfig::new(3, 4).init::<f64>(&mut r).unwrap();
     let relu = RnnCell::from_params(3, 4, Nonlinearity::Relu, tanh.params().clone()).unwrap();
     let (tanh, relu) = (Recurrent::new(tanh), Recurrent::new(relu));
     let out = tanh.forward(&x, None, None).unwrap();
@@ -179,7 +191,7 @@ fn a_trace_of_another_cell_is_refused() {
         .unwrap_err();
     assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
     // the single cell step checks its trace the same way
-    let cell = LstmCellConfig::new(3, 4).init::<f64, _>(&mut r);
+    let cell = LstmCellConfig::new(3, 4).init::<f64>(&mut r).unwrap();
     let twin = LstmCell::from_params(3, 4, cell.params().clone()).unwrap();
     let (next, trace) = Cell::forward(&cell, &Tensor::zeros(&[2, 3]), None).unwrap();
     assert!(Cell::backward(&twin, &trace, &next).is_err());
@@ -191,7 +203,10 @@ fn a_trace_of_another_cell_is_refused() {
 #[test]
 fn a_trace_is_refused_after_the_parameters_change() {
     let mut r = rng();
-    let mut gru = Gru::<f64>::new(GruConfig::new(3, 4).with_num_layers(2), &mut r).unwrap();
+    let mut gru = GruConfig::new(3, 4)
+        .with_num_layers(2)
+        .init::<f64>(&mut r)
+        .unwrap();
     let x = Tensor::randn(&[4, 2, 3], &mut r);
     let out = gru.forward(&x, None, None).unwrap();
     let grads = gru.backward(&out.trace, Some(&out.output), None).unwrap();
@@ -222,8 +237,8 @@ fn a_trace_is_refused_after_the_parameters_change() {
 #[test]
 fn one_thread_is_one_thread_whatever_the_threshold() {
     let mut r = rng();
-    let layer =
-        Recurrent::new(LstmCellConfig::new(3, 4).init::<f64, _>(&mut r)).with_parallel_threshold(0);
+    let layer = Recurrent::new(LstmCellConfig::new(3, 4).init::<f64>(&mut r).unwrap())
+        .with_parallel_threshold(0);
     let bi = Bidirectional::new(layer.clone(), layer.clone())
         .unwrap()
         .with_parallel_threshold(0);

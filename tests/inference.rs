@@ -161,7 +161,7 @@ fn infer_is_forward_bit_for_bit_for_every_cell_layer_and_thread_count() {
 fn two_threads_split_the_batch_in_forward_and_infer_alike() {
     with_threads(2, || {
         let rng = &mut StdRng::seed_from_u64(2);
-        let layer = Recurrent::new(GruCellConfig::new(INPUT, HIDDEN).init::<f32, _>(rng))
+        let layer = Recurrent::new(GruCellConfig::new(INPUT, HIDDEN).init::<f32>(rng).unwrap())
             .with_parallel_threshold(0);
         let x = Tensor::randn(&[SEQ_LEN, BATCH, INPUT], rng);
         let full = layer.forward(&x, None, Some(&LENGTHS)).unwrap();
@@ -195,13 +195,13 @@ fn check_networks<T: Float>(rng: &mut StdRng) {
                     };
                 }
                 let lstm = config!(LstmConfig::new(INPUT, HIDDEN));
-                let lstm_net: Lstm<T> = Lstm::new(lstm, rng).unwrap();
+                let lstm_net: Lstm<T> = lstm.init(rng).unwrap();
                 check_network(lstm_net, &format!("lstm, {what}"), rng);
-                let proj: Lstm<T> = Lstm::new(lstm.with_proj_size(3), rng).unwrap();
+                let proj: Lstm<T> = lstm.with_proj_size(3).init(rng).unwrap();
                 check_network(proj, &format!("lstm with projection, {what}"), rng);
-                let gru: Gru<T> = Gru::new(config!(GruConfig::new(INPUT, HIDDEN)), rng).unwrap();
+                let gru: Gru<T> = config!(GruConfig::new(INPUT, HIDDEN)).init(rng).unwrap();
                 check_network(gru, &format!("gru, {what}"), rng);
-                let rnn: Rnn<T> = Rnn::new(config!(RnnConfig::new(INPUT, HIDDEN)), rng).unwrap();
+                let rnn: Rnn<T> = config!(RnnConfig::new(INPUT, HIDDEN)).init(rng).unwrap();
                 check_network(rnn, &format!("rnn, {what}"), rng);
             }
         }
@@ -292,18 +292,18 @@ fn check_streams<T: Float>() {
             let lstm = LstmConfig::new(INPUT, HIDDEN)
                 .with_num_layers(layers)
                 .with_dropout(0.3);
-            let net: Lstm<T> = Lstm::new(lstm, rng).unwrap();
+            let net: Lstm<T> = lstm.init(rng).unwrap();
             check_stream(&net, batch, &format!("lstm, {what}"));
-            let net: Lstm<T> = Lstm::new(lstm.with_proj_size(2), rng).unwrap();
+            let net: Lstm<T> = lstm.with_proj_size(2).init(rng).unwrap();
             check_stream(&net, batch, &format!("lstm with projection, {what}"));
             let gru = GruConfig::new(INPUT, HIDDEN).with_num_layers(layers);
-            let net: Gru<T> = Gru::new(gru, rng).unwrap();
+            let net: Gru<T> = gru.init(rng).unwrap();
             check_stream(&net, batch, &format!("gru, {what}"));
             for nonlinearity in [Nonlinearity::Tanh, Nonlinearity::Relu] {
                 let rnn = RnnConfig::new(INPUT, HIDDEN)
                     .with_num_layers(layers)
                     .with_nonlinearity(nonlinearity);
-                let net: Rnn<T> = Rnn::new(rnn, rng).unwrap();
+                let net: Rnn<T> = rnn.init(rng).unwrap();
                 check_stream(&net, batch, &format!("rnn {nonlinearity:?}, {what}"));
             }
         }
@@ -322,7 +322,7 @@ fn a_stream_has_the_layout_of_pytorchs_states() {
     let config = LstmConfig::new(INPUT, HIDDEN)
         .with_num_layers(3)
         .with_proj_size(2);
-    let lstm: Lstm<f32> = Lstm::new(config, rng).unwrap();
+    let lstm: Lstm<f32> = config.init(rng).unwrap();
     let stream = lstm.stream(4, None).unwrap();
     let state = stream.state();
     assert_eq!(state.h().shape(), &[3, 4, 2]);
@@ -332,7 +332,7 @@ fn a_stream_has_the_layout_of_pytorchs_states() {
 #[test]
 fn streaming_errors_name_what_is_wrong() {
     let rng = &mut StdRng::seed_from_u64(7);
-    let gru: Gru<f64> = Gru::new(GruConfig::new(INPUT, HIDDEN).with_num_layers(2), rng).unwrap();
+    let gru: Gru<f64> = GruConfig::new(INPUT, HIDDEN).with_num_layers(2).init(rng).unwrap();
     let mut stream = gru.stream(2, None).unwrap();
     let e = stream.step(&Tensor::zeros(&[2, INPUT + 1])).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
@@ -349,7 +349,7 @@ fn streaming_errors_name_what_is_wrong() {
     assert!(e.to_string().contains("[1, 2, 5]"), "{e}");
 
     let bi = GruConfig::new(INPUT, HIDDEN).with_bidirectional(true);
-    let bi: Gru<f64> = Gru::new(bi, rng).unwrap();
+    let bi: Gru<f64> = bi.init(rng).unwrap();
     let e = bi.stream(2, None).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
     assert!(e.to_string().contains("bidirectional"), "{e}");
@@ -361,7 +361,7 @@ fn streaming_errors_name_what_is_wrong() {
 fn long_sequences_projected_in_chunks_are_forward_bit_for_bit() {
     let rng = &mut StdRng::seed_from_u64(8);
     let (seq_len, batch) = (130, 64);
-    let lstm = Recurrent::new(LstmCellConfig::new(8, 64).init::<f32, _>(rng));
+    let lstm = Recurrent::new(LstmCellConfig::new(8, 64).init::<f32>(rng).unwrap());
     let x = Tensor::randn(&[seq_len, batch, 8], rng);
     let lengths: Vec<usize> = (0..batch).map(|b| seq_len - 2 * b).collect();
     for lengths in [None, Some(&lengths[..])] {

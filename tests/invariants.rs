@@ -105,9 +105,21 @@ type Layers = (
 
 fn layers(p: &Problem, rng: &mut StdRng) -> Layers {
     (
-        Recurrent::new(LstmCellConfig::new(p.input_size, p.hidden_size).init(rng)),
-        Recurrent::new(GruCellConfig::new(p.input_size, p.hidden_size).init(rng)),
-        Recurrent::new(RnnCellConfig::new(p.input_size, p.hidden_size).init(rng)),
+        Recurrent::new(
+            LstmCellConfig::new(p.input_size, p.hidden_size)
+                .init(rng)
+                .unwrap(),
+        ),
+        Recurrent::new(
+            GruCellConfig::new(p.input_size, p.hidden_size)
+                .init(rng)
+                .unwrap(),
+        ),
+        Recurrent::new(
+            RnnCellConfig::new(p.input_size, p.hidden_size)
+                .init(rng)
+                .unwrap(),
+        ),
     )
 }
 
@@ -385,22 +397,22 @@ fn networks(p: &Problem, rng: &mut StdRng) -> Networks {
         .with_num_layers(2)
         .with_bidirectional(true)
         .with_proj_size(h - 1);
-    let mut gru = Gru::new(
-        GruConfig::new(i, h).with_num_layers(3).with_dropout(0.5),
-        rng,
-    )
-    .unwrap();
+    let mut gru = GruConfig::new(i, h)
+        .with_num_layers(3)
+        .with_dropout(0.5)
+        .init(rng)
+        .unwrap();
     gru.set_training(false);
     let mut stack = || {
         Stacked::new(vec![
-            Recurrent::new(RnnCellConfig::new(i, h).init(rng)),
-            Recurrent::new(RnnCellConfig::new(h, h).init(rng)),
+            Recurrent::new(RnnCellConfig::new(i, h).init(rng).unwrap()),
+            Recurrent::new(RnnCellConfig::new(h, h).init(rng).unwrap()),
         ])
         .unwrap()
     };
     let (forward, reverse) = (stack(), stack());
     (
-        Lstm::new(lstm, rng).unwrap(),
+        lstm.init(rng).unwrap(),
         gru,
         Bidirectional::new(forward, reverse).unwrap(),
     )
@@ -451,7 +463,10 @@ fn batch_first_networks_are_the_transposed_computation() {
             .with_proj_size(h - 1);
         let build = |batch_first| {
             let rng = &mut StdRng::seed_from_u64(p.seed);
-            Lstm::<f64>::new(config.with_batch_first(batch_first), rng).unwrap()
+            config
+                .with_batch_first(batch_first)
+                .init::<f64>(rng)
+                .unwrap()
         };
         let rng = &mut StdRng::seed_from_u64(p.seed ^ 1);
         transposed_layouts_match(&build(false), &build(true), &p, rng)

@@ -19,8 +19,7 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     from_bytes, load, load_converting, read_tensors, save, to_bytes, Error, Float, GruCellConfig,
-    LstmCellConfig, Nonlinearity, Parameters, Recurrent, Rnn, RnnConfig, SequenceLayer, State,
-    Tensor,
+    LstmCellConfig, Nonlinearity, Parameters, Recurrent, RnnConfig, SequenceLayer, State, Tensor,
 };
 
 /// A fresh, empty directory under the system's temporary directory, removed on drop.
@@ -93,7 +92,11 @@ impl<T: Float> Parameters<T> for Named<T> {
 }
 
 fn lstm<T: Float>(seed: u64) -> Recurrent<recurrent::LstmCell<T>> {
-    Recurrent::new(LstmCellConfig::new(3, 4).init(&mut StdRng::seed_from_u64(seed)))
+    Recurrent::new(
+        LstmCellConfig::new(3, 4)
+            .init(&mut StdRng::seed_from_u64(seed))
+            .unwrap(),
+    )
 }
 
 fn round_trip_restores_parameters_and_outputs<T: Float>(dir: &TempDir) {
@@ -141,10 +144,16 @@ fn f64_round_trip_restores_parameters_and_outputs() {
 fn saving_again_replaces_the_file() {
     let dir = TempDir::new("replace");
     let path = dir.path("gru.safetensors");
-    let first =
-        Recurrent::new(GruCellConfig::new(2, 3).init::<f64, _>(&mut StdRng::seed_from_u64(0)));
-    let second =
-        Recurrent::new(GruCellConfig::new(2, 3).init::<f64, _>(&mut StdRng::seed_from_u64(1)));
+    let first = Recurrent::new(
+        GruCellConfig::new(2, 3)
+            .init::<f64>(&mut StdRng::seed_from_u64(0))
+            .unwrap(),
+    );
+    let second = Recurrent::new(
+        GruCellConfig::new(2, 3)
+            .init::<f64>(&mut StdRng::seed_from_u64(1))
+            .unwrap(),
+    );
     save(&first, &path).unwrap();
     save(&second, &path).unwrap();
     let mut model = first.clone();
@@ -722,20 +731,23 @@ fn a_pytorch_file_for_another_network_is_rejected_by_name() {
     let path = common::fixtures_dir().join("rnn_relu_l2_T4_B3.f64.safetensors");
     let rng = &mut StdRng::seed_from_u64(0);
     let relu = |c: RnnConfig| c.with_nonlinearity(Nonlinearity::Relu);
-    let mut one_layer = Rnn::<f64>::new(relu(RnnConfig::new(2, 5)), rng).unwrap();
+    let mut one_layer = relu(RnnConfig::new(2, 5)).init::<f64>(rng).unwrap();
     assert_eq!(
         load(&mut one_layer, &path).unwrap_err(),
         Error::UnexpectedParameter {
             name: "bias_hh_l1".into()
         }
     );
-    let mut three_layers =
-        Rnn::<f64>::new(relu(RnnConfig::new(2, 5).with_num_layers(3)), rng).unwrap();
+    let mut three_layers = relu(RnnConfig::new(2, 5).with_num_layers(3))
+        .init::<f64>(rng)
+        .unwrap();
     assert!(matches!(
         load(&mut three_layers, &path).unwrap_err(),
         Error::MissingParameter { name, .. } if name == "weight_ih_l2"
     ));
-    let mut wider = Rnn::<f64>::new(relu(RnnConfig::new(2, 6).with_num_layers(2)), rng).unwrap();
+    let mut wider = relu(RnnConfig::new(2, 6).with_num_layers(2))
+        .init::<f64>(rng)
+        .unwrap();
     assert!(matches!(
         load(&mut wider, &path).unwrap_err(),
         Error::ParameterShape { name, .. } if name == "weight_ih_l0"

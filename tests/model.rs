@@ -30,9 +30,7 @@ fn reference_pool(x: &Sequence<f64>, reduce: impl Fn(&[f64], usize) -> f64) -> V
     let mut out = Vec::new();
     for b in 0..b_n {
         for f in 0..f_n {
-            let values: Vec<f64> = (0..x.length(b))
-                .map(|t| x.data().at(&[t, b, f]))
-                .collect();
+            let values: Vec<f64> = (0..x.length(b)).map(|t| x.data().at(&[t, b, f])).collect();
             out.push(reduce(&values, f));
         }
     }
@@ -189,7 +187,12 @@ fn chains_name_their_layers_like_nn_sequential() {
         .named("embedding")
         .then(LstmConfig::new(4, 3).init_seeded(1).unwrap().named("rnn"))
         .then(LastHidden)
-        .then(LinearConfig::new(3, 2).init_seeded(2).unwrap().named("head"));
+        .then(
+            LinearConfig::new(3, 2)
+                .init_seeded(2)
+                .unwrap()
+                .named("head"),
+        );
     let names = named.param_names();
     assert_eq!(names[0], "embedding.weight");
     assert_eq!(names[1], "rnn.weight_ih_l0");
@@ -204,7 +207,12 @@ fn gradients_carry_the_parameters_names() {
         .named("embedding")
         .then(GruConfig::new(4, 3).init_seeded(1).unwrap())
         .then(MeanPool)
-        .then(LinearConfig::new(3, 2).init_seeded(2).unwrap().named("head"));
+        .then(
+            LinearConfig::new(3, 2)
+                .init_seeded(2)
+                .unwrap()
+                .named("head"),
+        );
     let tokens = TokenBatch::new(vec![1, 2, 3, 4, 5, 6], 3, 2, None).unwrap();
     let (y, trace) = model.forward(&tokens, Mode::Eval).unwrap();
     let grads = model.backward(&trace, &y.map(|_| 1.0)).unwrap();
@@ -224,8 +232,14 @@ fn a_chain_that_does_not_fit_names_both_layers_and_shapes() {
     assert!(matches!(e, Error::InLayer { .. }));
     let message = e.to_string();
     assert!(message.starts_with("in layer `rnn` ("), "{message}");
-    assert!(message.contains("reading the output of layer `embedding`"), "{message}");
-    assert!(message.contains("[1, 2, 5]") && message.contains("[1, 2, 4]"), "{message}");
+    assert!(
+        message.contains("reading the output of layer `embedding`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("[1, 2, 5]") && message.contains("[1, 2, 4]"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -237,7 +251,9 @@ fn inference_equals_evaluation_and_ignores_the_dropout_seed() {
         .with_dropout(0.5)
         .init_seeded::<f64>(0)
         .unwrap()
-        .then(TimeDistributed::new(DropoutConfig::new(0.5).init().unwrap()))
+        .then(TimeDistributed::new(
+            DropoutConfig::new(0.5).init().unwrap(),
+        ))
         .then(MaxPool);
     let inferred = model.infer(&x).unwrap();
     assert_eq!(inferred, model.forward(&x, Mode::Eval).unwrap().0);

@@ -20,8 +20,8 @@ use common::runner;
 use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Dropout, Embedding,
-    Gradcheck, GradcheckReport, Linear, Tensor,
+    binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Dropout, DropoutConfig,
+    Embedding, EmbeddingConfig, Gradcheck, GradcheckReport, Linear, LinearConfig, Tensor,
 };
 
 const BOUND: f64 = 1e-6;
@@ -101,7 +101,9 @@ fn linear_problems() -> impl Strategy<Value = LinearProblem> {
 fn linear_gradients_match_finite_differences() {
     run("Linear", linear_problems(), |p| {
         let mut rng = StdRng::seed_from_u64(p.seed);
-        let fc = Linear::<f64>::new(p.in_features, p.out_features, p.bias, &mut rng)
+        let fc = LinearConfig::new(p.in_features, p.out_features)
+            .with_bias(p.bias)
+            .init::<f64>(&mut rng)
             .expect("a small layer");
         let x = Tensor::randn(&with_last(&p.lead, p.in_features), &mut rng);
         let g = Tensor::randn(&with_last(&p.lead, p.out_features), &mut rng);
@@ -178,11 +180,10 @@ fn embedding_gradients_match_finite_differences() {
     let (repeated, padded) = (StdCell::new(0), StdCell::new(0));
     run("Embedding", embedding_problems(), |p| {
         let mut rng = StdRng::seed_from_u64(p.seed);
-        let mut emb = Embedding::<f64>::new(p.num_embeddings, p.embedding_dim, &mut rng)
+        let emb = EmbeddingConfig::new(p.num_embeddings, p.embedding_dim)
+            .with_padding_idx(p.padding)
+            .init::<f64>(&mut rng)
             .expect("a small table");
-        if let Some(idx) = p.padding {
-            emb = emb.with_padding_idx(idx).unwrap();
-        }
         let count: usize = p.dims.iter().product();
         let ids: Vec<usize> = (0..count)
             .map(|_| rng.random_range(0..p.num_embeddings))
@@ -243,7 +244,7 @@ fn dropout_problems() -> impl Strategy<Value = DropoutProblem> {
 #[test]
 fn dropout_gradients_match_finite_differences_for_a_fixed_mask() {
     run("Dropout", dropout_problems(), |p| {
-        let dropout = Dropout::new(p.p).unwrap();
+        let dropout = DropoutConfig::new(p.p).init().unwrap();
         let mut rng = StdRng::seed_from_u64(p.seed);
         let x = Tensor::randn(&p.dims, &mut rng);
         let g = Tensor::randn(&p.dims, &mut rng);

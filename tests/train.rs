@@ -9,8 +9,8 @@
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    binary_cross_entropy_with_logits, clip_grad_norm, AdamConfig, Linear, Lstm, LstmConfig,
-    NamedTensors, Optimizer, Parameters, SequenceLayer, State, Tensor,
+    binary_cross_entropy_with_logits, clip_grad_norm, AdamConfig, Linear, LinearConfig, Lstm,
+    LstmConfig, NamedTensors, Optimizer, Parameters, SequenceLayer, State, Tensor,
 };
 
 const SEQ_LEN: usize = 30;
@@ -115,8 +115,10 @@ fn a_bidirectional_lstm_learns_which_marker_comes_first() {
         .with_num_layers(2)
         .with_bidirectional(true);
     let mut model = Model {
-        rnn: Lstm::new(config, rng).expect("valid config"),
-        head: Linear::new(2 * HIDDEN, 1, true, rng).expect("a small layer"),
+        rnn: config.init(rng).expect("valid config"),
+        head: LinearConfig::new(2 * HIDDEN, 1)
+            .init(rng)
+            .expect("a small layer"),
     };
     let mut adam = AdamConfig::new(0.01).init().expect("valid learning rate");
     let (held_out, held_out_labels) = batch(1000, &mut StdRng::seed_from_u64(7));

@@ -47,22 +47,38 @@ fn f64_of(v: &Value) -> f64 {
 
 /// A `{"shape", "data"}` tensor; 0-d and `(B)` shapes become rank 1.
 fn tensor(v: &Value) -> Tensor<f64> {
-    let mut shape: Vec<usize> = v["shape"].as_array().expect("shape").iter().map(usize_of).collect();
+    let mut shape: Vec<usize> = v["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(usize_of)
+        .collect();
     if shape.is_empty() {
         shape.push(1);
     }
-    let data = v["data"].as_array().expect("data").iter().map(f64_of).collect();
+    let data = v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(f64_of)
+        .collect();
     Tensor::from_vec(data, &shape).expect("the tensor matches its shape")
 }
 
 /// The integers of a `{"shape", "data"}` tensor, row-major.
 fn integers(v: &Value) -> Vec<usize> {
-    v["data"].as_array().expect("data").iter().map(|x| f64_of(x) as usize).collect()
+    v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|x| f64_of(x) as usize)
+        .collect()
 }
 
 /// Every trajectory case in `dir`, sorted by name.
 fn load_cases(dir: &Path) -> Vec<Case> {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
     let mut cases = Vec::new();
     for entry in entries {
         let path = entry.expect("directory entry").path();
@@ -110,7 +126,11 @@ fn optimizer(case: &Case) -> Box<dyn Optimizer<f64>> {
     let betas = |k: usize| f64_of(&o["betas"][k]);
     match o["kind"].as_str().expect("optimizer kind") {
         kind @ ("adam" | "adamw") => {
-            let config = if kind == "adam" { AdamConfig::new(lr) } else { AdamConfig::adamw(lr) };
+            let config = if kind == "adam" {
+                AdamConfig::new(lr)
+            } else {
+                AdamConfig::adamw(lr)
+            };
             Box::new(
                 config
                     .with_betas(betas(0), betas(1))
@@ -161,9 +181,20 @@ impl CaseLoss for Sequence<f64> {
             c if c == ignore && c < 0 => usize::MAX,
             c => c as usize,
         };
-        let classes: Vec<usize> = targets["data"].as_array().expect("data").iter().map(class).collect();
-        let ignore = if ignore < 0 { usize::MAX } else { ignore as usize };
-        CrossEntropyLoss::new().with_ignore_index(ignore).forward_sequence(self, &classes)
+        let classes: Vec<usize> = targets["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(class)
+            .collect();
+        let ignore = if ignore < 0 {
+            usize::MAX
+        } else {
+            ignore as usize
+        };
+        CrossEntropyLoss::new()
+            .with_ignore_index(ignore)
+            .forward_sequence(self, &classes)
     }
 }
 
@@ -173,40 +204,78 @@ where
     M: Layer<f64, Input = TokenBatch, OutputGrad = Tensor<f64>>,
     M::Output: CaseLoss,
 {
-    let mut outcome = Outcome { worst: 0.0, worst_at: "nothing".into() };
-    let names: Vec<String> = case.json["param_names"].as_array().expect("param_names").iter().map(|n| n.as_str().expect("name").to_string()).collect();
-    assert_eq!(model.param_names(), names, "{}: parameter names and order", case.name);
+    let mut outcome = Outcome {
+        worst: 0.0,
+        worst_at: "nothing".into(),
+    };
+    let names: Vec<String> = case.json["param_names"]
+        .as_array()
+        .expect("param_names")
+        .iter()
+        .map(|n| n.as_str().expect("name").to_string())
+        .collect();
+    assert_eq!(
+        model.param_names(),
+        names,
+        "{}: parameter names and order",
+        case.name
+    );
     let initial = &case.json["initial_params"];
-    model.visit_params_mut(&mut |name, t| *t = tensor(&initial[name]).reshape(t.shape()).expect("the parameter's shape"));
+    model.visit_params_mut(&mut |name, t| {
+        *t = tensor(&initial[name])
+            .reshape(t.shape())
+            .expect("the parameter's shape")
+    });
 
     let mut optimizer = optimizer(case);
     let clip = case.model("clip");
-    for (k, step) in case.json["steps"].as_array().expect("steps").iter().enumerate() {
+    for (k, step) in case.json["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .enumerate()
+    {
         let t_n = usize_of(&step["tokens"]["shape"][0]);
         let b_n = usize_of(&step["tokens"]["shape"][1]);
-        let lengths = step["lengths"].as_array().expect("lengths").iter().map(usize_of).collect();
-        let tokens = TokenBatch::new(integers(&step["tokens"]), t_n, b_n, Some(lengths)).expect("a valid batch");
+        let lengths = step["lengths"]
+            .as_array()
+            .expect("lengths")
+            .iter()
+            .map(usize_of)
+            .collect();
+        let tokens = TokenBatch::new(integers(&step["tokens"]), t_n, b_n, Some(lengths))
+            .expect("a valid batch");
 
-        let (output, trace) = model.forward(&tokens, Mode::Train { seed: k as u64 }).expect("forward");
+        let (output, trace) = model
+            .forward(&tokens, Mode::Train { seed: k as u64 })
+            .expect("forward");
         let loss = output.loss(case, &step["targets"]).expect("loss");
         let mut grads = model.backward(&trace, &loss.grad).expect("backward").params;
         match clip["kind"].as_str() {
             Some("norm") => {
                 let total = clip_grad_norm(&mut grads, f64_of(&clip["max_norm"])).expect("clip");
                 let expected = f64_of(&case.json["grad_norms"][k]);
-                outcome.record(scalar_error(total, expected), || format!("grad norm of step {k}: {total} vs {expected}"));
+                outcome.record(scalar_error(total, expected), || {
+                    format!("grad norm of step {k}: {total} vs {expected}")
+                });
             }
-            Some("value") => clip_grad_value(&mut grads, f64_of(&clip["clip_value"])).expect("clip"),
+            Some("value") => {
+                clip_grad_value(&mut grads, f64_of(&clip["clip_value"])).expect("clip")
+            }
             _ => {}
         }
         optimizer.step(&mut model, &grads).expect("optimiser step");
 
         let expected = f64_of(&case.json["losses"][k]);
-        outcome.record(scalar_error(loss.value, expected), || format!("loss of step {k}: {} vs {expected}", loss.value));
+        outcome.record(scalar_error(loss.value, expected), || {
+            format!("loss of step {k}: {} vs {expected}", loss.value)
+        });
     }
     let finals = &case.json["final_params"];
     model.visit_params(&mut |name, t| {
-        let expected = tensor(&finals[name]).reshape(t.shape()).expect("the parameter's shape");
+        let expected = tensor(&finals[name])
+            .reshape(t.shape())
+            .expect("the parameter's shape");
         outcome.record(worst_error(t, &expected), || format!("final {name}"));
     });
     outcome
@@ -216,11 +285,14 @@ where
 /// attributes — and trains it.
 fn run_case(case: &Case) -> Outcome {
     let e = case.model("embedding");
-    let embedding = EmbeddingConfig::new(usize_of(&e["num_embeddings"]), usize_of(&e["embedding_dim"]))
-        .with_padding_idx(e["padding_idx"].as_u64().map(|p| p as usize))
-        .init_seeded::<f64>(0)
-        .expect("embedding")
-        .named("embedding");
+    let embedding = EmbeddingConfig::new(
+        usize_of(&e["num_embeddings"]),
+        usize_of(&e["embedding_dim"]),
+    )
+    .with_padding_idx(e["padding_idx"].as_u64().map(|p| p as usize))
+    .init_seeded::<f64>(0)
+    .expect("embedding")
+    .named("embedding");
     let h = case.model("head");
     let head = LinearConfig::new(usize_of(&h["in_features"]), usize_of(&h["out_features"]))
         .with_bias(h["bias"].as_bool().expect("head bias"))
@@ -229,7 +301,10 @@ fn run_case(case: &Case) -> Outcome {
         .named("head");
     let r = case.model("rnn");
     let (i, hidden) = (usize_of(&r["input_size"]), usize_of(&r["hidden_size"]));
-    let (layers, bidirectional) = (usize_of(&r["num_layers"]), r["bidirectional"].as_bool().expect("bidirectional"));
+    let (layers, bidirectional) = (
+        usize_of(&r["num_layers"]),
+        r["bidirectional"].as_bool().expect("bidirectional"),
+    );
     let bias = r["bias"].as_bool().expect("bias");
     let pool = case.model("pool").as_str().expect("pool").to_string();
 
@@ -256,10 +331,16 @@ fn run_case(case: &Case) -> Outcome {
         };
     }
     match r["cell"].as_str().expect("cell") {
-        "lstm" => with_pool!(network!(LstmConfig::new(i, hidden).with_proj_size(usize_of(&r["proj_size"])))),
+        "lstm" => with_pool!(network!(
+            LstmConfig::new(i, hidden).with_proj_size(usize_of(&r["proj_size"]))
+        )),
         "gru" => with_pool!(network!(GruConfig::new(i, hidden))),
-        "rnn_tanh" => with_pool!(network!(RnnConfig::new(i, hidden).with_nonlinearity(Nonlinearity::Tanh))),
-        "rnn_relu" => with_pool!(network!(RnnConfig::new(i, hidden).with_nonlinearity(Nonlinearity::Relu))),
+        "rnn_tanh" => with_pool!(network!(
+            RnnConfig::new(i, hidden).with_nonlinearity(Nonlinearity::Tanh)
+        )),
+        "rnn_relu" => with_pool!(network!(
+            RnnConfig::new(i, hidden).with_nonlinearity(Nonlinearity::Relu)
+        )),
         other => panic!("{}: unknown cell {other}", case.name),
     }
 }
@@ -273,7 +354,11 @@ fn run_dir(dir: &Path) -> Vec<String> {
     for case in &cases {
         let Outcome { worst, worst_at } = run_case(case);
         let ok = worst <= TOLERANCE;
-        println!("  {} {:<40} worst {worst:.2e} ({worst_at})", if ok { "pass" } else { "FAIL" }, case.name);
+        println!(
+            "  {} {:<40} worst {worst:.2e} ({worst_at})",
+            if ok { "pass" } else { "FAIL" },
+            case.name
+        );
         if !ok {
             failures.push(format!("{}: {worst:.2e} at {worst_at}", case.name));
         }
@@ -288,7 +373,11 @@ fn fixtures_dir() -> PathBuf {
 #[test]
 fn pytorch_training_trajectories_are_reproduced() {
     let failures = run_dir(&fixtures_dir());
-    assert!(failures.is_empty(), "trajectories that differ from PyTorch:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "trajectories that differ from PyTorch:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -301,14 +390,24 @@ fn user_trajectory_dirs_are_reproduced() {
     for dir in std::env::split_paths(&dirs).filter(|d| !d.as_os_str().is_empty()) {
         failures.extend(run_dir(&dir));
     }
-    assert!(failures.is_empty(), "trajectories that differ from PyTorch:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "trajectories that differ from PyTorch:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// The harness itself: a case whose recorded final parameter is off by 1e-8 fails.
 #[test]
 fn a_corrupted_trajectory_is_reported() {
-    let mut case = load_cases(&fixtures_dir()).into_iter().next().expect("a committed case");
-    let name = case.json["param_names"][1].as_str().expect("name").to_string();
+    let mut case = load_cases(&fixtures_dir())
+        .into_iter()
+        .next()
+        .expect("a committed case");
+    let name = case.json["param_names"][1]
+        .as_str()
+        .expect("name")
+        .to_string();
     let first = &mut case.json["final_params"][&name]["data"][0];
     *first = Value::from(f64_of(first) + 1e-8);
     let outcome = run_case(&case);

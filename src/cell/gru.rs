@@ -2,11 +2,12 @@
 
 use core::fmt;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
-use super::{check_hidden_size, display_cell, kernels, BackwardStep, Cell, CellParams};
-use crate::error::{or_panic, Result};
+use super::{check_hidden_size, display_cell, kernels, BackwardStep, Cell, CellParams, Init};
+use crate::error::Result;
 use crate::float::Float;
 use crate::linalg::{MatMut, MatRef};
 use crate::state::StatePart;
@@ -22,6 +23,8 @@ pub struct GruCellConfig {
     input_size: usize,
     hidden_size: usize,
     bias: bool,
+    weight_ih_init: Init,
+    weight_hh_init: Init,
 }
 
 impl GruCellConfig {
@@ -31,6 +34,8 @@ impl GruCellConfig {
             input_size,
             hidden_size,
             bias: true,
+            weight_ih_init: Init::Default,
+            weight_hh_init: Init::Default,
         }
     }
 
@@ -40,22 +45,74 @@ impl GruCellConfig {
         GruCellConfig { bias, ..self }
     }
 
-    /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `hidden_size` is 0, or if the sizes are beyond the machine.
-    #[track_caller]
-    pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> GruCell<T> {
-        or_panic(self.try_init(rng))
+    /// How `weight_ih (3H, I)` is initialised; see [`Init`]. Defaults to [`Init::Default`].
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_weight_ih_init(self, weight_ih_init: Init) -> Self {
+        GruCellConfig {
+            weight_ih_init,
+            ..self
+        }
     }
 
-    /// [`GruCellConfig::init`], returning an error where it panics.
-    pub(crate) fn try_init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> Result<GruCell<T>> {
+    /// How `weight_hh (3H, H)` is initialised; see [`Init`]. Defaults to [`Init::Default`].
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_weight_hh_init(self, weight_hh_init: Init) -> Self {
+        GruCellConfig {
+            weight_hh_init,
+            ..self
+        }
+    }
+
+    /// A cell with its weights drawn from `rng` by the chosen [`Init`]s (PyTorch's default
+    /// `U(−1/√H, 1/√H)` unless set) and its biases by PyTorch's default, in the order
+    /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidArgument`] if `hidden_size` is 0;
+    /// [`crate::Error::SizeOverflow`] or [`crate::Error::Allocation`] for sizes beyond the
+    /// machine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Cell, GruCellConfig};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let cell = GruCellConfig::new(3, 5).init::<f32>(&mut rng)?;
+    /// assert_eq!(cell.params().weight_hh().shape(), &[15, 5]);
+    /// assert!(GruCellConfig::new(3, 0).init::<f32>(&mut rng).is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init<T: Float>(&self, rng: &mut (impl Rng + ?Sized)) -> Result<GruCell<T>> {
         let h = self.hidden_size;
+        check_hidden_size(h)?;
         let gw = checked_size("gru gates", &[GATES, h])?;
-        let params = CellParams::try_init(gw, self.input_size, h, h, self.bias, rng)?;
+        let inits = [self.weight_ih_init, self.weight_hh_init];
+        let params = CellParams::init_with(gw, self.input_size, h, h, self.bias, inits, rng)?;
         Ok(GruCell::new_unchecked(self.input_size, h, params))
+    }
+
+    /// [`init`](GruCellConfig::init) from `StdRng::seed_from_u64(seed)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`init`](GruCellConfig::init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{GruCell, GruCellConfig};
+    ///
+    /// let config = GruCellConfig::new(3, 5);
+    /// let a: GruCell<f64> = config.init_seeded(7)?;
+    /// assert_eq!(a, config.init(&mut StdRng::seed_from_u64(7))?);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init_seeded<T: Float>(&self, seed: u64) -> Result<GruCell<T>> {
+        self.init(&mut StdRng::seed_from_u64(seed))
     }
 }
 
@@ -77,10 +134,10 @@ impl GruCellConfig {
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{Cell, GruCell, GruCellConfig, Tensor};
 ///
-/// let cell: GruCell<f32> = GruCellConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0));
+/// let cell: GruCell<f32> = GruCellConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0))?;
 /// let (next, _trace) = cell.forward(&Tensor::zeros(&[2, 3]), None)?;
 /// assert_eq!(next.h().shape(), &[2, 5]);
 /// # Ok::<(), recurrent::Error>(())
@@ -281,7 +338,7 @@ mod tests {
     #[test]
     fn changing_weight_hh_refreshes_its_transposed_copy() {
         let rng = &mut StdRng::seed_from_u64(4);
-        let mut cell: GruCell<f64> = GruCellConfig::new(2, 3).init(rng);
+        let mut cell: GruCell<f64> = GruCellConfig::new(2, 3).init(rng).unwrap();
         let x = crate::Tensor::randn(&[2, 2], rng);
         let h = State::from_h(crate::Tensor::randn(&[2, 3], rng));
         let (before, _) = cell.forward(&x, Some(&h)).unwrap();
@@ -321,7 +378,9 @@ mod tests {
 
     #[test]
     fn display_is_one_line() {
-        let cell: GruCell<f32> = GruCellConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
+        let cell: GruCell<f32> = GruCellConfig::new(2, 3)
+            .init(&mut StdRng::seed_from_u64(1))
+            .unwrap();
         assert_eq!(
             cell.to_string(),
             "GruCell { input_size: 2, hidden_size: 3, bias: true, params: 63 }"

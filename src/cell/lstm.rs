@@ -2,11 +2,12 @@
 
 use core::fmt;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
-use super::{check_hidden_size, display_cell, kernels, BackwardStep, Cell, CellParams};
-use crate::error::{check_shape, or_panic, Error, Result};
+use super::{check_hidden_size, display_cell, kernels, BackwardStep, Cell, CellParams, Init};
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
 use crate::state::StatePart;
@@ -20,12 +21,15 @@ const PROJECTION: &str = "weight_hr";
 
 /// Configuration of an [`LstmCell`]: `LstmCellConfig::new(input_size, hidden_size)`, then `with_*`
 /// options, then [`init`](LstmCellConfig::init).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LstmCellConfig {
     input_size: usize,
     hidden_size: usize,
     bias: bool,
     proj_size: usize,
+    weight_ih_init: Init,
+    weight_hh_init: Init,
+    forget_bias: Option<f64>,
 }
 
 impl LstmCellConfig {
@@ -36,6 +40,9 @@ impl LstmCellConfig {
             hidden_size,
             bias: true,
             proj_size: 0,
+            weight_ih_init: Init::Default,
+            weight_hh_init: Init::Default,
+            forget_bias: None,
         }
     }
 
@@ -46,41 +53,150 @@ impl LstmCellConfig {
     }
 
     /// Projects `h` to `proj_size` units with a weight `weight_hr (P, H)`, as PyTorch's
-    /// `nn.LSTM(proj_size=P)`: `h' = W_hr (o ⊙ tanh(c'))`. `0` (the default) means no projection.
+    /// `nn.LSTM(proj_size=P)`: `h' = W_hr (o ⊙ tanh(c'))`. Defaults to 0, no projection.
     #[must_use = "returns a new config and does not modify self"]
     pub fn with_proj_size(self, proj_size: usize) -> Self {
         LstmCellConfig { proj_size, ..self }
     }
 
-    /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `hidden_size` is 0, if `proj_size` is not smaller than `hidden_size` (as
-    /// PyTorch rejects it), or if the sizes are beyond the machine.
-    #[track_caller]
-    pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> LstmCell<T> {
-        or_panic(self.try_init(rng))
+    /// How `weight_ih (4H, I)` is initialised; see [`Init`]. Defaults to [`Init::Default`].
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_weight_ih_init(self, weight_ih_init: Init) -> Self {
+        LstmCellConfig {
+            weight_ih_init,
+            ..self
+        }
     }
 
-    /// [`LstmCellConfig::init`], returning an error where it panics.
-    pub(crate) fn try_init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> Result<LstmCell<T>> {
+    /// How `weight_hh (4H, H)` (and `weight_hr (P, H)` with a projection) is initialised; see
+    /// [`Init`]. Defaults to [`Init::Default`].
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_weight_hh_init(self, weight_hh_init: Init) -> Self {
+        LstmCellConfig {
+            weight_hh_init,
+            ..self
+        }
+    }
+
+    /// Sets the forget-gate bias to `forget_bias` (1 is the common choice, from Gers et al.,
+    /// 2000 and Jozefowicz et al., 2015), so that the cell starts by keeping its memory.
+    ///
+    /// PyTorch's LSTM has two bias vectors and the gates see their sum `b_ih + b_hh`; this
+    /// sets the forget block (entries `H..2H`, gate order `i, f, g, o`) of `bias_ih` to
+    /// `forget_bias` and that of `bias_hh` to 0, so the sum is `forget_bias`. The other bias
+    /// entries keep PyTorch's default `U(−1/√H, 1/√H)`, drawn as without this option (the
+    /// forget entries are drawn too, then overwritten). Defaults to no change: the forget
+    /// biases are drawn like the others.
+    ///
+    /// [`init`](LstmCellConfig::init) fails with [`Error::InvalidArgument`] if the cell has
+    /// no bias ([`with_bias(false)`](LstmCellConfig::with_bias)) or `forget_bias` is not finite.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_forget_bias(self, forget_bias: f64) -> Self {
+        LstmCellConfig {
+            forget_bias: Some(forget_bias),
+            ..self
+        }
+    }
+
+    /// A cell with its weights drawn from `rng` by the chosen [`Init`]s (PyTorch's default
+    /// `U(−1/√H, 1/√H)` unless set) and its biases by PyTorch's default, in the order
+    /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` (then, with a projection and the default
+    /// init, `weight_hh` again at its projected width, and `weight_hr`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `hidden_size` is 0, if `proj_size` is not smaller than
+    /// `hidden_size` (as PyTorch rejects them), or for a
+    /// [`forget_bias`](LstmCellConfig::with_forget_bias) without biases or not finite;
+    /// [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the machine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Cell, LstmCell, LstmCellConfig};
+    ///
+    /// let cell: LstmCell<f32> = LstmCellConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0))?;
+    /// assert_eq!(cell.params().weight_ih().shape(), &[20, 3]);
+    ///
+    /// let config = LstmCellConfig::new(3, 5).with_proj_size(5);
+    /// let e = config.init::<f32>(&mut StdRng::seed_from_u64(0)).unwrap_err();
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "invalid proj_size: 5 must be smaller than hidden_size (5)"
+    /// );
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init<T: Float>(&self, rng: &mut (impl Rng + ?Sized)) -> Result<LstmCell<T>> {
         let (h, p) = (self.hidden_size, self.proj_size);
         check_hidden_size(h)?;
         check_proj_size(p, h)?;
+        if let Some(f) = self.forget_bias {
+            check_forget_bias(f, self.bias)?;
+        }
         let gw = checked_size("lstm gates", &[GATES, h])?;
-        let mut params = CellParams::try_init(gw, self.input_size, h, h, self.bias, rng)?;
+        // with a projection and the default init, a square weight_hh is drawn first and
+        // replaced, as in earlier versions, so that seeded draws stay the same
+        let square_first = p > 0 && self.weight_hh_init == Init::Default;
+        let h_hh = if p > 0 && !square_first { p } else { h };
+        let inits = [self.weight_ih_init, self.weight_hh_init];
+        let mut params =
+            CellParams::init_with(gw, self.input_size, h, h_hh, self.bias, inits, rng)?;
         if p > 0 {
-            // drawn after the square weight_hh, which it replaces, as in earlier versions
-            let k = T::one() / T::from_f64(h as f64).sqrt();
-            *params.weight_hh_mut() = Tensor::try_uniform("weight_hh", &[gw, p], -k, k, rng)?;
-            params = params.with_extra(
-                PROJECTION,
-                Tensor::try_uniform(PROJECTION, &[p, h], -k, k, rng)?,
-            );
+            if square_first {
+                *params.weight_hh_mut() = Init::Default.draw("weight_hh", [gw, p], h, h, rng)?;
+            }
+            let w_hr = self.weight_hh_init.draw(PROJECTION, [p, h], p, h, rng)?;
+            params = params.with_extra(PROJECTION, w_hr);
+        }
+        if let Some(f) = self.forget_bias {
+            // the gates see b_ih + b_hh: the forget block of that sum becomes f
+            let forget = h..2 * h;
+            if let Some(b) = params.bias_ih_mut() {
+                b.as_mut_slice()[forget.clone()].fill(T::from_f64(f));
+            }
+            if let Some(b) = params.bias_hh_mut() {
+                b.as_mut_slice()[forget].fill(T::zero());
+            }
         }
         Ok(LstmCell::new_unchecked(self.input_size, h, p, params))
     }
+
+    /// [`init`](LstmCellConfig::init) from `StdRng::seed_from_u64(seed)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`init`](LstmCellConfig::init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{LstmCell, LstmCellConfig};
+    ///
+    /// let config = LstmCellConfig::new(3, 5);
+    /// let a: LstmCell<f64> = config.init_seeded(7)?;
+    /// assert_eq!(a, config.init(&mut StdRng::seed_from_u64(7))?);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init_seeded<T: Float>(&self, seed: u64) -> Result<LstmCell<T>> {
+        self.init(&mut StdRng::seed_from_u64(seed))
+    }
+}
+
+/// [`Error::InvalidArgument`] for a forget-gate bias that is not finite or without biases.
+fn check_forget_bias(forget_bias: f64, bias: bool) -> Result<()> {
+    let reason = if !forget_bias.is_finite() {
+        format!("{forget_bias} is not finite")
+    } else if !bias {
+        "the cell has no bias (with_bias(false))".into()
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument {
+        name: "forget_bias",
+        reason,
+    })
 }
 
 /// [`Error::InvalidArgument`] unless `proj_size < hidden_size` (as PyTorch requires).
@@ -117,10 +233,10 @@ fn check_proj_size(proj_size: usize, hidden_size: usize) -> Result<()> {
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{Cell, LstmCell, LstmCellConfig, Tensor};
 ///
-/// let cell: LstmCell<f64> = LstmCellConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0));
+/// let cell: LstmCell<f64> = LstmCellConfig::new(3, 5).init(&mut StdRng::seed_from_u64(0))?;
 /// let x = Tensor::zeros(&[2, 3]);
 /// let (next, _trace) = cell.forward(&x, None)?;
 /// assert_eq!(next.h().shape(), &[2, 5]);
@@ -421,14 +537,17 @@ mod tests {
 
     #[test]
     fn display_is_one_line() {
-        let cell: LstmCell<f32> = LstmCellConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
+        let cell: LstmCell<f32> = LstmCellConfig::new(2, 3)
+            .init(&mut StdRng::seed_from_u64(1))
+            .unwrap();
         assert_eq!(
             cell.to_string(),
             "LstmCell { input_size: 2, hidden_size: 3, bias: true, params: 84 }"
         );
         let cell: LstmCell<f32> = LstmCellConfig::new(2, 3)
             .with_bias(false)
-            .init(&mut StdRng::seed_from_u64(1));
+            .init(&mut StdRng::seed_from_u64(1))
+            .unwrap();
         assert_eq!(
             cell.to_string(),
             "LstmCell { input_size: 2, hidden_size: 3, bias: false, params: 60 }"
@@ -437,7 +556,9 @@ mod tests {
 
     #[test]
     fn init_is_within_pytorch_bounds() {
-        let cell: LstmCell<f64> = LstmCellConfig::new(7, 16).init(&mut StdRng::seed_from_u64(2));
+        let cell: LstmCell<f64> = LstmCellConfig::new(7, 16)
+            .init(&mut StdRng::seed_from_u64(2))
+            .unwrap();
         cell.params().visit(|name, t| {
             assert!(
                 t.as_slice().iter().all(|v| v.abs() <= 0.25),
@@ -449,7 +570,8 @@ mod tests {
     #[test]
     fn from_params_names_the_wrong_tensor() {
         let mut params = LstmCellConfig::new(2, 3)
-            .init::<f64, _>(&mut StdRng::seed_from_u64(3))
+            .init::<f64>(&mut StdRng::seed_from_u64(3))
+            .unwrap()
             .params;
         *params.weight_hh_mut() = crate::Tensor::zeros(&[12, 2]);
         let e = LstmCell::from_params(2, 3, params).unwrap_err();
@@ -457,5 +579,112 @@ mod tests {
             e.to_string(),
             "shape mismatch in weight_hh: expected [12, 3], got [12, 2]"
         );
+    }
+
+    #[test]
+    fn forget_bias_sets_the_sum_of_the_two_forget_blocks() {
+        let (i, h) = (3, 4);
+        let config = LstmCellConfig::new(i, h);
+        let plain: LstmCell<f64> = config.init_seeded(5).unwrap();
+        let cell: LstmCell<f64> = config.with_forget_bias(1.0).init_seeded(5).unwrap();
+        let (b_ih, b_hh) = (
+            cell.params.bias_ih().unwrap(),
+            cell.params.bias_hh().unwrap(),
+        );
+        assert_eq!(b_ih.as_slice()[h..2 * h], [1.0; 4]);
+        assert_eq!(b_hh.as_slice()[h..2 * h], [0.0; 4]);
+        // everything else is the draw without the option
+        let (p_ih, p_hh) = (
+            plain.params.bias_ih().unwrap(),
+            plain.params.bias_hh().unwrap(),
+        );
+        for k in (0..h).chain(2 * h..4 * h) {
+            assert_eq!(b_ih.as_slice()[k], p_ih.as_slice()[k]);
+            assert_eq!(b_hh.as_slice()[k], p_hh.as_slice()[k]);
+        }
+        assert_eq!(cell.params.weight_ih(), plain.params.weight_ih());
+        assert_eq!(cell.params.weight_hh(), plain.params.weight_hh());
+        // the forget gate of a zero input and state is σ(1)
+        let (next, _) = cell.forward(&Tensor::zeros(&[1, i]), None).unwrap();
+        let state = State::from_hc(Tensor::zeros(&[1, h]), Tensor::full(&[1, h], 1.0));
+        let (with_c, _) = cell.forward(&Tensor::zeros(&[1, i]), Some(&state)).unwrap();
+        let sigmoid_1 = 1.0 / (1.0 + (-1.0f64).exp());
+        for k in 0..h {
+            let dc = with_c.c().unwrap().as_slice()[k] - next.c().unwrap().as_slice()[k];
+            approx::assert_relative_eq!(dc, sigmoid_1, max_relative = 1e-14);
+        }
+    }
+
+    #[test]
+    fn forget_bias_needs_finite_value_and_biases() {
+        let e = LstmCellConfig::new(2, 3)
+            .with_bias(false)
+            .with_forget_bias(1.0)
+            .init_seeded::<f32>(0)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid forget_bias: the cell has no bias (with_bias(false))"
+        );
+        let e = LstmCellConfig::new(2, 3)
+            .with_forget_bias(f64::NAN)
+            .init_seeded::<f32>(0)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "invalid forget_bias: NaN is not finite");
+    }
+
+    /// Xavier takes the fans of the whole packed `(4H, I)` matrix, as `xavier_uniform_` on
+    /// PyTorch's parameter does.
+    #[test]
+    fn xavier_uses_the_fans_of_the_packed_matrix() {
+        let (i, h) = (30, 20);
+        let cell: LstmCell<f64> = LstmCellConfig::new(i, h)
+            .with_weight_ih_init(Init::XavierUniform)
+            .init_seeded(6)
+            .unwrap();
+        let a = (6.0 / (i + 4 * h) as f64).sqrt();
+        let w = cell.params.weight_ih().as_slice();
+        let largest = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(largest <= a && largest > 0.99 * a, "{largest} vs {a}");
+        // weight_hh keeps PyTorch's default bound 1/√H
+        let w_hh = cell.params.weight_hh().as_slice();
+        assert!(w_hh.iter().all(|v| v.abs() <= 1.0 / (h as f64).sqrt()));
+    }
+
+    /// With a projection, the `(H, P)` gate blocks of `weight_hh` have orthonormal columns and
+    /// `weight_hr (P, H)` orthonormal rows.
+    #[test]
+    fn orthogonal_projection_blocks_are_orthonormal() {
+        let (h, p) = (6, 4);
+        let cell: LstmCell<f64> = LstmCellConfig::new(3, h)
+            .with_proj_size(p)
+            .with_weight_hh_init(Init::Orthogonal)
+            .init_seeded(7)
+            .unwrap();
+        let gram = |w: &[f64], rows: usize, cols: usize, by_rows: bool| {
+            let n = if by_rows { rows } else { cols };
+            let at = |v: usize, k: usize| {
+                if by_rows {
+                    w[v * cols + k]
+                } else {
+                    w[k * cols + v]
+                }
+            };
+            let len = if by_rows { cols } else { rows };
+            for a in 0..n {
+                for b in 0..n {
+                    let dot: f64 = (0..len).map(|k| at(a, k) * at(b, k)).sum();
+                    let expected = if a == b { 1.0 } else { 0.0 };
+                    assert!((dot - expected).abs() < 1e-12, "({a}, {b}): {dot}");
+                }
+            }
+        };
+        let w_hh = cell.params.weight_hh();
+        assert_eq!(w_hh.shape(), &[4 * h, p]);
+        for block in w_hh.as_slice().chunks_exact(h * p) {
+            gram(block, h, p, false);
+        }
+        let w_hr = cell.params.extra(PROJECTION).unwrap();
+        gram(w_hr.as_slice(), p, h, true);
     }
 }

@@ -12,6 +12,7 @@
 
 mod display;
 mod gru;
+mod init;
 pub mod kernels;
 mod lstm;
 mod params;
@@ -20,6 +21,7 @@ mod step;
 
 pub(crate) use display::display_cell;
 pub use gru::{GruCell, GruCellConfig};
+pub use init::Init;
 pub use lstm::{LstmCell, LstmCellConfig};
 pub(crate) use params::check_hidden_size;
 pub use params::CellParams;

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 
 use rand::Rng;
 
-use crate::error::{check_shape, or_panic, Error, Result};
+use super::Init;
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::linalg::{MatRef, PackedWeight};
 use crate::tensor::{checked_size, Shape, Tensor};
@@ -81,13 +82,14 @@ impl<T: Float> CellParams<T> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::{Cell, LstmCellConfig, Tensor};
     ///
-    /// let lstm = LstmCellConfig::new(2, 3).init::<f64, _>(&mut StdRng::seed_from_u64(0));
+    /// let lstm = LstmCellConfig::new(2, 3).init::<f64>(&mut StdRng::seed_from_u64(0))?;
     /// let params = lstm.params().clone().with_extra("weight_ci", Tensor::zeros(&[3]));
     /// assert_eq!(params.extra("weight_ci").unwrap().shape(), &[3]);
     /// assert_eq!(params.count(), lstm.params().count() + 3);
+    /// # Ok::<(), recurrent::Error>(())
     /// ```
     #[must_use = "returns new parameters and does not modify self"]
     pub fn with_extra(mut self, name: &'static str, value: Tensor<T>) -> Self {
@@ -190,51 +192,65 @@ impl<T: Float> CellParams<T> {
     /// `hidden_size`, in the order `weight_ih (gate_width, input_size)`,
     /// `weight_hh (gate_width, hidden_size)`, `bias_ih`, `bias_hh`.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// Panics if `hidden_size` is 0 (as PyTorch rejects it), if a size overflows or if the
-    /// memory cannot be allocated.
-    #[track_caller]
+    /// [`Error::InvalidArgument`] if `hidden_size` is 0 (as PyTorch rejects it);
+    /// [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the machine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::CellParams;
+    ///
+    /// // a cell of your own with two gates of 3 units reading 2 features
+    /// let params = CellParams::<f32>::init(6, 2, 3, true, &mut StdRng::seed_from_u64(0))?;
+    /// assert_eq!(params.weight_hh().shape(), &[6, 3]);
+    /// assert!(params.weight_ih().as_slice().iter().all(|w| w.abs() <= 1.0 / 3f32.sqrt()));
+    /// assert!(CellParams::<f32>::init(6, 2, 0, true, &mut StdRng::seed_from_u64(0)).is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
     pub fn init<R: Rng + ?Sized>(
         gate_width: usize,
         input_size: usize,
         hidden_size: usize,
         bias: bool,
         rng: &mut R,
-    ) -> Self {
-        or_panic(Self::try_init(
+    ) -> Result<Self> {
+        Self::init_with(
             gate_width,
             input_size,
             hidden_size,
             hidden_size,
             bias,
+            [Init::Default; 2],
             rng,
-        ))
+        )
     }
 
-    /// [`CellParams::init`] with `weight_hh (gate_width, h_out)`, returning an error where it
-    /// panics: [`Error::InvalidArgument`] for `hidden_size = 0`, [`Error::SizeOverflow`] or
-    /// [`Error::Allocation`] for sizes beyond the machine.
-    pub(crate) fn try_init<R: Rng + ?Sized>(
+    /// [`CellParams::init`] with `weight_hh (gate_width, h_out)` and the weights drawn by
+    /// `inits` (`weight_ih`'s, then `weight_hh`'s; gate blocks of `hidden_size` rows), the
+    /// biases by PyTorch's default, in the same order.
+    pub(crate) fn init_with<R: Rng + ?Sized>(
         gate_width: usize,
         input_size: usize,
         hidden_size: usize,
         h_out: usize,
         bias: bool,
+        [ih, hh]: [Init; 2],
         rng: &mut R,
     ) -> Result<Self> {
         check_hidden_size(hidden_size)?;
         checked_size("weight_ih", &[gate_width, input_size])?;
         checked_size("weight_hh", &[gate_width, h_out])?;
-        let k = T::one() / T::from_f64(hidden_size as f64).sqrt();
-        let mut draw = |what, dims: &[usize]| Tensor::try_uniform(what, dims, -k, k, rng);
-        let weight_ih = draw("weight_ih", &[gate_width, input_size])?;
-        let weight_hh = draw("weight_hh", &[gate_width, h_out])?;
+        let h = hidden_size;
+        let weight_ih = ih.draw("weight_ih", [gate_width, input_size], h, h, rng)?;
+        let weight_hh = hh.draw("weight_hh", [gate_width, h_out], h, h, rng)?;
+        // the biases as earlier versions drew them, so that draws stay bit-identical
+        let k = T::one() / T::from_f64(h as f64).sqrt();
+        let mut draw_bias = |what| Tensor::try_uniform(what, &[gate_width], -k, k, rng);
         let (bias_ih, bias_hh) = if bias {
-            (
-                Some(draw("bias_ih", &[gate_width])?),
-                Some(draw("bias_hh", &[gate_width])?),
-            )
+            (Some(draw_bias("bias_ih")?), Some(draw_bias("bias_hh")?))
         } else {
             (None, None)
         };
@@ -403,8 +419,7 @@ mod tests {
     #[test]
     fn init_reports_impossible_sizes() {
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        let e = CellParams::<f32>::try_init(usize::MAX / 2, 4, 1 << 62, 1 << 62, true, &mut rng)
-            .unwrap_err();
+        let e = CellParams::<f32>::init(usize::MAX / 2, 4, 1 << 62, true, &mut rng).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -416,10 +431,9 @@ mod tests {
             "{e}"
         );
         // no integer overflows, but 2^50 values (4 PiB) cannot be allocated
-        let e =
-            CellParams::<f32>::try_init(1 << 40, 1 << 10, 1 << 38, 1, false, &mut rng).unwrap_err();
+        let e = CellParams::<f32>::init(1 << 40, 1 << 10, 1, false, &mut rng).unwrap_err();
         assert!(matches!(e, Error::Allocation { .. }), "{e}");
-        let e = CellParams::<f32>::try_init(4, 4, 0, 0, true, &mut rng).unwrap_err();
+        let e = CellParams::<f32>::init(4, 4, 0, true, &mut rng).unwrap_err();
         assert!(matches!(
             e,
             Error::InvalidArgument {

@@ -2,11 +2,12 @@
 
 use core::fmt;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
-use super::{check_hidden_size, display_cell, BackwardStep, Cell, CellParams};
-use crate::error::{or_panic, Result};
+use super::{check_hidden_size, display_cell, BackwardStep, Cell, CellParams, Init};
+use crate::error::Result;
 use crate::float::Float;
 use crate::linalg::{MatMut, MatRef};
 use crate::state::StatePart;
@@ -29,6 +30,8 @@ pub struct RnnCellConfig {
     hidden_size: usize,
     bias: bool,
     nonlinearity: Nonlinearity,
+    weight_ih_init: Init,
+    weight_hh_init: Init,
 }
 
 impl RnnCellConfig {
@@ -39,6 +42,8 @@ impl RnnCellConfig {
             hidden_size,
             bias: true,
             nonlinearity: Nonlinearity::Tanh,
+            weight_ih_init: Init::Default,
+            weight_hh_init: Init::Default,
         }
     }
 
@@ -57,26 +62,77 @@ impl RnnCellConfig {
         }
     }
 
-    /// A cell with PyTorch's default initialisation `U(−1/√H, 1/√H)` drawn from `rng`.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `hidden_size` is 0, or if the sizes are beyond the machine.
-    #[track_caller]
-    pub fn init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> RnnCell<T> {
-        or_panic(self.try_init(rng))
+    /// How `weight_ih (H, I)` is initialised; see [`Init`]. Defaults to [`Init::Default`].
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_weight_ih_init(self, weight_ih_init: Init) -> Self {
+        RnnCellConfig {
+            weight_ih_init,
+            ..self
+        }
     }
 
-    /// [`RnnCellConfig::init`], returning an error where it panics.
-    pub(crate) fn try_init<T: Float, R: Rng + ?Sized>(&self, rng: &mut R) -> Result<RnnCell<T>> {
+    /// How `weight_hh (H, H)` is initialised; see [`Init`]. Defaults to [`Init::Default`].
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_weight_hh_init(self, weight_hh_init: Init) -> Self {
+        RnnCellConfig {
+            weight_hh_init,
+            ..self
+        }
+    }
+
+    /// A cell with its weights drawn from `rng` by the chosen [`Init`]s (PyTorch's default
+    /// `U(−1/√H, 1/√H)` unless set) and its biases by PyTorch's default, in the order
+    /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidArgument`] if `hidden_size` is 0;
+    /// [`crate::Error::SizeOverflow`] or [`crate::Error::Allocation`] for sizes beyond the
+    /// machine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Cell, RnnCellConfig};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let cell = RnnCellConfig::new(3, 5).init::<f32>(&mut rng)?;
+    /// assert_eq!(cell.params().weight_hh().shape(), &[5, 5]);
+    /// assert!(RnnCellConfig::new(3, 0).init::<f32>(&mut rng).is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init<T: Float>(&self, rng: &mut (impl Rng + ?Sized)) -> Result<RnnCell<T>> {
         let h = self.hidden_size;
-        let params = CellParams::try_init(h, self.input_size, h, h, self.bias, rng)?;
+        let inits = [self.weight_ih_init, self.weight_hh_init];
+        let params = CellParams::init_with(h, self.input_size, h, h, self.bias, inits, rng)?;
         Ok(RnnCell::new_unchecked(
             self.input_size,
             h,
             self.nonlinearity,
             params,
         ))
+    }
+
+    /// [`init`](RnnCellConfig::init) from `StdRng::seed_from_u64(seed)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`init`](RnnCellConfig::init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{RnnCell, RnnCellConfig};
+    ///
+    /// let config = RnnCellConfig::new(3, 5);
+    /// let a: RnnCell<f64> = config.init_seeded(7)?;
+    /// assert_eq!(a, config.init(&mut StdRng::seed_from_u64(7))?);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init_seeded<T: Float>(&self, seed: u64) -> Result<RnnCell<T>> {
+        self.init(&mut StdRng::seed_from_u64(seed))
     }
 }
 
@@ -92,12 +148,12 @@ impl RnnCellConfig {
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{Cell, Nonlinearity, RnnCell, RnnCellConfig, Tensor};
 ///
 /// let cell: RnnCell<f64> = RnnCellConfig::new(3, 5)
 ///     .with_nonlinearity(Nonlinearity::Relu)
-///     .init(&mut StdRng::seed_from_u64(0));
+///     .init(&mut StdRng::seed_from_u64(0))?;
 /// let (next, _trace) = cell.forward(&Tensor::zeros(&[2, 3]), None)?;
 /// assert!(next.h().as_slice().iter().all(|&v| v >= 0.0));
 /// # Ok::<(), recurrent::Error>(())
@@ -304,7 +360,9 @@ mod tests {
 
     #[test]
     fn display_is_one_line() {
-        let cell: RnnCell<f32> = RnnCellConfig::new(2, 3).init(&mut StdRng::seed_from_u64(1));
+        let cell: RnnCell<f32> = RnnCellConfig::new(2, 3)
+            .init(&mut StdRng::seed_from_u64(1))
+            .unwrap();
         assert_eq!(
             cell.to_string(),
             "RnnCell { input_size: 2, hidden_size: 3, nonlinearity: Tanh, bias: true, params: 21 }"

@@ -85,14 +85,14 @@ fn encode<T: Float>(t: &Tensor<T>) -> Encoded {
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{from_bytes, to_bytes, LstmCellConfig, Parameters, Recurrent};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
-/// let trained = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32, _>(&mut rng));
+/// let trained = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32>(&mut rng)?);
 /// let bytes = to_bytes(&trained)?;
 ///
-/// let mut fresh = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32, _>(&mut rng));
+/// let mut fresh = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32>(&mut rng)?);
 /// from_bytes(&mut fresh, &bytes)?;
 /// assert_eq!(fresh.state_dict(), trained.state_dict());
 /// # Ok::<(), recurrent::Error>(())
@@ -130,15 +130,15 @@ pub fn to_bytes<T: Float, M: Parameters<T> + ?Sized>(model: &M) -> Result<Vec<u8
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{load, save, GruCellConfig, Parameters, Recurrent};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
-/// let gru = Recurrent::new(GruCellConfig::new(3, 4).init::<f64, _>(&mut rng));
+/// let gru = Recurrent::new(GruCellConfig::new(3, 4).init::<f64>(&mut rng)?);
 /// let path = std::env::temp_dir().join(format!("gru-doc-{}.safetensors", std::process::id()));
 /// save(&gru, &path)?;
 ///
-/// let mut copy = Recurrent::new(GruCellConfig::new(3, 4).init::<f64, _>(&mut rng));
+/// let mut copy = Recurrent::new(GruCellConfig::new(3, 4).init::<f64>(&mut rng)?);
 /// load(&mut copy, &path)?;
 /// assert_eq!(copy.state_dict(), gru.state_dict());
 /// # std::fs::remove_file(&path).unwrap();
@@ -285,22 +285,22 @@ pub fn from_bytes<T: Float, M: Parameters<T> + ?Sized>(model: &mut M, bytes: &[u
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{load, save, Error, LstmCellConfig, Recurrent};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let path = std::env::temp_dir().join(format!("lstm-doc-{}.safetensors", std::process::id()));
-/// save(&Recurrent::new(LstmCellConfig::new(3, 4).init::<f32, _>(&mut rng)), &path)?;
+/// save(&Recurrent::new(LstmCellConfig::new(3, 4).init::<f32>(&mut rng)?), &path)?;
 ///
 /// // a model of another size does not fit
-/// let mut other = Recurrent::new(LstmCellConfig::new(3, 5).init::<f32, _>(&mut rng));
+/// let mut other = Recurrent::new(LstmCellConfig::new(3, 5).init::<f32>(&mut rng)?);
 /// let e = load(&mut other, &path).unwrap_err();
 /// assert_eq!(
 ///     e.to_string(),
 ///     "shape mismatch for parameter `weight_ih_l0`: the model has [20, 3], got [16, 3]"
 /// );
 /// // nor does the same model in f64 without conversion
-/// let mut wide = Recurrent::new(LstmCellConfig::new(3, 4).init::<f64, _>(&mut rng));
+/// let mut wide = Recurrent::new(LstmCellConfig::new(3, 4).init::<f64>(&mut rng)?);
 /// assert!(matches!(load(&mut wide, &path), Err(Error::DtypeMismatch { .. })));
 /// # std::fs::remove_file(&path).unwrap();
 /// # Ok::<(), Error>(())
@@ -325,15 +325,15 @@ pub fn load<T: Float, M: Parameters<T> + ?Sized>(
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{load_converting, save, LstmCellConfig, Parameters, Recurrent};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let path = std::env::temp_dir().join(format!("lstm-f32-{}.safetensors", std::process::id()));
-/// let narrow = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32, _>(&mut rng));
+/// let narrow = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32>(&mut rng)?);
 /// save(&narrow, &path)?;
 ///
-/// let mut wide = Recurrent::new(LstmCellConfig::new(3, 4).init::<f64, _>(&mut rng));
+/// let mut wide = Recurrent::new(LstmCellConfig::new(3, 4).init::<f64>(&mut rng)?);
 /// load_converting(&mut wide, &path)?;
 /// assert_eq!(wide.state_dict().get("bias_hh_l0").unwrap().cast::<f32>(),
 ///            *narrow.state_dict().get("bias_hh_l0").unwrap());
@@ -368,12 +368,12 @@ pub fn load_converting<T: Float, M: Parameters<T> + ?Sized>(
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{read_tensors, save, GruCellConfig, Recurrent};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let path = std::env::temp_dir().join(format!("gru-read-{}.safetensors", std::process::id()));
-/// save(&Recurrent::new(GruCellConfig::new(2, 3).init::<f32, _>(&mut rng)), &path)?;
+/// save(&Recurrent::new(GruCellConfig::new(2, 3).init::<f32>(&mut rng)?), &path)?;
 /// let tensors = read_tensors::<f32>(&path)?;
 /// let names: Vec<&str> = tensors.iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0"]);

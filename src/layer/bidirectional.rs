@@ -8,7 +8,7 @@ use super::ops::{
     sequence_dims, split_features, split_state, split_state_gradient,
 };
 use super::parallel::{work, ParallelPolicy};
-use super::{SequenceGrads, SequenceLayer, SequenceOutput};
+use super::{Direction, SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::params::Parameters;
@@ -41,14 +41,14 @@ const PARALLEL_THRESHOLD: usize = 1 << 17;
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{Bidirectional, GruCellConfig, Parameters, Recurrent, SequenceLayer, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let config = GruCellConfig::new(4, 8);
 /// let bi = Bidirectional::new(
-///     Recurrent::new(config.init::<f32, _>(&mut rng)),
-///     Recurrent::new(config.init(&mut rng)),
+///     Recurrent::new(config.init::<f32>(&mut rng)?),
+///     Recurrent::new(config.init(&mut rng)?),
 /// )?;
 /// let x = Tensor::randn(&[6, 2, 4], &mut rng);
 /// let out = bi.forward(&x, None, Some(&[6, 3]))?;
@@ -149,7 +149,7 @@ impl<L> Bidirectional<L> {
             reverse,
             parallel: ParallelPolicy::new(PARALLEL_THRESHOLD),
         };
-        SequenceLayer::<T>::set_position(&mut bi, 0, false);
+        SequenceLayer::<T>::set_position(&mut bi, 0, Direction::Forward);
         check_unique_names("bidirectional layers", &bi)?;
         Ok(bi)
     }
@@ -328,9 +328,9 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         })
     }
 
-    fn set_position(&mut self, layer: usize, reverse: bool) {
-        self.forward.set_position(layer, reverse);
-        self.reverse.set_position(layer, true);
+    fn set_position(&mut self, layer: usize, direction: Direction) {
+        self.forward.set_position(layer, direction);
+        self.reverse.set_position(layer, Direction::Reverse);
     }
 
     fn set_training(&mut self, training: bool) {
@@ -454,8 +454,12 @@ mod tests {
                 params: NamedTensors::new(),
             })
         }
-        fn set_position(&mut self, _: usize, reverse: bool) {
-            self.name = if reverse { "r" } else { "f" }.into();
+        fn set_position(&mut self, _: usize, direction: Direction) {
+            self.name = match direction {
+                Direction::Forward => "f",
+                Direction::Reverse => "r",
+            }
+            .into();
         }
     }
 

@@ -27,6 +27,40 @@ use crate::params::{NamedTensors, Parameters};
 use crate::state::{State, StatePart};
 use crate::tensor::Tensor;
 
+/// The direction in which a layer reads its sequences: its place in a [`Bidirectional`] pair,
+/// which gives its parameters PyTorch's names (`weight_ih_l0` or `weight_ih_l0_reverse`).
+///
+/// # Examples
+///
+/// ```
+/// use recurrent::{Cell, Direction, LstmConfig};
+///
+/// let lstm = LstmConfig::new(2, 3).with_bidirectional(true).init_seeded::<f32>(0)?;
+/// assert!(lstm.cell(0, Direction::Reverse).is_some());
+/// let forward_only = LstmConfig::new(2, 3).init_seeded::<f32>(0)?;
+/// assert!(forward_only.cell(0, Direction::Reverse).is_none());
+/// assert_eq!(forward_only.cell(0, Direction::Forward).unwrap().hidden_size(), 3);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// First step to last: a unidirectional layer, or the first half of a bidirectional one.
+    Forward,
+    /// Each sequence from its own last step back to the first: the second half of a
+    /// bidirectional layer, whose parameter names end in `_reverse`.
+    Reverse,
+}
+
+impl Direction {
+    /// What PyTorch appends to a parameter name for this direction: `""` or `"_reverse"`.
+    pub(crate) fn suffix(self) -> &'static str {
+        match self {
+            Direction::Forward => "",
+            Direction::Reverse => "_reverse",
+        }
+    }
+}
+
 /// What a sequence layer's forward pass returns.
 #[derive(Debug, Clone)]
 pub struct SequenceOutput<T, Tr> {
@@ -133,7 +167,7 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// use recurrent::{Gru, GruConfig, SequenceLayer, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
-    /// let gru: Gru<f32> = Gru::new(GruConfig::new(4, 8).with_num_layers(2), &mut rng)?;
+    /// let gru: Gru<f32> = GruConfig::new(4, 8).with_num_layers(2).init(&mut rng)?;
     /// let x = Tensor::randn(&[10, 3, 4], &mut rng);
     /// let out = gru.infer(&x, None, Some(&[10, 7, 2]))?;
     /// let with_trace = gru.forward(&x, None, Some(&[10, 7, 2]))?;
@@ -174,12 +208,12 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
         d_state: Option<&State<T>>,
     ) -> Result<SequenceGrads<T>>;
 
-    /// Places the layer at depth `layer` of a network, in the reverse direction if `reverse`,
-    /// so that its parameters carry PyTorch's names for that place: `weight_ih_l{layer}`, with
-    /// `_reverse` appended for the reverse direction. [`Stacked`] and [`Bidirectional`] call it
-    /// on the layers they own; the default does nothing.
-    fn set_position(&mut self, layer: usize, reverse: bool) {
-        let _ = (layer, reverse);
+    /// Places the layer at depth `layer` of a network, reading in `direction`, so that its
+    /// parameters carry PyTorch's names for that place: `weight_ih_l{layer}`, with `_reverse`
+    /// appended for [`Direction::Reverse`]. [`Stacked`] and [`Bidirectional`] call it on the
+    /// layers they own; the default does nothing.
+    fn set_position(&mut self, layer: usize, direction: Direction) {
+        let _ = (layer, direction);
     }
 
     /// Switches between training (dropout active) and evaluation, like PyTorch's

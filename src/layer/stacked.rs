@@ -8,7 +8,7 @@ use super::ops::{
     check_lengths, check_unique_names, concat_slots, sequence_dims, split_state,
     split_state_gradient,
 };
-use super::{SequenceGrads, SequenceLayer, SequenceOutput};
+use super::{Direction, SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::nn::{check_probability, dropout_scale};
@@ -38,13 +38,13 @@ use crate::tensor::Tensor;
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{LstmCellConfig, Parameters, Recurrent, SequenceLayer, Stacked, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let stack = Stacked::new(vec![
-///     Recurrent::new(LstmCellConfig::new(4, 8).init::<f32, _>(&mut rng)),
-///     Recurrent::new(LstmCellConfig::new(8, 8).init(&mut rng)),
+///     Recurrent::new(LstmCellConfig::new(4, 8).init::<f32>(&mut rng)?),
+///     Recurrent::new(LstmCellConfig::new(8, 8).init(&mut rng)?),
 /// ])?
 /// .with_dropout(0.2)?;
 /// let x = Tensor::randn(&[5, 3, 4], &mut rng);
@@ -131,7 +131,7 @@ impl<L> Stacked<L> {
             training: true,
             seed: 0,
         };
-        SequenceLayer::<T>::set_position(&mut stack, 0, false);
+        SequenceLayer::<T>::set_position(&mut stack, 0, Direction::Forward);
         check_unique_names("stacked layers", &stack)?;
         Ok(stack)
     }
@@ -359,9 +359,9 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
         })
     }
 
-    fn set_position(&mut self, _layer: usize, reverse: bool) {
+    fn set_position(&mut self, _layer: usize, direction: Direction) {
         for (k, layer) in self.layers.iter_mut().enumerate() {
-            layer.set_position(k, reverse);
+            layer.set_position(k, direction);
         }
     }
 
@@ -425,8 +425,8 @@ mod tests {
     fn dropout_zeroes_about_p_and_scales_the_rest() {
         let rng = &mut StdRng::seed_from_u64(3);
         let layers = vec![
-            Recurrent::new(GruCellConfig::new(2, 50).init::<f64, _>(rng)),
-            Recurrent::new(GruCellConfig::new(50, 50).init(rng)),
+            Recurrent::new(GruCellConfig::new(2, 50).init::<f64>(rng).unwrap()),
+            Recurrent::new(GruCellConfig::new(50, 50).init(rng).unwrap()),
         ];
         let stack = Stacked::new(layers).unwrap().with_dropout(0.25).unwrap();
         let x = Tensor::randn(&[40, 8, 2], rng);

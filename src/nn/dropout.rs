@@ -29,10 +29,10 @@ use crate::tensor::Tensor;
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{Dropout, Tensor};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{DropoutConfig, Tensor};
 ///
-/// let dropout = Dropout::new(0.5)?;
+/// let dropout = DropoutConfig::new(0.5).init()?;
 /// let x = Tensor::<f32>::full(&[4, 8], 3.0);
 /// let (y, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(0));
 /// assert!(y.as_slice().iter().all(|&v| v == 0.0 || v == 6.0));
@@ -54,8 +54,21 @@ pub struct DropoutMask<T> {
     scale: Tensor<T>,
 }
 
-impl Dropout {
-    /// Dropout that zeroes each element with probability `p`.
+/// Configuration of a [`Dropout`] layer: `DropoutConfig::new(p)`, then
+/// [`init`](DropoutConfig::init), as PyTorch's `nn.Dropout(p)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropoutConfig {
+    p: f64,
+}
+
+impl DropoutConfig {
+    /// Dropout that zeroes each element with probability `p` (checked by
+    /// [`init`](DropoutConfig::init)).
+    pub fn new(p: f64) -> Self {
+        DropoutConfig { p }
+    }
+
+    /// The layer.
     ///
     /// # Errors
     ///
@@ -66,18 +79,20 @@ impl Dropout {
     /// # Examples
     ///
     /// ```
-    /// use recurrent::Dropout;
+    /// use recurrent::DropoutConfig;
     ///
-    /// assert_eq!(Dropout::new(0.2)?.p(), 0.2);
-    /// let e = Dropout::new(1.0).unwrap_err();
+    /// assert_eq!(DropoutConfig::new(0.2).init()?.p(), 0.2);
+    /// let e = DropoutConfig::new(1.0).init().unwrap_err();
     /// assert_eq!(e.to_string(), "invalid dropout probability: 1 is not in [0, 1)");
     /// # Ok::<(), recurrent::Error>(())
     /// ```
-    pub fn new(p: f64) -> Result<Self> {
-        check_probability("dropout probability", p)?;
-        Ok(Dropout { p })
+    pub fn init(&self) -> Result<Dropout> {
+        check_probability("dropout probability", self.p)?;
+        Ok(Dropout { p: self.p })
     }
+}
 
+impl Dropout {
     /// The probability of zeroing an element.
     pub fn p(&self) -> f64 {
         self.p
@@ -97,10 +112,10 @@ impl Dropout {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{Dropout, Tensor};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{DropoutConfig, Tensor};
     ///
-    /// let dropout = Dropout::new(0.3)?;
+    /// let dropout = DropoutConfig::new(0.3).init()?;
     /// let x = Tensor::<f64>::randn(&[5, 2, 4], &mut StdRng::seed_from_u64(1));
     /// let (a, _) = dropout.forward(&x, &mut StdRng::seed_from_u64(7));
     /// let (b, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(7));
@@ -129,10 +144,10 @@ impl Dropout {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{Dropout, Tensor};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{DropoutConfig, Tensor};
     ///
-    /// let dropout = Dropout::new(0.5)?;
+    /// let dropout = DropoutConfig::new(0.5).init()?;
     /// let (_, mask) = dropout.forward(&Tensor::<f64>::zeros(&[2, 3]), &mut StdRng::seed_from_u64(0));
     /// let dx = dropout.backward(&mask, &Tensor::full(&[2, 3], 0.5))?;
     /// assert!(dx.as_slice().iter().all(|&g| g == 0.0 || g == 1.0));
@@ -277,7 +292,7 @@ mod tests {
 
     #[test]
     fn kept_elements_are_scaled_by_one_over_one_minus_p() {
-        let dropout = Dropout::new(0.25).unwrap();
+        let dropout = DropoutConfig::new(0.25).init().unwrap();
         let x = Tensor::<f64>::full(&[100, 40], 3.0);
         let (y, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(3));
         let kept = y.as_slice().iter().filter(|&&v| v != 0.0).count();
@@ -292,7 +307,10 @@ mod tests {
     fn p_zero_is_the_identity_and_draws_nothing() {
         let x = Tensor::<f32>::randn(&[3, 4], &mut StdRng::seed_from_u64(0));
         let mut rng = StdRng::seed_from_u64(5);
-        let (y, mask) = Dropout::new(0.0).unwrap().forward(&x, &mut rng);
+        let (y, mask) = DropoutConfig::new(0.0)
+            .init()
+            .unwrap()
+            .forward(&x, &mut rng);
         assert_eq!(y, x);
         assert!(mask.as_tensor().as_slice().iter().all(|&m| m == 1.0));
         assert_eq!(
@@ -303,7 +321,7 @@ mod tests {
 
     #[test]
     fn backward_is_the_mask() {
-        let dropout = Dropout::new(0.5).unwrap();
+        let dropout = DropoutConfig::new(0.5).init().unwrap();
         let x = Tensor::<f64>::randn(&[2, 3, 4], &mut StdRng::seed_from_u64(0));
         let (_, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(1));
         let g = Tensor::randn(&[2, 3, 4], &mut StdRng::seed_from_u64(2));
@@ -333,7 +351,7 @@ mod tests {
     #[test]
     fn probabilities_outside_zero_one_are_rejected() {
         for p in [-0.1, 1.0, 1.5, f64::NAN, f64::INFINITY] {
-            let e = Dropout::new(p).unwrap_err();
+            let e = DropoutConfig::new(p).init().unwrap_err();
             assert!(
                 matches!(
                     e,
@@ -346,7 +364,7 @@ mod tests {
             );
         }
         assert_eq!(
-            Dropout::new(-0.1).unwrap_err().to_string(),
+            DropoutConfig::new(-0.1).init().unwrap_err().to_string(),
             "invalid dropout probability: -0.1 is not in [0, 1)"
         );
     }

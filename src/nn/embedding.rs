@@ -2,11 +2,12 @@
 
 use core::fmt;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
+use crate::data::TokenBatch;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
-use crate::data::TokenBatch;
 use crate::nn::{Layer, LayerGrads, Mode, Sequence};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::{Shape, Tensor};
@@ -16,8 +17,8 @@ use crate::tensor::{Shape, Tensor};
 /// [`torch.nn.Embedding`](https://pytorch.org/docs/stable/generated/torch.nn.Embedding.html).
 ///
 /// An optional `padding_idx` names a row that receives no gradient (for the padding token of
-/// variable-length batches); [`with_padding_idx`](Embedding::with_padding_idx) also zeroes it,
-/// as PyTorch does when it creates the layer.
+/// variable-length batches); [`EmbeddingConfig::with_padding_idx`] also zeroes it, as PyTorch
+/// does when it creates the layer.
 ///
 /// # Shapes
 ///
@@ -27,11 +28,9 @@ use crate::tensor::{Shape, Tensor};
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{Embedding, Parameters};
+/// use recurrent::{EmbeddingConfig, Parameters};
 ///
-/// let mut rng = StdRng::seed_from_u64(0);
-/// let emb = Embedding::<f32>::new(100, 8, &mut rng)?.with_padding_idx(0)?;
+/// let emb = EmbeddingConfig::new(100, 8).with_padding_idx(Some(0)).init_seeded::<f32>(0)?;
 /// // two sequences of three tokens, time-major (T, B) = (3, 2); the second is padded with 0
 /// let ids = [5, 7, 9, 0, 5, 0];
 /// let x = emb.forward(&ids, &[3, 2])?;
@@ -52,11 +51,43 @@ pub struct Embedding<T> {
     padding_idx: Option<usize>,
 }
 
-impl<T: Float> Embedding<T> {
-    /// A table with PyTorch's default initialisation: every entry drawn from `N(0, 1)`.
+/// Configuration of an [`Embedding`]: `EmbeddingConfig::new(num_embeddings, embedding_dim)`,
+/// then `with_*` options, then [`init`](EmbeddingConfig::init), as PyTorch's
+/// `nn.Embedding(num_embeddings, embedding_dim, padding_idx=None)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddingConfig {
+    num_embeddings: usize,
+    embedding_dim: usize,
+    padding_idx: Option<usize>,
+}
+
+impl EmbeddingConfig {
+    /// A table of `num_embeddings` vectors of `embedding_dim` features.
+    pub fn new(num_embeddings: usize, embedding_dim: usize) -> Self {
+        EmbeddingConfig {
+            num_embeddings,
+            embedding_dim,
+            padding_idx: None,
+        }
+    }
+
+    /// The padding row: [`init`](EmbeddingConfig::init) sets it to zero and it never
+    /// receives a gradient; `init` rejects it unless `padding_idx < num_embeddings`. Defaults
+    /// to `None`, no padding row.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_padding_idx(self, padding_idx: Option<usize>) -> Self {
+        EmbeddingConfig {
+            padding_idx,
+            ..self
+        }
+    }
+
+    /// A table with PyTorch's default initialisation: every entry drawn from `N(0, 1)`, then
+    /// the padding row, if any, set to zero.
     ///
     /// # Errors
     ///
+    /// [`Error::IndexOutOfRange`] unless the padding row is below `num_embeddings`;
     /// [`Error::SizeOverflow`] naming `num_embeddings` and `embedding_dim` if the table's size
     /// (in elements or bytes) overflows `usize`; [`Error::Allocation`] if its memory cannot be
     /// allocated.
@@ -64,63 +95,65 @@ impl<T: Float> Embedding<T> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::Embedding;
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::EmbeddingConfig;
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
-    /// let emb = Embedding::<f32>::new(1000, 16, &mut rng)?;
+    /// let emb = EmbeddingConfig::new(1000, 16).init::<f32>(&mut rng)?;
     /// assert_eq!(emb.weight().shape(), &[1000, 16]);
     ///
-    /// let e = Embedding::<f32>::new(1 << 40, 1 << 24, &mut rng).unwrap_err();
+    /// let e = EmbeddingConfig::new(1 << 40, 1 << 24).init::<f32>(&mut rng).unwrap_err();
     /// assert_eq!(
     ///     e.to_string(),
     ///     "size overflow in embedding weight: the product of [1099511627776, 16777216] does \
     ///      not fit in usize"
     /// );
+    /// let e = EmbeddingConfig::new(4, 2).with_padding_idx(Some(4)).init::<f64>(&mut rng);
+    /// assert_eq!(
+    ///     e.unwrap_err().to_string(),
+    ///     "index out of range in embedding padding_idx: 4 is not in 0..4"
+    /// );
     /// # Ok::<(), recurrent::Error>(())
     /// ```
-    pub fn new<R: Rng + ?Sized>(
-        num_embeddings: usize,
-        embedding_dim: usize,
-        rng: &mut R,
-    ) -> Result<Self> {
-        let dims = [num_embeddings, embedding_dim];
-        let weight = Tensor::try_randn("embedding weight", &dims, rng)?;
+    pub fn init<T: Float>(&self, rng: &mut (impl Rng + ?Sized)) -> Result<Embedding<T>> {
+        if let Some(idx) = self.padding_idx {
+            check_padding_idx(idx, self.num_embeddings)?;
+        }
+        let dims = [self.num_embeddings, self.embedding_dim];
+        let mut weight = Tensor::try_randn("embedding weight", &dims, rng)?;
+        if let Some(idx) = self.padding_idx {
+            let dim = self.embedding_dim;
+            weight.as_mut_slice()[idx * dim..(idx + 1) * dim].fill(T::zero());
+        }
         Ok(Embedding {
             weight,
-            padding_idx: None,
+            padding_idx: self.padding_idx,
         })
     }
 
-    /// Makes row `padding_idx` the padding row: it is set to zero now and never receives a
-    /// gradient. Defaults to no padding row.
+    /// [`init`](EmbeddingConfig::init) from `StdRng::seed_from_u64(seed)`.
     ///
     /// # Errors
     ///
-    /// [`Error::IndexOutOfRange`] unless `padding_idx < num_embeddings`.
+    /// As [`init`](EmbeddingConfig::init).
     ///
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::Embedding;
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::EmbeddingConfig;
     ///
-    /// let emb = Embedding::<f64>::new(4, 2, &mut StdRng::seed_from_u64(0))?;
-    /// let e = emb.with_padding_idx(4).unwrap_err();
-    /// assert_eq!(e.to_string(), "index out of range in embedding padding_idx: 4 is not in 0..4");
+    /// let config = EmbeddingConfig::new(10, 3).with_padding_idx(Some(0));
+    /// let emb = config.init_seeded::<f32>(7)?;
+    /// assert_eq!(emb, config.init(&mut StdRng::seed_from_u64(7))?);
     /// # Ok::<(), recurrent::Error>(())
     /// ```
-    #[must_use = "returns a new embedding and does not modify self"]
-    pub fn with_padding_idx(mut self, padding_idx: usize) -> Result<Self> {
-        self.check_padding_idx(padding_idx)?;
-        let dim = self.embedding_dim();
-        self.weight.as_mut_slice()[padding_idx * dim..(padding_idx + 1) * dim]
-            .iter_mut()
-            .for_each(|v| *v = T::zero());
-        self.padding_idx = Some(padding_idx);
-        Ok(self)
+    pub fn init_seeded<T: Float>(&self, seed: u64) -> Result<Embedding<T>> {
+        self.init(&mut StdRng::seed_from_u64(seed))
     }
+}
 
+impl<T: Float> Embedding<T> {
     /// A table with the given weight `(num_embeddings, embedding_dim)` (for example loaded from
     /// PyTorch) and padding row. The padding row is kept as given, not zeroed, as in PyTorch's
     /// `Embedding.from_pretrained`.
@@ -147,7 +180,7 @@ impl<T: Float> Embedding<T> {
         };
         emb.check_weight()?;
         if let Some(idx) = padding_idx {
-            emb.check_padding_idx(idx)?;
+            check_padding_idx(idx, emb.num_embeddings())?;
         }
         Ok(emb)
     }
@@ -196,10 +229,9 @@ impl<T: Float> Embedding<T> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::Embedding;
+    /// use recurrent::EmbeddingConfig;
     ///
-    /// let emb = Embedding::<f32>::new(10, 4, &mut StdRng::seed_from_u64(0))?;
+    /// let emb = EmbeddingConfig::new(10, 4).init_seeded::<f32>(0)?;
     /// assert_eq!(emb.forward(&[1, 2, 3], &[3])?.shape(), &[3, 4]);
     /// let e = emb.forward(&[1, 2, 3], &[2, 2]).unwrap_err();
     /// assert_eq!(e.to_string(), "data length mismatch: shape [2, 2] needs 4 values, got 3");
@@ -321,18 +353,18 @@ impl<T: Float> Embedding<T> {
             None => Ok(()),
         }
     }
+}
 
-    fn check_padding_idx(&self, index: usize) -> Result<()> {
-        let bound = self.num_embeddings();
-        if index < bound {
-            Ok(())
-        } else {
-            Err(Error::IndexOutOfRange {
-                op: "embedding padding_idx",
-                index,
-                bound,
-            })
-        }
+/// [`Error::IndexOutOfRange`] unless `index < bound` (the number of rows).
+fn check_padding_idx(index: usize, bound: usize) -> Result<()> {
+    if index < bound {
+        Ok(())
+    } else {
+        Err(Error::IndexOutOfRange {
+            op: "embedding padding_idx",
+            index,
+            bound,
+        })
     }
 }
 
@@ -430,9 +462,13 @@ mod tests {
 
     #[test]
     fn padding_row_is_zeroed_and_gets_no_gradient() {
-        let emb = table().with_padding_idx(1).unwrap();
+        let config = EmbeddingConfig::new(3, 2).with_padding_idx(Some(1));
+        let emb = config.init::<f64>(&mut StdRng::seed_from_u64(5)).unwrap();
         assert_eq!(emb.padding_idx(), Some(1));
-        assert_eq!(emb.weight().as_slice(), &[0.0, 1.0, 0.0, 0.0, 4.0, 5.0]);
+        // the N(0, 1) draw of every row, then row 1 zeroed
+        let mut expected = Tensor::randn(&[3, 2], &mut StdRng::seed_from_u64(5));
+        expected.as_mut_slice()[2..4].fill(0.0);
+        assert_eq!(emb.weight(), &expected);
         let d_out = Tensor::full(&[2, 2, 2], 1.0);
         let grads = emb.backward(&[1, 1, 0, 1], &d_out).unwrap();
         assert_eq!(
@@ -446,7 +482,9 @@ mod tests {
 
     #[test]
     fn time_major_ids_give_time_batch_features() {
-        let emb = Embedding::<f32>::new(7, 3, &mut StdRng::seed_from_u64(0)).unwrap();
+        let emb = EmbeddingConfig::new(7, 3)
+            .init::<f32>(&mut StdRng::seed_from_u64(0))
+            .unwrap();
         let y = emb.forward(&[0, 1, 2, 3, 4, 5], &[3, 2]).unwrap();
         assert_eq!(y.shape(), &[3, 2, 3]);
         assert_eq!(&y.as_slice()[9..12], &emb.weight().as_slice()[9..12]);
@@ -497,7 +535,9 @@ mod tests {
     /// A seeded table is the same as before the fallible allocation.
     #[test]
     fn init_draws_what_tensor_randn_draws() {
-        let emb = Embedding::<f32>::new(6, 4, &mut StdRng::seed_from_u64(7)).unwrap();
+        let emb = EmbeddingConfig::new(6, 4)
+            .init::<f32>(&mut StdRng::seed_from_u64(7))
+            .unwrap();
         let expected = Tensor::randn(&[6, 4], &mut StdRng::seed_from_u64(7));
         assert_eq!(emb.weight(), &expected);
     }
@@ -506,7 +546,9 @@ mod tests {
     fn sizes_too_large_for_memory_are_errors_not_aborts() {
         let rng = &mut StdRng::seed_from_u64(0);
         // the number of elements overflows usize (it was wrapped before: an empty "success")
-        let e = Embedding::<f32>::new(1 << 40, 1 << 24, rng).unwrap_err();
+        let e = EmbeddingConfig::new(1 << 40, 1 << 24)
+            .init::<f32>(rng)
+            .unwrap_err();
         assert_eq!(
             e,
             Error::SizeOverflow {
@@ -515,10 +557,14 @@ mod tests {
             }
         );
         // an empty table is no overflow
-        let empty = Embedding::<f64>::new(usize::MAX, 0, rng).unwrap();
+        let empty = EmbeddingConfig::new(usize::MAX, 0)
+            .init::<f64>(rng)
+            .unwrap();
         assert_eq!(empty.weight().shape(), &[usize::MAX, 0]);
         // 2⁶⁰ bytes fit in usize but in no address space
-        let e = Embedding::<f64>::new(1 << 30, 1 << 27, rng).unwrap_err();
+        let e = EmbeddingConfig::new(1 << 30, 1 << 27)
+            .init::<f64>(rng)
+            .unwrap_err();
         assert_eq!(
             e,
             Error::Allocation {

@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
@@ -30,11 +31,11 @@ use crate::tensor::{Shape, Tensor};
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{Linear, Parameters, Tensor};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{LinearConfig, Parameters, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
-/// let fc = Linear::<f32>::new(16, 4, true, &mut rng)?;
+/// let fc = LinearConfig::new(16, 4).init::<f32>(&mut rng)?;
 /// let h = Tensor::randn(&[20, 8, 16], &mut rng); // (T, B, H) from a recurrent layer
 /// let y = fc.forward(&h)?;
 /// assert_eq!(y.shape(), &[20, 8, 4]);
@@ -60,7 +61,32 @@ pub struct LinearGrads<T> {
     pub params: NamedTensors<T>,
 }
 
-impl<T: Float> Linear<T> {
+/// Configuration of a [`Linear`] layer: `LinearConfig::new(in_features, out_features)`, then
+/// `with_*` options, then [`init`](LinearConfig::init), as PyTorch's
+/// `nn.Linear(in_features, out_features, bias=True)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearConfig {
+    in_features: usize,
+    out_features: usize,
+    bias: bool,
+}
+
+impl LinearConfig {
+    /// A layer mapping `in_features` to `out_features`.
+    pub fn new(in_features: usize, out_features: usize) -> Self {
+        LinearConfig {
+            in_features,
+            out_features,
+            bias: true,
+        }
+    }
+
+    /// Whether the layer has a bias. Defaults to `true`.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_bias(self, bias: bool) -> Self {
+        LinearConfig { bias, ..self }
+    }
+
     /// A layer with PyTorch's default initialisation: weight, then bias, drawn from
     /// `U(−1/√in_features, 1/√in_features)`.
     ///
@@ -75,16 +101,16 @@ impl<T: Float> Linear<T> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::Linear;
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::LinearConfig;
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
-    /// let fc = Linear::<f64>::new(4, 3, false, &mut rng)?;
+    /// let fc = LinearConfig::new(4, 3).with_bias(false).init::<f64>(&mut rng)?;
     /// assert_eq!(fc.weight().shape(), &[3, 4]);
     /// assert!(fc.bias().is_none());
     /// assert!(fc.weight().as_slice().iter().all(|w| w.abs() <= 0.5));
     ///
-    /// let e = Linear::<f32>::new(1 << 33, 1 << 31, true, &mut rng).unwrap_err();
+    /// let e = LinearConfig::new(1 << 33, 1 << 31).init::<f32>(&mut rng).unwrap_err();
     /// assert_eq!(
     ///     e.to_string(),
     ///     "size overflow in linear weight: the product of [2147483648, 8589934592] does not \
@@ -92,12 +118,8 @@ impl<T: Float> Linear<T> {
     /// );
     /// # Ok::<(), recurrent::Error>(())
     /// ```
-    pub fn new<R: Rng + ?Sized>(
-        in_features: usize,
-        out_features: usize,
-        bias: bool,
-        rng: &mut R,
-    ) -> Result<Self> {
+    pub fn init<T: Float>(&self, rng: &mut (impl Rng + ?Sized)) -> Result<Linear<T>> {
+        let (in_features, out_features) = (self.in_features, self.out_features);
         let mut draw = |what, dims: &[usize]| {
             if in_features == 0 {
                 // PyTorch: kaiming_uniform_ on an empty weight is a no-op, the bias bound is 0
@@ -108,12 +130,36 @@ impl<T: Float> Linear<T> {
             }
         };
         let weight = draw("linear weight", &[out_features, in_features])?;
-        let bias = bias
+        let bias = self
+            .bias
             .then(|| draw("linear bias", &[out_features]))
             .transpose()?;
         Ok(Linear { weight, bias })
     }
 
+    /// [`init`](LinearConfig::init) from `StdRng::seed_from_u64(seed)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`init`](LinearConfig::init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::LinearConfig;
+    ///
+    /// let config = LinearConfig::new(4, 3);
+    /// let fc = config.init_seeded::<f32>(7)?;
+    /// assert_eq!(fc, config.init(&mut StdRng::seed_from_u64(7))?);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init_seeded<T: Float>(&self, seed: u64) -> Result<Linear<T>> {
+        self.init(&mut StdRng::seed_from_u64(seed))
+    }
+}
+
+impl<T: Float> Linear<T> {
     /// A layer with the given parameters (for example loaded from PyTorch): `weight` is
     /// `(out_features, in_features)` and `bias`, if any, `(out_features)`.
     ///
@@ -185,10 +231,9 @@ impl<T: Float> Linear<T> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{Linear, Tensor};
+    /// use recurrent::{LinearConfig, Tensor};
     ///
-    /// let fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0))?;
+    /// let fc = LinearConfig::new(3, 2).init_seeded::<f64>(0)?;
     /// assert_eq!(fc.forward(&Tensor::zeros(&[5, 3]))?.shape(), &[5, 2]);
     /// let e = fc.forward(&Tensor::zeros(&[4, 5, 2])).unwrap_err();
     /// assert_eq!(e.to_string(), "shape mismatch in linear input: expected [4, 5, 3], got [4, 5, 2]");
@@ -454,7 +499,7 @@ mod tests {
     #[test]
     fn leading_axes_are_kept_and_rows_are_independent() {
         let mut rng = StdRng::seed_from_u64(1);
-        let fc = Linear::<f64>::new(3, 4, true, &mut rng).unwrap();
+        let fc = LinearConfig::new(3, 4).init::<f64>(&mut rng).unwrap();
         let x = Tensor::randn(&[2, 5, 3], &mut rng);
         let y = fc.forward(&x).unwrap();
         assert_eq!(y.shape(), &[2, 5, 4]);
@@ -467,7 +512,9 @@ mod tests {
 
     #[test]
     fn default_init_is_pytorch_bound_and_named() {
-        let fc = Linear::<f32>::new(9, 5, true, &mut StdRng::seed_from_u64(0)).unwrap();
+        let fc = LinearConfig::new(9, 5)
+            .init::<f32>(&mut StdRng::seed_from_u64(0))
+            .unwrap();
         assert_eq!(fc.param_names(), ["weight", "bias"]);
         assert_eq!(fc.param_count(), 9 * 5 + 5);
         let bound = 1.0 / 3.0;
@@ -478,13 +525,17 @@ mod tests {
             fc.to_string(),
             "Linear { in_features: 9, out_features: 5, bias: true }"
         );
-        let empty = Linear::<f32>::new(0, 2, true, &mut StdRng::seed_from_u64(0)).unwrap();
+        let empty = LinearConfig::new(0, 2)
+            .init::<f32>(&mut StdRng::seed_from_u64(0))
+            .unwrap();
         assert_eq!(empty.bias().unwrap().as_slice(), &[0.0, 0.0]);
         let y = empty.forward(&Tensor::zeros(&[3, 0])).unwrap();
         assert_eq!(y.as_slice(), &[0.0; 6]);
         let grads = empty.backward(&Tensor::zeros(&[3, 0]), &y).unwrap();
         assert_eq!(grads.input.shape(), &[3, 0]);
-        let none_out = Linear::<f32>::new(3, 0, true, &mut StdRng::seed_from_u64(0)).unwrap();
+        let none_out = LinearConfig::new(3, 0)
+            .init::<f32>(&mut StdRng::seed_from_u64(0))
+            .unwrap();
         let y = none_out.forward(&Tensor::zeros(&[2, 3])).unwrap();
         assert_eq!(y.shape(), &[2, 0]);
         let grads = none_out.backward(&Tensor::zeros(&[2, 3]), &y).unwrap();
@@ -493,7 +544,9 @@ mod tests {
 
     #[test]
     fn bad_shapes_name_both_shapes() {
-        let fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0)).unwrap();
+        let fc = LinearConfig::new(3, 2)
+            .init::<f64>(&mut StdRng::seed_from_u64(0))
+            .unwrap();
         let e = fc.forward(&Tensor::zeros(&[4, 2])).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -517,7 +570,9 @@ mod tests {
     /// A seeded layer is the same as before the fallible allocation.
     #[test]
     fn init_draws_what_tensor_uniform_draws() {
-        let fc = Linear::<f32>::new(5, 3, true, &mut StdRng::seed_from_u64(7)).unwrap();
+        let fc = LinearConfig::new(5, 3)
+            .init::<f32>(&mut StdRng::seed_from_u64(7))
+            .unwrap();
         let rng = &mut StdRng::seed_from_u64(7);
         let k = 1.0 / 5f32.sqrt();
         assert_eq!(fc.weight(), &Tensor::uniform(&[3, 5], -k, k, rng));
@@ -528,7 +583,9 @@ mod tests {
     fn sizes_too_large_for_memory_are_errors_not_aborts() {
         let rng = &mut StdRng::seed_from_u64(0);
         // the number of elements overflows usize (it was wrapped before: an empty "success")
-        let e = Linear::<f32>::new(1 << 33, 1 << 31, true, rng).unwrap_err();
+        let e = LinearConfig::new(1 << 33, 1 << 31)
+            .init::<f32>(rng)
+            .unwrap_err();
         assert_eq!(
             e,
             Error::SizeOverflow {
@@ -537,7 +594,10 @@ mod tests {
             }
         );
         // the elements fit in usize, their bytes do not
-        let e = Linear::<f64>::new(1 << 31, 1 << 31, false, rng).unwrap_err();
+        let e = LinearConfig::new(1 << 31, 1 << 31)
+            .with_bias(false)
+            .init::<f64>(rng)
+            .unwrap_err();
         assert_eq!(
             e,
             Error::SizeOverflow {
@@ -546,7 +606,9 @@ mod tests {
             }
         );
         // an empty weight is no overflow, whatever out_features; the bias may be
-        let e = Linear::<f32>::new(0, usize::MAX / 2, true, rng).unwrap_err();
+        let e = LinearConfig::new(0, usize::MAX / 2)
+            .init::<f32>(rng)
+            .unwrap_err();
         assert_eq!(
             e,
             Error::SizeOverflow {
@@ -556,7 +618,9 @@ mod tests {
         );
         // 2⁶⁰ bytes fit in usize but in no address space, so the allocation fails on any
         // machine (a smaller size, such as 4 TiB, may be promised by an overcommitting kernel)
-        let e = Linear::<f32>::new(1 << 29, 1 << 29, true, rng).unwrap_err();
+        let e = LinearConfig::new(1 << 29, 1 << 29)
+            .init::<f32>(rng)
+            .unwrap_err();
         assert_eq!(
             e,
             Error::Allocation {
@@ -568,7 +632,7 @@ mod tests {
             e.to_string(),
             "cannot allocate 1152921504606846976 bytes for linear weight"
         );
-        let e = Linear::<f32>::new(0, 1 << 58, true, rng).unwrap_err();
+        let e = LinearConfig::new(0, 1 << 58).init::<f32>(rng).unwrap_err();
         assert_eq!(
             e,
             Error::Allocation {
@@ -611,7 +675,9 @@ mod tests {
             ),
         ];
         for (name, replacement, message) in cases {
-            let mut fc = Linear::<f64>::new(3, 2, true, &mut StdRng::seed_from_u64(0)).unwrap();
+            let mut fc = LinearConfig::new(3, 2)
+                .init::<f64>(&mut StdRng::seed_from_u64(0))
+                .unwrap();
             let mut replacement = Some(replacement);
             fc.visit_params_mut(&mut |n, p| {
                 if n == name {

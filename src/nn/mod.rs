@@ -9,13 +9,15 @@
 //! of the layer before it.
 //!
 //! ```
-//! use rand::{rngs::StdRng, SeedableRng};
-//! use recurrent::{cross_entropy_with_logits, Embedding, Linear, LstmCellConfig, Recurrent};
+//! use recurrent::rand::{rngs::StdRng, SeedableRng};
+//! use recurrent::{
+//!     cross_entropy_with_logits, EmbeddingConfig, LinearConfig, LstmCellConfig, Recurrent,
+//! };
 //!
 //! let mut rng = StdRng::seed_from_u64(0);
-//! let embedding = Embedding::<f32>::new(50, 8, &mut rng)?;
-//! let lstm = Recurrent::new(LstmCellConfig::new(8, 16).init(&mut rng));
-//! let head = Linear::new(16, 50, true, &mut rng)?;
+//! let embedding = EmbeddingConfig::new(50, 8).init::<f32>(&mut rng)?;
+//! let lstm = Recurrent::new(LstmCellConfig::new(8, 16).init(&mut rng)?);
+//! let head = LinearConfig::new(16, 50).init(&mut rng)?;
 //!
 //! // predict the next token of two sequences of four tokens, time-major (T, B) = (4, 2)
 //! let ids = [3, 7, 1, 9, 4, 4, 2, 8];
@@ -50,10 +52,10 @@ mod time_distributed;
 
 pub use chain::{Chain, ChainTrace, Named};
 pub(crate) use dropout::{check_probability, dropout_scale};
-pub use dropout::{Dropout, DropoutMask};
-pub use embedding::Embedding;
+pub use dropout::{Dropout, DropoutConfig, DropoutMask};
+pub use embedding::{Embedding, EmbeddingConfig};
 pub use layer::{Layer, LayerGrads};
-pub use linear::{Linear, LinearGrads};
+pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use loss::{
     binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, CrossEntropyLoss, Loss,
     PerPosition, Reduction,

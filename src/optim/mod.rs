@@ -46,11 +46,11 @@ use crate::params::{NamedTensors, Parameters};
 /// One training step of an LSTM on the loss `sum(output)`:
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{AdamConfig, LstmCellConfig, Optimizer, Parameters, Recurrent, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
-/// let mut lstm = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32, _>(&mut rng));
+/// let mut lstm = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32>(&mut rng)?);
 /// let mut adam = AdamConfig::new(1e-3).init()?;
 ///
 /// let x = Tensor::randn(&[5, 2, 3], &mut rng);

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    CellParams, Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, Rnn, RnnConfig, SequenceLayer,
-    Tensor,
+    CellParams, GruConfig, LstmConfig, Nonlinearity, RnnConfig, SequenceLayer, Tensor,
 };
 use serde_json::Value;
 
@@ -191,18 +190,18 @@ pub fn with_network<W: WithNetwork>(case: &Case, w: W) -> W::Output {
         "lstm" => {
             let config =
                 configured!(LstmConfig::new(i, h), case).with_proj_size(case.usize("proj_size"));
-            let (a, b) = (Lstm::new(config, rng), Lstm::new(config, rng));
+            let (a, b) = (config.init(rng), config.init(rng));
             w.run(case, a.expect(built), b.expect(built))
         }
         "gru" => {
             let config = configured!(GruConfig::new(i, h), case);
-            let (a, b) = (Gru::new(config, rng), Gru::new(config, rng));
+            let (a, b) = (config.init(rng), config.init(rng));
             w.run(case, a.expect(built), b.expect(built))
         }
         cell @ ("rnn_tanh" | "rnn_relu") => {
             let config =
                 configured!(RnnConfig::new(i, h), case).with_nonlinearity(nonlinearity(cell));
-            let (a, b) = (Rnn::new(config, rng), Rnn::new(config, rng));
+            let (a, b) = (config.init(rng), config.init(rng));
             w.run(case, a.expect(built), b.expect(built))
         }
         other => panic!("{}: unknown cell {other:?}", case.name),

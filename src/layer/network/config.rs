@@ -1,10 +1,15 @@
 //! The configurations of the networks, with the arguments of PyTorch's `nn.LSTM`, `nn.GRU`
 //! and `nn.RNN` and their defaults.
 
-#[cfg(doc)]
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use super::{Gru, Lstm, Network, Rnn};
-use crate::cell::{check_hidden_size, Nonlinearity};
+use crate::cell::{
+    check_hidden_size, GruCellConfig, Init, LstmCellConfig, Nonlinearity, RnnCellConfig,
+};
 use crate::error::{Error, Result};
+use crate::float::Float;
 #[cfg(doc)]
 use crate::layer::{Bidirectional, Stacked};
 use crate::nn::check_probability;
@@ -19,6 +24,8 @@ pub(super) struct Shared {
     pub(super) batch_first: bool,
     pub(super) dropout: f64,
     pub(super) bidirectional: bool,
+    pub(super) weight_ih_init: Init,
+    pub(super) weight_hh_init: Init,
 }
 
 impl Shared {
@@ -31,6 +38,8 @@ impl Shared {
             batch_first: false,
             dropout: 0.0,
             bidirectional: false,
+            weight_ih_init: Init::Default,
+            weight_hh_init: Init::Default,
         }
     }
 
@@ -91,6 +100,32 @@ macro_rules! shared_options {
                 self
             }
 
+            /// How every layer's `weight_ih_l{k}` is initialised; see [`Init`]. Defaults to
+            /// [`Init::Default`].
+            #[must_use = "returns a new config and does not modify self"]
+            pub fn with_weight_ih_init(mut self, weight_ih_init: Init) -> Self {
+                self.shared.weight_ih_init = weight_ih_init;
+                self
+            }
+
+            /// How every layer's `weight_hh_l{k}` (and an LSTM's `weight_hr_l{k}`) is
+            /// initialised; see [`Init`]. Defaults to [`Init::Default`].
+            #[must_use = "returns a new config and does not modify self"]
+            pub fn with_weight_hh_init(mut self, weight_hh_init: Init) -> Self {
+                self.shared.weight_hh_init = weight_hh_init;
+                self
+            }
+
+            /// How the input-to-hidden weights are initialised.
+            pub fn weight_ih_init(&self) -> Init {
+                self.shared.weight_ih_init
+            }
+
+            /// How the hidden-to-hidden weights are initialised.
+            pub fn weight_hh_init(&self) -> Init {
+                self.shared.weight_hh_init
+            }
+
             /// Features per input step, `I`.
             pub fn input_size(&self) -> usize {
                 self.shared.input_size
@@ -135,6 +170,7 @@ macro_rules! shared_options {
 pub struct LstmConfig {
     pub(super) shared: Shared,
     pub(super) proj_size: usize,
+    pub(super) forget_bias: Option<f64>,
 }
 
 impl LstmConfig {
@@ -144,6 +180,7 @@ impl LstmConfig {
         LstmConfig {
             shared: Shared::new(input_size, hidden_size),
             proj_size: 0,
+            forget_bias: None,
         }
     }
 
@@ -155,9 +192,90 @@ impl LstmConfig {
         self
     }
 
+    /// Sets every layer's forget-gate bias to `forget_bias`: the forget block (entries
+    /// `H..2H`) of `bias_ih_l{k}` becomes `forget_bias` and that of `bias_hh_l{k}` 0, so the sum
+    /// the gate sees is `forget_bias`; see [`LstmCellConfig::with_forget_bias`]. Defaults to
+    /// no change (PyTorch's default draw).
+    ///
+    /// [`init`](LstmConfig::init) fails if the network has no biases or `forget_bias` is not
+    /// finite.
+    #[must_use = "returns a new config and does not modify self"]
+    pub fn with_forget_bias(mut self, forget_bias: f64) -> Self {
+        self.forget_bias = Some(forget_bias);
+        self
+    }
+
     /// The projection size, 0 without a projection.
     pub fn proj_size(&self) -> usize {
         self.proj_size
+    }
+
+    /// The forget-gate bias, if set.
+    pub fn forget_bias(&self) -> Option<f64> {
+        self.forget_bias
+    }
+
+    /// The network this config describes, its weights drawn from `rng` by the chosen
+    /// [`Init`]s (PyTorch's default `U(−1/√H, 1/√H)` unless set), layer by layer and forward
+    /// before reverse, each cell as [`LstmCellConfig::init`] draws it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, a dropout
+    /// outside `[0, 1)`, a projection not smaller than the hidden size, or a forget bias
+    /// without biases or not finite; [`Error::SizeOverflow`] or [`Error::Allocation`] for
+    /// sizes beyond the machine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Cell, Direction, Lstm, LstmConfig};
+    ///
+    /// let config = LstmConfig::new(4, 8).with_num_layers(2).with_forget_bias(1.0);
+    /// let lstm: Lstm<f32> = config.init(&mut StdRng::seed_from_u64(0))?;
+    /// let cell = lstm.cell(1, Direction::Forward).unwrap();
+    /// assert_eq!(cell.params().bias_ih().unwrap().as_slice()[8..16], [1.0; 8]);
+    /// assert!(LstmConfig::new(4, 8).with_num_layers(0).init::<f32>(&mut StdRng::seed_from_u64(0)).is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init<T: Float>(&self, rng: &mut (impl Rng + ?Sized)) -> Result<Lstm<T>> {
+        let (shared, p) = (&self.shared, self.proj_size);
+        let h = shared.hidden_size;
+        let h_out = if p > 0 { p } else { h };
+        Network::build(shared, h_out, |input_size| {
+            let cell = LstmCellConfig::new(input_size, h)
+                .with_bias(shared.bias)
+                .with_proj_size(p)
+                .with_weight_ih_init(shared.weight_ih_init)
+                .with_weight_hh_init(shared.weight_hh_init);
+            match self.forget_bias {
+                Some(f) => cell.with_forget_bias(f).init(rng),
+                None => cell.init(rng),
+            }
+        })
+    }
+
+    /// [`init`](LstmConfig::init) from `StdRng::seed_from_u64(seed)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`init`](LstmConfig::init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{LstmConfig, Parameters};
+    ///
+    /// let config = LstmConfig::new(3, 5).with_bidirectional(true);
+    /// let a = config.init_seeded::<f64>(7)?;
+    /// let b = config.init::<f64>(&mut StdRng::seed_from_u64(7))?;
+    /// assert_eq!(a.state_dict(), b.state_dict());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init_seeded<T: Float>(&self, seed: u64) -> Result<Lstm<T>> {
+        self.init(&mut StdRng::seed_from_u64(seed))
     }
 }
 
@@ -177,6 +295,62 @@ impl GruConfig {
         GruConfig {
             shared: Shared::new(input_size, hidden_size),
         }
+    }
+
+    /// The network this config describes, its weights drawn from `rng` by the chosen
+    /// [`Init`]s (PyTorch's default `U(−1/√H, 1/√H)` unless set), layer by layer and forward
+    /// before reverse, each cell as [`GruCellConfig::init`] draws it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, or a dropout
+    /// outside `[0, 1)`; [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the
+    /// machine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Gru, GruConfig, Parameters};
+    ///
+    /// let gru: Gru<f32> = GruConfig::new(4, 8).init(&mut StdRng::seed_from_u64(0))?;
+    /// assert_eq!(gru.param_names(), ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]);
+    /// let e = GruConfig::new(4, 8).with_dropout(1.0).init::<f32>(&mut StdRng::seed_from_u64(0));
+    /// assert!(e.is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init<T: Float>(&self, rng: &mut (impl Rng + ?Sized)) -> Result<Gru<T>> {
+        let shared = &self.shared;
+        let h = shared.hidden_size;
+        Network::build(shared, h, |input_size| {
+            GruCellConfig::new(input_size, h)
+                .with_bias(shared.bias)
+                .with_weight_ih_init(shared.weight_ih_init)
+                .with_weight_hh_init(shared.weight_hh_init)
+                .init(rng)
+        })
+    }
+
+    /// [`init`](GruConfig::init) from `StdRng::seed_from_u64(seed)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`init`](GruConfig::init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{GruConfig, Parameters};
+    ///
+    /// let config = GruConfig::new(3, 5).with_num_layers(2);
+    /// let a = config.init_seeded::<f64>(7)?;
+    /// let b = config.init::<f64>(&mut StdRng::seed_from_u64(7))?;
+    /// assert_eq!(a.state_dict(), b.state_dict());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init_seeded<T: Float>(&self, seed: u64) -> Result<Gru<T>> {
+        self.init(&mut StdRng::seed_from_u64(seed))
     }
 }
 
@@ -211,6 +385,149 @@ impl RnnConfig {
     pub fn nonlinearity(&self) -> Nonlinearity {
         self.nonlinearity
     }
+
+    /// The network this config describes, its weights drawn from `rng` by the chosen
+    /// [`Init`]s (PyTorch's default `U(−1/√H, 1/√H)` unless set), layer by layer and forward
+    /// before reverse, each cell as [`RnnCellConfig::init`] draws it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, or a dropout
+    /// outside `[0, 1)`; [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the
+    /// machine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Nonlinearity, Rnn, RnnConfig, SequenceLayer};
+    ///
+    /// let config = RnnConfig::new(4, 8).with_nonlinearity(Nonlinearity::Relu);
+    /// let rnn: Rnn<f32> = config.init(&mut StdRng::seed_from_u64(0))?;
+    /// assert_eq!(rnn.output_size(), 8);
+    /// assert!(RnnConfig::new(4, 0).init::<f32>(&mut StdRng::seed_from_u64(0)).is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init<T: Float>(&self, rng: &mut (impl Rng + ?Sized)) -> Result<Rnn<T>> {
+        let shared = &self.shared;
+        let h = shared.hidden_size;
+        Network::build(shared, h, |input_size| {
+            RnnCellConfig::new(input_size, h)
+                .with_bias(shared.bias)
+                .with_nonlinearity(self.nonlinearity)
+                .with_weight_ih_init(shared.weight_ih_init)
+                .with_weight_hh_init(shared.weight_hh_init)
+                .init(rng)
+        })
+    }
+
+    /// [`init`](RnnConfig::init) from `StdRng::seed_from_u64(seed)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`init`](RnnConfig::init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Parameters, RnnConfig};
+    ///
+    /// let config = RnnConfig::new(3, 5).with_bidirectional(true);
+    /// let a = config.init_seeded::<f64>(7)?;
+    /// let b = config.init::<f64>(&mut StdRng::seed_from_u64(7))?;
+    /// assert_eq!(a.state_dict(), b.state_dict());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn init_seeded<T: Float>(&self, seed: u64) -> Result<Rnn<T>> {
+        self.init(&mut StdRng::seed_from_u64(seed))
+    }
 }
 
 shared_options!(RnnConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::Cell;
+    use crate::layer::Direction;
+
+    /// `QᵀQ = I` for every `(H, H)` block of `w`.
+    fn assert_orthogonal_blocks(w: &[f64], h: usize) {
+        for block in w.chunks_exact(h * h) {
+            for a in 0..h {
+                for b in 0..h {
+                    let dot: f64 = (0..h).map(|k| block[k * h + a] * block[k * h + b]).sum();
+                    let expected = if a == b { 1.0 } else { 0.0 };
+                    assert!((dot - expected).abs() < 1e-12, "({a}, {b}): {dot}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_cell_gets_the_inits_and_the_forget_bias() {
+        let h = 5;
+        let config = LstmConfig::new(3, h)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .with_weight_ih_init(Init::XavierNormal)
+            .with_weight_hh_init(Init::Orthogonal)
+            .with_forget_bias(2.0);
+        assert_eq!(config.weight_hh_init(), Init::Orthogonal);
+        let lstm = config.init_seeded::<f64>(0).unwrap();
+        let mut cells = 0;
+        for layer in 0..2 {
+            for direction in [Direction::Forward, Direction::Reverse] {
+                let params = lstm.cell(layer, direction).unwrap().params();
+                assert_orthogonal_blocks(params.weight_hh().as_slice(), h);
+                assert_eq!(params.bias_ih().unwrap().as_slice()[h..2 * h], [2.0; 5]);
+                assert_eq!(params.bias_hh().unwrap().as_slice()[h..2 * h], [0.0; 5]);
+                cells += 1;
+            }
+        }
+        assert_eq!(cells, 4);
+        // the cells differ: each draws its own blocks
+        let (f, r) = (
+            lstm.cell(0, Direction::Forward).unwrap(),
+            lstm.cell(0, Direction::Reverse).unwrap(),
+        );
+        assert_ne!(f.params().weight_hh(), r.params().weight_hh());
+
+        let gru = GruConfig::new(3, h)
+            .with_num_layers(2)
+            .with_weight_hh_init(Init::Orthogonal)
+            .init_seeded::<f64>(1)
+            .unwrap();
+        let rnn = RnnConfig::new(3, h)
+            .with_weight_hh_init(Init::Orthogonal)
+            .init_seeded::<f64>(2)
+            .unwrap();
+        for params in [
+            gru.cell(0, Direction::Forward).unwrap().params(),
+            gru.cell(1, Direction::Forward).unwrap().params(),
+            rnn.cell(0, Direction::Forward).unwrap().params(),
+        ] {
+            assert_orthogonal_blocks(params.weight_hh().as_slice(), h);
+        }
+    }
+
+    #[test]
+    fn a_forget_bias_without_biases_is_rejected() {
+        let e = LstmConfig::new(3, 4)
+            .with_bias(false)
+            .with_forget_bias(1.0)
+            .init_seeded::<f32>(0)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidArgument {
+                    name: "forget_bias",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}

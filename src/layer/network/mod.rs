@@ -3,13 +3,11 @@
 
 use core::fmt;
 
-use rand::Rng;
-
 use super::{
-    Bidirectional, BidirectionalTrace, Recurrent, RecurrentTrace, SequenceGrads, SequenceLayer,
-    SequenceOutput, Stacked, StackedTrace,
+    Bidirectional, BidirectionalTrace, Direction, Recurrent, RecurrentTrace, SequenceGrads,
+    SequenceLayer, SequenceOutput, Stacked, StackedTrace,
 };
-use crate::cell::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, RnnCell, RnnCellConfig};
+use crate::cell::{Cell, GruCell, LstmCell, RnnCell};
 mod config;
 mod stream;
 
@@ -36,13 +34,13 @@ use config::Shared;
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{Lstm, LstmConfig, Parameters, SequenceLayer, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// // nn.LSTM(input_size=8, hidden_size=16, num_layers=2, bidirectional=True)
 /// let config = LstmConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
-/// let lstm: Lstm<f32> = Lstm::new(config, &mut rng)?;
+/// let lstm: Lstm<f32> = config.init(&mut rng)?;
 /// let x = Tensor::randn(&[12, 4, 8], &mut rng);
 /// let out = lstm.forward(&x, None, Some(&[12, 9, 7, 2]))?;
 /// assert_eq!(out.output.shape(), &[12, 4, 32]);
@@ -56,11 +54,11 @@ pub struct Network<C> {
     layers: Layers<C>,
 }
 
-/// An LSTM network, PyTorch's `nn.LSTM`; built with [`Lstm::new`](Network::<LstmCell<T>>::new).
+/// An LSTM network, PyTorch's `nn.LSTM`; built with [`LstmConfig::init`].
 pub type Lstm<T> = Network<LstmCell<T>>;
-/// A GRU network, PyTorch's `nn.GRU`; built with [`Gru::new`](Network::<GruCell<T>>::new).
+/// A GRU network, PyTorch's `nn.GRU`; built with [`GruConfig::init`].
 pub type Gru<T> = Network<GruCell<T>>;
-/// A vanilla RNN network, PyTorch's `nn.RNN`; built with [`Rnn::new`](Network::<RnnCell<T>>::new).
+/// A vanilla RNN network, PyTorch's `nn.RNN`; built with [`RnnConfig::init`].
 pub type Rnn<T> = Network<RnnCell<T>>;
 
 #[derive(Clone)]
@@ -159,79 +157,17 @@ impl<C> Network<C> {
         on_layers!(&self.layers, s => s.is_training())
     }
 
-    /// The cell of layer `layer` in the forward (`reverse == false`) or reverse direction.
-    pub fn cell(&self, layer: usize, reverse: bool) -> Option<&C> {
-        match &self.layers {
-            Layers::Forward(s) if !reverse => s.layers().get(layer).map(Recurrent::cell),
-            Layers::Forward(_) => None,
-            Layers::Bidirectional(s) => s.layers().get(layer).map(|b| {
-                if reverse {
-                    b.reverse_layer().cell()
-                } else {
-                    b.forward_layer().cell()
-                }
+    /// The cell of layer `layer` in `direction` (`None` past the last layer, or for
+    /// [`Direction::Reverse`] in a unidirectional network).
+    pub fn cell(&self, layer: usize, direction: Direction) -> Option<&C> {
+        match (&self.layers, direction) {
+            (Layers::Forward(s), Direction::Forward) => s.layers().get(layer).map(Recurrent::cell),
+            (Layers::Forward(_), Direction::Reverse) => None,
+            (Layers::Bidirectional(s), _) => s.layers().get(layer).map(|b| match direction {
+                Direction::Forward => b.forward_layer().cell(),
+                Direction::Reverse => b.reverse_layer().cell(),
             }),
         }
-    }
-}
-
-impl<T: Float> Network<LstmCell<T>> {
-    /// The network `config` describes, with PyTorch's default initialisation
-    /// `U(−1/√H, 1/√H)` drawn from `rng`, layer by layer and forward before reverse.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, a dropout
-    /// outside `[0, 1)` or a projection not smaller than the hidden size;
-    /// [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the machine.
-    pub fn new<R: Rng + ?Sized>(config: LstmConfig, rng: &mut R) -> Result<Self> {
-        let (h, p) = (config.shared.hidden_size, config.proj_size);
-        let h_out = if p > 0 { p } else { h };
-        Network::build(&config.shared, h_out, |input_size| {
-            LstmCellConfig::new(input_size, h)
-                .with_bias(config.shared.bias)
-                .with_proj_size(p)
-                .try_init(rng)
-        })
-    }
-}
-
-impl<T: Float> Network<GruCell<T>> {
-    /// The network `config` describes, with PyTorch's default initialisation
-    /// `U(−1/√H, 1/√H)` drawn from `rng`, layer by layer and forward before reverse.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, or a dropout
-    /// outside `[0, 1)`; [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the
-    /// machine.
-    pub fn new<R: Rng + ?Sized>(config: GruConfig, rng: &mut R) -> Result<Self> {
-        let h = config.shared.hidden_size;
-        Network::build(&config.shared, h, |input_size| {
-            GruCellConfig::new(input_size, h)
-                .with_bias(config.shared.bias)
-                .try_init(rng)
-        })
-    }
-}
-
-impl<T: Float> Network<RnnCell<T>> {
-    /// The network `config` describes, with PyTorch's default initialisation
-    /// `U(−1/√H, 1/√H)` drawn from `rng`, layer by layer and forward before reverse.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] for a hidden size or number of layers of 0, or a dropout
-    /// outside `[0, 1)`; [`Error::SizeOverflow`] or [`Error::Allocation`] for sizes beyond the
-    /// machine.
-    pub fn new<R: Rng + ?Sized>(config: RnnConfig, rng: &mut R) -> Result<Self> {
-        let h = config.shared.hidden_size;
-        Network::build(&config.shared, h, |input_size| {
-            RnnCellConfig::new(input_size, h)
-                .with_bias(config.shared.bias)
-                .with_nonlinearity(config.nonlinearity)
-                .try_init(rng)
-        })
     }
 }
 
@@ -307,8 +243,8 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Network<C> {
         }
     }
 
-    fn set_position(&mut self, layer: usize, reverse: bool) {
-        on_layers!(&mut self.layers, s => SequenceLayer::<T>::set_position(s, layer, reverse));
+    fn set_position(&mut self, layer: usize, direction: Direction) {
+        on_layers!(&mut self.layers, s => SequenceLayer::<T>::set_position(s, layer, direction));
     }
 
     fn set_training(&mut self, training: bool) {

@@ -49,7 +49,7 @@ impl<C> Network<C> {
     /// use recurrent::{Lstm, LstmConfig, SequenceLayer, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(1);
-    /// let lstm: Lstm<f64> = Lstm::new(LstmConfig::new(2, 3).with_num_layers(2), &mut rng)?;
+    /// let lstm: Lstm<f64> = LstmConfig::new(2, 3).with_num_layers(2).init(&mut rng)?;
     /// let x = Tensor::randn(&[5, 4, 2], &mut rng); // T = 5, B = 4
     /// let whole = lstm.forward(&x, None, None)?;
     /// let mut stream = lstm.stream(4, None)?;

@@ -368,10 +368,10 @@ mod tests {
         let lstm = Recurrent::new(
             LstmCellConfig::new(3, 4)
                 .with_proj_size(2)
-                .init::<f32, _>(rng),
+                .init::<f32>(rng).unwrap(),
         );
         let gru =
-            Recurrent::new(GruCellConfig::new(3, 4).init::<f64, _>(rng)).with_batch_first(true);
+            Recurrent::new(GruCellConfig::new(3, 4).init::<f64>(rng).unwrap()).with_batch_first(true);
         for (batch, lengths) in [(1, None), (1, Some(vec![7])), (3, Some(vec![7, 2, 5]))] {
             let lengths = lengths.as_deref();
             let x = Tensor::randn(&[7, batch, 3], rng);

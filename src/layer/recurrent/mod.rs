@@ -22,7 +22,7 @@ pub use trace::RecurrentTrace;
 
 use super::parallel::{backward_split, forward_split, work, ParallelPolicy, SplitTrace};
 use super::pool::Pool;
-use super::{SequenceGrads, SequenceLayer, SequenceOutput};
+use super::{Direction, SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::cell::Cell;
 #[cfg(doc)]
 use crate::error::Error;
@@ -51,11 +51,11 @@ use trace::Stamp;
 /// # Examples
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{GruCellConfig, Recurrent, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(7);
-/// let gru = Recurrent::new(GruCellConfig::new(4, 8).init::<f32, _>(&mut rng));
+/// let gru = Recurrent::new(GruCellConfig::new(4, 8).init::<f32>(&mut rng)?);
 /// let x = Tensor::randn(&[10, 3, 4], &mut rng); // T = 10, B = 3, I = 4
 /// let out = gru.forward(&x, None, Some(&[10, 6, 2]))?;
 /// assert_eq!(out.output.shape(), &[10, 3, 8]);
@@ -163,11 +163,11 @@ impl<C> Recurrent<C> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::{LstmCellConfig, Recurrent, State, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
-    /// let lstm = Recurrent::new(LstmCellConfig::new(3, 2).init::<f64, _>(&mut rng));
+    /// let lstm = Recurrent::new(LstmCellConfig::new(3, 2).init::<f64>(&mut rng)?);
     /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
     /// let h0 = State::from_hc(Tensor::full(&[1, 2, 2], 0.1), Tensor::zeros(&[1, 2, 2]));
     /// let out = lstm.forward(&x, Some(&h0), Some(&[4, 2]))?;
@@ -293,11 +293,11 @@ impl<C> Recurrent<C> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::{RnnCellConfig, Recurrent, State, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
-    /// let rnn = Recurrent::new(RnnCellConfig::new(3, 2).init::<f64, _>(&mut rng));
+    /// let rnn = Recurrent::new(RnnCellConfig::new(3, 2).init::<f64>(&mut rng)?);
     /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
     /// let out = rnn.forward(&x, None, Some(&[4, 2]))?;
     /// // L = Σ h_n: only the final state carries gradient
@@ -392,9 +392,8 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Recurrent<C> {
         Recurrent::backward(self, trace, d_output, d_state)
     }
 
-    fn set_position(&mut self, layer: usize, reverse: bool) {
-        let direction = if reverse { "_reverse" } else { "" };
-        self.name_suffix = format!("_l{layer}{direction}");
+    fn set_position(&mut self, layer: usize, direction: Direction) {
+        self.name_suffix = format!("_l{layer}{}", direction.suffix());
     }
 
     fn release_buffers(&self) {

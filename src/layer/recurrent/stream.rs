@@ -31,7 +31,7 @@ impl<C> Recurrent<C> {
     /// use recurrent::{LstmCellConfig, Recurrent, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(1);
-    /// let lstm = Recurrent::new(LstmCellConfig::new(2, 3).init::<f64, _>(&mut rng));
+    /// let lstm = Recurrent::new(LstmCellConfig::new(2, 3).init::<f64>(&mut rng)?);
     /// let x = Tensor::randn(&[5, 1, 2], &mut rng);
     /// let whole = lstm.forward(&x, None, None)?;
     /// let mut stream = lstm.stream(1, None)?;
