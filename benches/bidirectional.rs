@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
-use recurrent::{Bidirectional, LstmCellConfig, Recurrent, SequenceLayer, Tensor};
+use recurrent::{Bidirectional, LstmCellConfig, Mode, Recurrent, SequenceLayer, Tensor};
 
 /// `(T, B, I = H)`, from tiny to the medium workload.
 const SIZES: &[(usize, usize, usize)] = &[
@@ -37,7 +37,11 @@ fn bidirectional(c: &mut Criterion) {
         for (threads, threshold) in [("1_thread", usize::MAX), ("2_threads", 0)] {
             let layer = bi.clone().with_parallel_threshold(threshold);
             group.bench_function(BenchmarkId::new(threads, work), |bench| {
-                bench.iter(|| layer.forward(&x, None, None).expect("valid input"))
+                bench.iter(|| {
+                    layer
+                        .forward_with_state(&x, None, None, Mode::Eval)
+                        .expect("valid input")
+                })
             });
         }
     }

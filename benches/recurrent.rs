@@ -11,7 +11,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
-use recurrent::{GruConfig, LstmConfig, RnnConfig, SequenceLayer, Tensor};
+use recurrent::{GruConfig, LstmConfig, Mode, RnnConfig, SequenceLayer, Tensor};
 
 /// `(name, T, B, I, H, layers, bidirectional)`.
 const WORKLOADS: &[(&str, usize, usize, usize, usize, usize, bool)] = &[
@@ -58,10 +58,12 @@ fn bench_network<N: SequenceLayer<f32>>(
             }));
             group.bench_function(BenchmarkId::from_parameter(name), |bench| {
                 bench.iter(|| {
-                    let out = net.forward(&x, None, None).expect("valid input");
+                    let out = net
+                        .forward_with_state(&x, None, None, Mode::Eval)
+                        .expect("valid input");
                     if mode == "train" {
                         let d_output = Tensor::full(out.output.shape(), 1.0);
-                        net.backward(&out.trace, Some(&d_output), None)
+                        net.backward_with_state(&out.trace, Some(&d_output), None)
                             .expect("valid gradient");
                     }
                 })

@@ -43,7 +43,7 @@ use std::time::Instant;
 use clap::Parser;
 use recurrent::rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    gemm, GruConfig, Lstm, LstmConfig, MatMut, MatRef, RnnConfig, SequenceLayer, Tensor,
+    gemm, GruConfig, Lstm, LstmConfig, MatMut, MatRef, Mode, RnnConfig, SequenceLayer, Tensor,
 };
 use serde_json::{json, Value};
 
@@ -194,12 +194,12 @@ fn memory_case(case: &str) -> Result<(), Box<dyn std::error::Error>> {
     let lstm: Lstm<f32> = LstmConfig::new(i, h).init(rng)?;
     let call = || -> Result<(), recurrent::Error> {
         match mode {
-            "infer" => drop(lstm.infer(&x, None, None)?),
-            "forward" => drop(lstm.forward(&x, None, None)?),
+            "infer" => drop(lstm.infer_with_state(&x, None, None)?),
+            "forward" => drop(lstm.forward_with_state(&x, None, None, Mode::Eval)?),
             _ => {
-                let out = lstm.forward(&x, None, None)?;
+                let out = lstm.forward_with_state(&x, None, None, Mode::Eval)?;
                 let d_output = Tensor::full(out.output.shape(), 1.0);
-                lstm.backward(&out.trace, Some(&d_output), None)?;
+                lstm.backward_with_state(&out.trace, Some(&d_output), None)?;
             }
         }
         Ok(())
@@ -295,15 +295,18 @@ fn sgemm_ms(
 fn ours_ms<N: SequenceLayer<f32>>(net: &N, x: &Tensor<f32>, mode: &str, min_seconds: f64) -> f64 {
     match mode {
         "infer" => median_ms(min_seconds, || {
-            net.infer(x, None, None).expect("valid input");
+            net.infer_with_state(x, None, None).expect("valid input");
         }),
         "forward" => median_ms(min_seconds, || {
-            net.forward(x, None, None).expect("valid input");
+            net.forward_with_state(x, None, None, Mode::Eval)
+                .expect("valid input");
         }),
         _ => median_ms(min_seconds, || {
-            let out = net.forward(x, None, None).expect("valid input");
+            let out = net
+                .forward_with_state(x, None, None, Mode::Eval)
+                .expect("valid input");
             let d_output = Tensor::full(out.output.shape(), 1.0);
-            net.backward(&out.trace, Some(&d_output), None)
+            net.backward_with_state(&out.trace, Some(&d_output), None)
                 .expect("valid gradient");
         }),
     }

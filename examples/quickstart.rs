@@ -4,7 +4,7 @@
 //! Run it with `cargo run --release --example quickstart`.
 
 use recurrent::rand::{rngs::StdRng, SeedableRng};
-use recurrent::{Gradcheck, LstmCellConfig, Recurrent, Tensor};
+use recurrent::{Gradcheck, LstmCellConfig, Mode, Recurrent, SequenceLayer, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = StdRng::seed_from_u64(2026);
@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // forward over a time-major batch (T, B, I) whose sequences end at different steps
     let x = Tensor::randn(&[seq_len, batch, input_size], &mut rng);
-    let out = lstm.forward(&x, None, Some(&lengths))?;
+    let out = lstm.forward_with_state(&x, None, Some(&lengths), Mode::Eval)?;
     let padded_zero = (0..seq_len).all(|t| {
         (0..batch)
             .all(|b| t < lengths[b] || (0..hidden_size).all(|k| out.output.at(&[t, b, k]) == 0.0))
@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // loss = ½·Σ output², so dL/d(output) = output
     let loss = 0.5 * out.output.dot(&out.output)?;
-    let grads = lstm.backward(&out.trace, Some(&out.output), None)?;
+    let grads = lstm.backward_with_state(&out.trace, Some(&out.output), None)?;
     println!("loss      ½·Σ output² = {loss:.6}");
     let norms: Vec<String> = grads
         .params

@@ -15,7 +15,7 @@ use recurrent::rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
     clip_grad_norm, load, pad_collate, save, AdamConfig, BatchSamplerConfig, CrossEntropyLoss,
     EmbeddingConfig, Layer, LinearConfig, LstmConfig, Mode, Optimizer, Parameters, Sequence,
-    TimeDistributed, TokenBatch,
+    Tensor, TimeDistributed, TokenBatch,
 };
 
 /// Token ids 1..VOCAB; 0 pads.
@@ -49,8 +49,7 @@ fn sample(rng: &mut StdRng) -> (Vec<usize>, Vec<usize>) {
 fn build(
     seed: u64,
 ) -> recurrent::Result<
-    impl Layer<f32, Input = TokenBatch, Output = Sequence<f32>, OutputGrad = recurrent::Tensor<f32>>
-        + Parameters<f32>,
+    impl Layer<f32, Input = TokenBatch, Output = Sequence<f32>, OutputGrad = Tensor<f32>>,
 > {
     Ok(EmbeddingConfig::new(VOCAB, 16)
         .with_padding_idx(Some(0))

@@ -7,7 +7,8 @@ use rand::{rngs::StdRng, SeedableRng};
 use crate::cell::Cell;
 use crate::error::{check_shape, Error, Result};
 use crate::layer::SequenceLayer;
-use crate::nn::{Layer, Mode};
+use crate::mode::Mode;
+use crate::nn::Layer;
 use crate::state::State;
 use crate::tensor::Tensor;
 
@@ -209,7 +210,8 @@ impl Gradcheck {
     /// Whatever the layer's forward pass returns for these inputs;
     /// [`Error::InvalidArgument`] if two forward passes of the same input differ (a layer of
     /// your own that draws fresh randomness at each call: fix its seed for the check). The
-    /// crate's layers are repeatable, dropout included (its masks come from the layer's seed).
+    /// layer runs in `Mode::Train` with the checker's [seed](Gradcheck::with_seed), so dropout
+    /// is checked too, with the same masks at every evaluation.
     pub fn check_layer<L>(
         &self,
         layer: &L,
@@ -221,8 +223,9 @@ impl Gradcheck {
         L: SequenceLayer<f64> + Clone,
     {
         let mut rng = StdRng::seed_from_u64(self.seed);
-        let out = layer.forward(input, initial, lengths)?;
-        let again = layer.forward(input, initial, lengths)?;
+        let mode = Mode::Train { seed: self.seed };
+        let out = layer.forward_with_state(input, initial, lengths, mode)?;
+        let again = layer.forward_with_state(input, initial, lengths, mode)?;
         if again.output != out.output || again.state != out.state {
             return Err(Error::InvalidArgument {
                 name: "layer",
@@ -233,10 +236,10 @@ impl Gradcheck {
         }
         let g_out = Tensor::randn(out.output.shape(), &mut rng);
         let g_state = random_like(&out.state, &mut rng);
-        let grads = layer.backward(&out.trace, Some(&g_out), Some(&g_state))?;
+        let grads = layer.backward_with_state(&out.trace, Some(&g_out), Some(&g_state))?;
         let loss = |l: &L, x: &Tensor<f64>, s: Option<&State<f64>>| {
             let out = l
-                .forward(x, s, lengths)
+                .forward_with_state(x, s, lengths, mode)
                 .expect("the forward pass succeeded once");
             weighted_sum(Some((&out.output, &g_out)), &out.state, &g_state)
         };
@@ -357,7 +360,7 @@ impl Gradcheck {
     ///     grads.params.require("weight")?,
     ///     |w| {
     ///         let fc = Linear::from_params(w.clone(), fc.bias().cloned()).unwrap();
-    ///         fc.forward(&x).unwrap().dot(&g).unwrap()
+    ///         fc.infer(&x).unwrap().dot(&g).unwrap()
     ///     },
     /// )?;
     /// assert_eq!(report.checked, 6);

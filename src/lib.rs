@@ -18,13 +18,13 @@
 //! // a time-major batch (T, B, I) of four sequences with their own lengths
 //! let x = Tensor::randn(&[20, 4, 8], &mut rng);
 //! let lengths = [20, 17, 9, 3];
-//! let out = lstm.forward(&x, None, Some(&lengths))?;
+//! let out = lstm.forward_with_state(&x, None, Some(&lengths), Mode::Eval)?;
 //! assert_eq!(out.output.shape(), &[20, 4, 32]); // forward and reverse features
 //! assert_eq!(out.state.h().shape(), &[4, 4, 16]); // (layers · directions, B, H)
 //!
 //! // a loss on the first step's output, where the reverse direction has read everything
 //! let first = Tensor::from_vec(out.output.as_slice()[..4 * 32].to_vec(), &[4, 32])?;
-//! let logits = head.forward(&first)?;
+//! let logits = head.infer(&first)?;
 //! let targets = Tensor::from_vec(vec![1.0, 0.0, 1.0, 0.0], &[4, 1])?;
 //! let loss = binary_cross_entropy_with_logits(&logits, &targets)?;
 //!
@@ -32,7 +32,7 @@
 //! let head_grads = head.backward(&first, &loss.grad)?;
 //! let mut d_output = Tensor::zeros(out.output.shape());
 //! d_output.as_mut_slice()[..4 * 32].copy_from_slice(head_grads.input.as_slice());
-//! let grads = lstm.backward(&out.trace, Some(&d_output), None)?.params;
+//! let grads = lstm.backward_with_state(&out.trace, Some(&d_output), None)?.params;
 //! assert_eq!(grads.get("weight_hh_l1_reverse").unwrap().shape(), &[64, 16]);
 //! let (mut lstm, mut head) = (lstm, head);
 //! let mut adam = AdamConfig::new(1e-3).init()?;
@@ -155,6 +155,7 @@ mod float;
 mod linalg;
 mod tensor;
 
+mod mode;
 mod state;
 
 mod cell;
@@ -192,12 +193,12 @@ pub use layer::{
     SequenceLayer, SequenceOutput, Stacked, StackedTrace, Stream,
 };
 pub use linalg::{gemm, MatMut, MatRef};
+pub use mode::Mode;
 pub use nn::{
     binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Chain, ChainTrace,
     CrossEntropyLoss, Dropout, DropoutConfig, DropoutMask, Embedding, EmbeddingConfig, LastHidden,
-    LastStep, Layer, LayerGrads, Linear, LinearConfig, LinearGrads, Loss, MaxPool, MeanPool, Mode,
-    Named, PerPosition, PoolTrace, Reduction, Sequence, SequenceTrace, TimeDistributed,
-    TimeDistributedTrace,
+    LastStep, Layer, LayerGrads, Linear, LinearConfig, Loss, MaxPool, MeanPool, Named, PerPosition,
+    PoolTrace, Reduction, Sequence, SequenceTrace, TimeDistributed, TimeDistributedTrace,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, Adam, AdamConfig, CosineAnnealingLr, ExponentialLr, LinearLr,

@@ -15,8 +15,7 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     Bidirectional, Cell, Error, Gradcheck, GradcheckReport, GruCellConfig, Lstm, LstmCellConfig,
-    LstmConfig, Parameters, Recurrent, RnnCellConfig, SequenceGrads, SequenceLayer, SequenceOutput,
-    Stacked, StackedTrace, State, Tensor,
+    LstmConfig, Mode, Parameters, Recurrent, RnnCellConfig, SequenceLayer, Stacked, State, Tensor,
 };
 
 const BOUND: f64 = 1e-6;
@@ -79,63 +78,6 @@ fn problems() -> impl Strategy<Value = Problem> {
                 seed,
             },
         )
-}
-
-/// `Stacked` with its dropout masks always drawn from seed 7, so that the checked function is
-/// deterministic.
-#[derive(Clone)]
-struct Seeded<L>(Stacked<L>);
-
-impl<L: SequenceLayer<f64>> Parameters<f64> for Seeded<L> {
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<f64>)) {
-        self.0.visit_params(f);
-    }
-
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<f64>)) {
-        self.0.visit_params_mut(f);
-    }
-}
-
-impl<L: SequenceLayer<f64>> SequenceLayer<f64> for Seeded<L> {
-    type Trace = StackedTrace<f64, L::Trace>;
-
-    fn input_size(&self) -> usize {
-        self.0.input_size()
-    }
-
-    fn output_size(&self) -> usize {
-        self.0.output_size()
-    }
-
-    fn state_parts(&self) -> Vec<recurrent::StatePart> {
-        self.0.state_parts()
-    }
-
-    fn state_slots(&self) -> usize {
-        self.0.state_slots()
-    }
-
-    fn batch_first(&self) -> bool {
-        self.0.batch_first()
-    }
-
-    fn forward(
-        &self,
-        input: &Tensor<f64>,
-        initial: Option<&State<f64>>,
-        lengths: Option<&[usize]>,
-    ) -> recurrent::Result<SequenceOutput<f64, Self::Trace>> {
-        self.0.forward_seeded(input, initial, lengths, 7)
-    }
-
-    fn backward(
-        &self,
-        trace: &Self::Trace,
-        d_output: Option<&Tensor<f64>>,
-        d_state: Option<&State<f64>>,
-    ) -> recurrent::Result<SequenceGrads<f64>> {
-        self.0.backward(trace, d_output, d_state)
-    }
 }
 
 /// A random state for `layer`, parts `(L·D, B, width)`.
@@ -203,17 +145,17 @@ fn compose<C: Cell<f64> + Clone>(
             if p.depth > 1 {
                 // the masks are really applied: evaluation mode gives another output
                 let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
-                let mut eval = stacked.clone();
-                eval.set_training(false);
                 let (dropped, plain) = (
                     stacked
-                        .forward_seeded(&x, None, None, 7)
+                        .forward_with_state(&x, None, None, Mode::Train { seed: 7 })
                         .expect("valid input"),
-                    eval.forward(&x, None, None).expect("valid input"),
+                    stacked
+                        .forward_with_state(&x, None, None, Mode::Eval)
+                        .expect("valid input"),
                 );
                 assert_ne!(dropped.output, plain.output, "{p:?}");
             }
-            check(Seeded(stacked), p, rng)
+            check(stacked, p, rng)
         }
     }
 }
@@ -300,15 +242,23 @@ fn a_stack_of_one_layer_is_that_layer() {
         let lengths: Vec<usize> = random_lengths(p.seq_len, p.batch, rng);
         let init = random_state(&layer, p.batch, rng);
         let (a, b) = (
-            layer.forward(&x, Some(&init), Some(&lengths)).unwrap(),
-            stack.forward(&x, Some(&init), Some(&lengths)).unwrap(),
+            layer
+                .forward_with_state(&x, Some(&init), Some(&lengths), Mode::Eval)
+                .unwrap(),
+            stack
+                .forward_with_state(&x, Some(&init), Some(&lengths), Mode::Eval)
+                .unwrap(),
         );
         prop_assert_eq!(&a.output, &b.output);
         prop_assert_eq!(&a.state, &b.state);
         let g = Tensor::randn(a.output.shape(), rng);
         let g_state = random_state(&layer, p.batch, rng);
-        let ga = layer.backward(&a.trace, Some(&g), Some(&g_state)).unwrap();
-        let gb = stack.backward(&b.trace, Some(&g), Some(&g_state)).unwrap();
+        let ga = layer
+            .backward_with_state(&a.trace, Some(&g), Some(&g_state))
+            .unwrap();
+        let gb = stack
+            .backward_with_state(&b.trace, Some(&g), Some(&g_state))
+            .unwrap();
         prop_assert_eq!(&ga.input, &gb.input);
         prop_assert_eq!(&ga.initial_state, &gb.initial_state);
         prop_assert_eq!(&ga.params, &gb.params);
@@ -335,26 +285,28 @@ fn two_layer_lstm(dropout: f64) -> Lstm<f64> {
 #[test]
 fn dropout_is_active_in_training_only_and_reproducible() {
     let x = Tensor::randn(&[5, 4, 3], &mut StdRng::seed_from_u64(2));
-    let plain = two_layer_lstm(0.0).forward(&x, None, None).unwrap().output;
+    let run = |lstm: &recurrent::Lstm<f64>, x: &Tensor<f64>, mode| {
+        lstm.forward_with_state(x, None, None, mode).unwrap().output
+    };
+    let plain = run(&two_layer_lstm(0.0), &x, Mode::Train { seed: 11 });
 
-    let mut lstm = two_layer_lstm(0.5).with_seed(11);
-    let first = lstm.forward(&x, None, None).unwrap().output;
+    let lstm = two_layer_lstm(0.5);
+    let first = run(&lstm, &x, Mode::Train { seed: 11 });
     assert_ne!(first, plain, "training mode drops");
     // the masks depend on the seed only, not on earlier calls (or their threads)
     let clone = lstm.clone();
-    let side = std::thread::spawn(move || clone.forward(&x_side(), None, None).unwrap().output);
-    let second = lstm.forward(&x, None, None).unwrap().output;
+    let side = std::thread::spawn(move || run(&clone, &x_side(), Mode::Train { seed: 11 }));
+    let second = run(&lstm, &x, Mode::Train { seed: 11 });
     side.join().unwrap();
     assert_eq!(first, second, "same seed, same masks");
-    let again = two_layer_lstm(0.5).with_seed(11);
-    assert_eq!(again.forward(&x, None, None).unwrap().output, first);
-    lstm.set_seed(12);
-    let third = lstm.forward(&x, None, None).unwrap().output;
-    assert_ne!(third, first, "a new seed draws new masks");
-
-    lstm.set_training(false);
     assert_eq!(
-        lstm.forward(&x, None, None).unwrap().output,
+        run(&two_layer_lstm(0.5), &x, Mode::Train { seed: 11 }),
+        first
+    );
+    let third = run(&lstm, &x, Mode::Train { seed: 12 });
+    assert_ne!(third, first, "a new seed draws new masks");
+    assert_eq!(
+        run(&lstm, &x, Mode::Eval),
         plain,
         "evaluation mode does not drop"
     );
@@ -375,13 +327,21 @@ fn two_threads_give_the_same_results_as_one() {
     );
     let x = Tensor::randn(&[9, 3, 5], rng);
     let lengths = [9, 4, 6];
-    let a = serial.forward(&x, None, Some(&lengths)).unwrap();
-    let b = parallel.forward(&x, None, Some(&lengths)).unwrap();
+    let a = serial
+        .forward_with_state(&x, None, Some(&lengths), Mode::Eval)
+        .unwrap();
+    let b = parallel
+        .forward_with_state(&x, None, Some(&lengths), Mode::Eval)
+        .unwrap();
     assert_eq!(a.output, b.output);
     assert_eq!(a.state, b.state);
     let g = Tensor::randn(a.output.shape(), rng);
-    let ga = serial.backward(&a.trace, Some(&g), None).unwrap();
-    let gb = parallel.backward(&b.trace, Some(&g), None).unwrap();
+    let ga = serial
+        .backward_with_state(&a.trace, Some(&g), None)
+        .unwrap();
+    let gb = parallel
+        .backward_with_state(&b.trace, Some(&g), None)
+        .unwrap();
     assert_eq!(ga.input, gb.input);
     assert_eq!(ga.params, gb.params);
 }
@@ -393,14 +353,14 @@ fn empty_inputs_are_not_split() {
     let layer = Recurrent::new(RnnCellConfig::new(0, 4).init::<f64>(rng).unwrap())
         .with_parallel_threshold(0);
     let out = layer
-        .forward(&Tensor::zeros(&[6, 4, 0]), None, None)
+        .forward_with_state(&Tensor::zeros(&[6, 4, 0]), None, None, Mode::Eval)
         .unwrap();
     assert_eq!(out.output.shape(), &[6, 4, 4]);
     let layer = Recurrent::new(RnnCellConfig::new(3, 4).init::<f64>(rng).unwrap())
         .with_batch_first(true)
         .with_parallel_threshold(0);
     let out = layer
-        .forward(&Tensor::zeros(&[4, 0, 3]), None, None)
+        .forward_with_state(&Tensor::zeros(&[4, 0, 3]), None, None, Mode::Eval)
         .unwrap();
     assert_eq!(out.output.shape(), &[4, 0, 4]);
 }
@@ -477,12 +437,16 @@ fn bad_configurations_are_rejected_with_their_reason() {
     let bi = Bidirectional::new(a.clone(), a).unwrap();
     let x = Tensor::zeros(&[4, 2, 3]);
     let h0 = State::from_h(Tensor::zeros(&[1, 2, 4]));
-    let e = bi.forward(&x, Some(&h0), None).unwrap_err();
+    let e = bi
+        .forward_with_state(&x, Some(&h0), None, Mode::Eval)
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "shape mismatch in initial state: expected [2, 2, 4], got [1, 2, 4]"
     );
-    let e = bi.forward(&x, None, Some(&[4, 5])).unwrap_err();
+    let e = bi
+        .forward_with_state(&x, None, Some(&[4, 5]), Mode::Eval)
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -506,11 +470,16 @@ fn a_wrong_output_gradient_is_an_error_not_a_panic() {
     )
     .unwrap();
     let out = bi
-        .forward(&Tensor::randn(&[4, 2, 2], rng), None, Some(&[4, 3]))
+        .forward_with_state(
+            &Tensor::randn(&[4, 2, 2], rng),
+            None,
+            Some(&[4, 3]),
+            Mode::Eval,
+        )
         .unwrap();
     for dims in [[2, 2, 6], [4, 3, 6], [4, 2, 5]] {
         let e = bi
-            .backward(&out.trace, Some(&Tensor::zeros(&dims)), None)
+            .backward_with_state(&out.trace, Some(&Tensor::zeros(&dims)), None)
             .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -518,7 +487,9 @@ fn a_wrong_output_gradient_is_an_error_not_a_panic() {
         );
     }
     let d_state = State::from_h(Tensor::zeros(&[2, 3, 3]));
-    let e = bi.backward(&out.trace, None, Some(&d_state)).unwrap_err();
+    let e = bi
+        .backward_with_state(&out.trace, None, Some(&d_state))
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "shape mismatch in final state gradient: expected [2, 2, 3], got [2, 3, 3]"
@@ -543,20 +514,14 @@ fn layers_whose_names_would_clash_are_rejected() {
 fn gradcheck_checks_a_layer_with_active_dropout() {
     let rng = &mut StdRng::seed_from_u64(8);
     let config = LstmConfig::new(2, 3).with_num_layers(2).with_dropout(0.5);
-    let mut lstm = config.init::<f64>(rng).unwrap().with_seed(5);
+    let lstm = config.init::<f64>(rng).unwrap();
     let x = Tensor::randn(&[4, 2, 2], rng);
-    // the masks are fixed by the seed, so finite differences see the same masks
-    let report = Gradcheck::new().check_layer(&lstm, &x, None, None).unwrap();
+    // the checker runs in training mode with its own seed, so every evaluation sees the same
+    // masks, and they are really applied
+    let check = Gradcheck::new().with_seed(5);
+    let report = check.check_layer(&lstm, &x, None, None).unwrap();
     assert!(report.worst_error < BOUND, "{report}");
-    lstm.set_training(false);
-    let report = Gradcheck::new().check_layer(&lstm, &x, None, None).unwrap();
-    assert!(report.worst_error < BOUND, "{report}");
-    // a seeded call repeats its masks
-    lstm.set_training(true);
-    let (a, b) = (
-        lstm.forward_seeded(&x, None, None, 3).unwrap(),
-        lstm.forward_seeded(&x, None, None, 3).unwrap(),
-    );
-    assert_eq!(a.output, b.output);
-    assert!(lstm.is_training());
+    let train = lstm.forward_with_state(&x, None, None, Mode::Train { seed: 5 });
+    let eval = lstm.forward_with_state(&x, None, None, Mode::Eval);
+    assert_ne!(train.unwrap().output, eval.unwrap().output);
 }

@@ -10,7 +10,7 @@
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     kernels, BackwardStep, Cell, CellParams, Float, Gradcheck, LstmCell, LstmCellConfig, MatMut,
-    MatRef, Parameters, Recurrent, StatePart, Tensor,
+    MatRef, Mode, Parameters, Recurrent, SequenceLayer, StatePart, Tensor,
 };
 
 /// ```text
@@ -255,12 +255,20 @@ fn zero_peepholes_are_the_builtin_lstm<T: Float>() {
     let mut rng = StdRng::seed_from_u64(7);
     let lstm = Recurrent::new(LstmCellConfig::new(3, 4).init::<T>(&mut rng).unwrap());
     let x = Tensor::randn(&[6, 2, 3], &mut StdRng::seed_from_u64(8));
-    let a = peephole.forward(&x, None, Some(&[6, 4])).unwrap();
-    let b = lstm.forward(&x, None, Some(&[6, 4])).unwrap();
+    let a = peephole
+        .forward_with_state(&x, None, Some(&[6, 4]), Mode::Eval)
+        .unwrap();
+    let b = lstm
+        .forward_with_state(&x, None, Some(&[6, 4]), Mode::Eval)
+        .unwrap();
     assert_eq!(a.output, b.output);
     assert_eq!(a.state, b.state);
-    let da = peephole.backward(&a.trace, Some(&a.output), None).unwrap();
-    let db = lstm.backward(&b.trace, Some(&b.output), None).unwrap();
+    let da = peephole
+        .backward_with_state(&a.trace, Some(&a.output), None)
+        .unwrap();
+    let db = lstm
+        .backward_with_state(&b.trace, Some(&b.output), None)
+        .unwrap();
     assert_eq!(da.input, db.input);
     for (name, g) in db.params.iter() {
         assert_eq!(da.params.get(name), Some(g), "{name}");

@@ -4,7 +4,9 @@
 //! their code).
 
 use rand::{rngs::StdRng, SeedableRng};
-use recurrent::{Cell, Error, GruCellConfig, LstmCellConfig, Recurrent, State, Tensor};
+use recurrent::{
+    Cell, Error, GruCellConfig, LstmCellConfig, Mode, Recurrent, SequenceLayer, State, Tensor,
+};
 
 fn lstm() -> Recurrent<recurrent::LstmCell<f64>> {
     Recurrent::new(
@@ -17,7 +19,7 @@ fn lstm() -> Recurrent<recurrent::LstmCell<f64>> {
 #[test]
 fn input_width_mismatch_names_both_shapes() {
     let e = lstm()
-        .forward(&Tensor::zeros(&[5, 2, 7]), None, None)
+        .forward_with_state(&Tensor::zeros(&[5, 2, 7]), None, None, Mode::Eval)
         .unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -28,7 +30,7 @@ fn input_width_mismatch_names_both_shapes() {
 #[test]
 fn input_rank_mismatch_names_the_layout() {
     let e = lstm()
-        .forward(&Tensor::zeros(&[2, 8]), None, None)
+        .forward_with_state(&Tensor::zeros(&[2, 8]), None, None, Mode::Eval)
         .unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -36,7 +38,7 @@ fn input_rank_mismatch_names_the_layout() {
     );
     let e = lstm()
         .with_batch_first(true)
-        .forward(&Tensor::zeros(&[8]), None, None)
+        .forward_with_state(&Tensor::zeros(&[8]), None, None, Mode::Eval)
         .unwrap_err();
     assert!(e.to_string().contains("(B, T, F), got shape [8]"), "{e}");
 }
@@ -44,12 +46,16 @@ fn input_rank_mismatch_names_the_layout() {
 #[test]
 fn zero_or_too_long_lengths_are_rejected() {
     let x = Tensor::zeros(&[5, 3, 8]);
-    let e = lstm().forward(&x, None, Some(&[5, 0, 2])).unwrap_err();
+    let e = lstm()
+        .forward_with_state(&x, None, Some(&[5, 0, 2]), Mode::Eval)
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "invalid sequence length 0 at batch index 1: lengths must be in 1..=5"
     );
-    let e = lstm().forward(&x, None, Some(&[5, 6, 2])).unwrap_err();
+    let e = lstm()
+        .forward_with_state(&x, None, Some(&[5, 6, 2]), Mode::Eval)
+        .unwrap_err();
     assert_eq!(
         e,
         Error::InvalidLength {
@@ -58,7 +64,9 @@ fn zero_or_too_long_lengths_are_rejected() {
             seq_len: 5
         }
     );
-    let e = lstm().forward(&x, None, Some(&[5, 2])).unwrap_err();
+    let e = lstm()
+        .forward_with_state(&x, None, Some(&[5, 2]), Mode::Eval)
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "sequence length count mismatch: expected 3 (one per sample), got 2"
@@ -69,13 +77,20 @@ fn zero_or_too_long_lengths_are_rejected() {
 fn initial_state_shape_mismatch_names_both_shapes() {
     let x = Tensor::zeros(&[5, 3, 8]);
     let bad = State::from_hc(Tensor::zeros(&[1, 3, 4]), Tensor::zeros(&[1, 2, 4]));
-    let e = lstm().forward(&x, Some(&bad), None).unwrap_err();
+    let e = lstm()
+        .forward_with_state(&x, Some(&bad), None, Mode::Eval)
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "shape mismatch in initial state: expected [1, 3, 4], got [1, 2, 4]"
     );
     let e = lstm()
-        .forward(&x, Some(&State::from_h(Tensor::zeros(&[1, 3, 4]))), None)
+        .forward_with_state(
+            &x,
+            Some(&State::from_h(Tensor::zeros(&[1, 3, 4]))),
+            None,
+            Mode::Eval,
+        )
         .unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -87,17 +102,17 @@ fn initial_state_shape_mismatch_names_both_shapes() {
 fn gradient_shape_mismatch_names_both_shapes() {
     let layer = lstm();
     let out = layer
-        .forward(&Tensor::zeros(&[5, 3, 8]), None, None)
+        .forward_with_state(&Tensor::zeros(&[5, 3, 8]), None, None, Mode::Eval)
         .unwrap();
     let e = layer
-        .backward(&out.trace, Some(&Tensor::zeros(&[5, 3, 5])), None)
+        .backward_with_state(&out.trace, Some(&Tensor::zeros(&[5, 3, 5])), None)
         .unwrap_err();
     assert_eq!(
         e.to_string(),
         "shape mismatch in output gradient: expected [5, 3, 4], got [5, 3, 5]"
     );
     let e = layer
-        .backward(&out.trace, Some(&Tensor::zeros(&[4, 3, 4])), None)
+        .backward_with_state(&out.trace, Some(&Tensor::zeros(&[4, 3, 4])), None)
         .unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -159,7 +174,7 @@ fn parameters_that_do_not_fit_the_cell_are_rejected_by_name() {
     let mut layer = lstm();
     *layer.cell_mut().params_mut().weight_ih_mut() = Tensor::zeros(&[12, 8]);
     let e = layer
-        .forward(&Tensor::zeros(&[5, 3, 8]), None, None)
+        .forward_with_state(&Tensor::zeros(&[5, 3, 8]), None, None, Mode::Eval)
         .unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -169,7 +184,7 @@ fn parameters_that_do_not_fit_the_cell_are_rejected_by_name() {
     let bias_hh = layer.cell().params().bias_hh().cloned();
     layer.cell_mut().params_mut().set_biases(None, bias_hh);
     let e = layer
-        .forward(&Tensor::zeros(&[5, 3, 8]), None, None)
+        .forward_with_state(&Tensor::zeros(&[5, 3, 8]), None, None, Mode::Eval)
         .unwrap_err();
     assert!(matches!(e, Error::MissingParameter { .. }), "{e}");
 }
@@ -182,9 +197,11 @@ fn a_trace_from_another_layer_is_rejected() {
             .unwrap(),
     );
     let out = small
-        .forward(&Tensor::<f64>::zeros(&[5, 3, 3]), None, None)
+        .forward_with_state(&Tensor::<f64>::zeros(&[5, 3, 3]), None, None, Mode::Eval)
         .unwrap();
-    let e = lstm().backward(&out.trace, None, None).unwrap_err();
+    let e = lstm()
+        .backward_with_state(&out.trace, None, None)
+        .unwrap_err();
     assert_eq!(
         e,
         Error::TraceMismatch {

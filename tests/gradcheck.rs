@@ -15,8 +15,8 @@ use common::{random_lengths, runner};
 use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    BackwardStep, Cell, Gradcheck, GradcheckReport, GruCellConfig, LstmCellConfig, Nonlinearity,
-    Recurrent, RnnCellConfig, State, Tensor,
+    BackwardStep, Cell, Gradcheck, GradcheckReport, GruCellConfig, LstmCellConfig, Mode,
+    Nonlinearity, Recurrent, RnnCellConfig, SequenceLayer, State, Tensor,
 };
 
 const BOUND: f64 = 1e-6;
@@ -319,7 +319,9 @@ fn a_wrong_relu_derivative_is_not_taken_for_a_kink() {
         },
     });
     let x = Tensor::randn(&[6, 3, 3], &mut rng);
-    let out = layer.forward(&x, None, None).unwrap();
+    let out = layer
+        .forward_with_state(&x, None, None, Mode::Eval)
+        .unwrap();
     assert!(
         out.output.as_slice().contains(&0.0),
         "some units must be off for this test"

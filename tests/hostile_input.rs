@@ -8,8 +8,8 @@
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     Adam, AdamConfig, Bidirectional, Cell, Error, GruConfig, LstmCell, LstmCellConfig, LstmConfig,
-    Nonlinearity, Optimizer, Parameters, Recurrent, RnnCell, RnnCellConfig, SequenceLayer, State,
-    Tensor,
+    Mode, Nonlinearity, Optimizer, Parameters, Recurrent, RnnCell, RnnCellConfig, SequenceLayer,
+    State, Tensor,
 };
 
 fn rng() -> StdRng {
@@ -77,24 +77,28 @@ fn a_state_gradient_may_leave_parts_out() {
         .with_bidirectional(true);
     let lstm = config.init::<f64>(&mut r).unwrap();
     let x = Tensor::randn(&[5, 2, 3], &mut r);
-    let out = lstm.forward(&x, None, Some(&[5, 3])).unwrap();
+    let out = lstm
+        .forward_with_state(&x, None, Some(&[5, 3]), Mode::Eval)
+        .unwrap();
     let ones = out.state.h().map(|_| 1.0);
     let zeros_c = out.state.c().unwrap().zeros_like();
     let full = State::from_hc(ones.clone(), zeros_c.clone());
-    let expected = lstm.backward(&out.trace, None, Some(&full)).unwrap();
+    let expected = lstm
+        .backward_with_state(&out.trace, None, Some(&full))
+        .unwrap();
     let only_h = lstm
-        .backward(&out.trace, None, Some(&State::from_h(ones)))
+        .backward_with_state(&out.trace, None, Some(&State::from_h(ones)))
         .unwrap();
     assert_eq!(only_h.input, expected.input);
     assert_eq!(only_h.params, expected.params);
 
     let d_out = out.output.map(|v| v * 0.5);
     let empty = lstm
-        .backward(&out.trace, Some(&d_out), Some(&State::new(vec![])))
+        .backward_with_state(&out.trace, Some(&d_out), Some(&State::new(vec![])))
         .unwrap();
     let zero = State::from_hc(out.state.h().zeros_like(), zeros_c);
     let none = lstm
-        .backward(&out.trace, Some(&d_out), Some(&zero))
+        .backward_with_state(&out.trace, Some(&d_out), Some(&zero))
         .unwrap();
     assert_eq!(empty.input, none.input);
     assert_eq!(empty.params, none.params);
@@ -118,10 +122,10 @@ fn a_wrong_state_gradient_is_measured_against_the_call() {
         .init::<f64>(&mut r)
         .unwrap();
     let out = lstm
-        .forward(&Tensor::randn(&[5, 2, 3], &mut r), None, None)
+        .forward_with_state(&Tensor::randn(&[5, 2, 3], &mut r), None, None, Mode::Eval)
         .unwrap();
     let e = lstm
-        .backward(
+        .backward_with_state(
             &out.trace,
             None,
             Some(&State::from_h(Tensor::zeros(&[2, 7, 4]))),
@@ -133,7 +137,7 @@ fn a_wrong_state_gradient_is_measured_against_the_call() {
     );
     // a part the layer does not have
     let e = lstm
-        .backward(
+        .backward_with_state(
             &out.trace,
             None,
             Some(&State::new(vec![("z", Tensor::zeros(&[2, 2, 4]))])),
@@ -148,16 +152,24 @@ fn a_wrong_state_gradient_is_measured_against_the_call() {
 fn an_empty_input_of_enormous_size_is_an_error() {
     let layer = Recurrent::new(LstmCellConfig::new(0, 4).init::<f32>(&mut rng()).unwrap());
     let x = Tensor::<f32>::from_vec(vec![], &[1 << 40, 1 << 30, 0]).unwrap();
-    let e = layer.forward(&x, None, None).unwrap_err();
+    let e = layer
+        .forward_with_state(&x, None, None, Mode::Eval)
+        .unwrap_err();
     assert!(matches!(e, Error::SizeOverflow { .. }), "{e}");
     // 3·2^58 states of 8 values fit in usize, not their bytes in any address space
     let x = Tensor::<f32>::from_vec(vec![], &[2, 1 << 58, 0]).unwrap();
-    let e = layer.forward(&x, None, None).unwrap_err();
+    let e = layer
+        .forward_with_state(&x, None, None, Mode::Eval)
+        .unwrap_err();
     assert!(matches!(e, Error::Allocation { .. }), "{e}");
     // a batch of no sample runs (the cell itself never sees it)
     let x = Tensor::<f32>::zeros(&[3, 0, 0]);
     assert_eq!(
-        layer.forward(&x, None, None).unwrap().output.shape(),
+        layer
+            .forward_with_state(&x, None, None, Mode::Eval)
+            .unwrap()
+            .output
+            .shape(),
         &[3, 0, 4]
     );
 }
@@ -174,8 +186,8 @@ fn a_trace_of_another_cell_is_refused() {
         .unwrap();
     let gru = GruConfig::new(3, 4).init::<f64>(&mut r).unwrap();
     let x = Tensor::randn(&[4, 2, 3], &mut r);
-    let out = lstm.forward(&x, None, None).unwrap();
-    let e = gru.backward(&out.trace, None, None).unwrap_err();
+    let out = lstm.forward_with_state(&x, None, None, Mode::Eval).unwrap();
+    let e = gru.backward_with_state(&out.trace, None, None).unwrap_err();
     assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
     assert_eq!(
         e.to_string(),
@@ -185,9 +197,9 @@ fn a_trace_of_another_cell_is_refused() {
     let tanh = RnnCellConfig::new(3, 4).init::<f64>(&mut r).unwrap();
     let relu = RnnCell::from_params(3, 4, Nonlinearity::Relu, tanh.params().clone()).unwrap();
     let (tanh, relu) = (Recurrent::new(tanh), Recurrent::new(relu));
-    let out = tanh.forward(&x, None, None).unwrap();
+    let out = tanh.forward_with_state(&x, None, None, Mode::Eval).unwrap();
     let e = relu
-        .backward(&out.trace, Some(&out.output), None)
+        .backward_with_state(&out.trace, Some(&out.output), None)
         .unwrap_err();
     assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
     // the single cell step checks its trace the same way
@@ -208,28 +220,31 @@ fn a_trace_is_refused_after_the_parameters_change() {
         .init::<f64>(&mut r)
         .unwrap();
     let x = Tensor::randn(&[4, 2, 3], &mut r);
-    let out = gru.forward(&x, None, None).unwrap();
-    let grads = gru.backward(&out.trace, Some(&out.output), None).unwrap();
+    let out = gru.forward_with_state(&x, None, None, Mode::Eval).unwrap();
+    let grads = gru
+        .backward_with_state(&out.trace, Some(&out.output), None)
+        .unwrap();
     let mut adam: Adam<f64> = AdamConfig::new(1e-2).init().unwrap();
     adam.step(&mut gru, &grads.params).unwrap();
     let e = gru
-        .backward(&out.trace, Some(&out.output), None)
+        .backward_with_state(&out.trace, Some(&out.output), None)
         .unwrap_err();
     assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
     assert!(e.to_string().contains("parameters changed"), "{e}");
     // a fresh forward pass is accepted again
-    let out = gru.forward(&x, None, None).unwrap();
+    let out = gru.forward_with_state(&x, None, None, Mode::Eval).unwrap();
     let bytes = recurrent::to_bytes(&gru).unwrap();
-    gru.backward(&out.trace, Some(&out.output), None).unwrap();
+    gru.backward_with_state(&out.trace, Some(&out.output), None)
+        .unwrap();
     recurrent::from_bytes(&mut gru, &bytes).unwrap();
     let e = gru
-        .backward(&out.trace, Some(&out.output), None)
+        .backward_with_state(&out.trace, Some(&out.output), None)
         .unwrap_err();
     assert!(matches!(e, Error::StaleTrace { .. }), "{e}");
     // mutable access through the visitor counts, even if nothing is written
-    let out = gru.forward(&x, None, None).unwrap();
+    let out = gru.forward_with_state(&x, None, None, Mode::Eval).unwrap();
     gru.visit_params_mut(&mut |_, _| {});
-    assert!(gru.backward(&out.trace, None, None).is_err());
+    assert!(gru.backward_with_state(&out.trace, None, None).is_err());
 }
 
 /// `set_num_threads(1)` means one thread, even for a layer whose threshold is 0; with two, a
@@ -244,28 +259,42 @@ fn one_thread_is_one_thread_whatever_the_threshold() {
         .with_parallel_threshold(0);
     let x = Tensor::randn(&[4, 6, 3], &mut r);
     recurrent::set_num_threads(1);
-    let one = layer.forward(&x, None, None).unwrap();
-    let bi_one = bi.forward(&x, None, None).unwrap();
+    let one = layer
+        .forward_with_state(&x, None, None, Mode::Eval)
+        .unwrap();
+    let bi_one = bi.forward_with_state(&x, None, None, Mode::Eval).unwrap();
     recurrent::set_num_threads(2);
-    let two = layer.forward(&x, None, None).unwrap();
-    let bi_two = bi.forward(&x, None, None).unwrap();
+    let two = layer
+        .forward_with_state(&x, None, None, Mode::Eval)
+        .unwrap();
+    let bi_two = bi.forward_with_state(&x, None, None, Mode::Eval).unwrap();
     recurrent::set_num_threads(0);
     assert!(!one.trace.is_split());
     assert!(two.trace.is_split());
     assert_eq!(one.output, two.output);
     assert_eq!(bi_one.output, bi_two.output);
-    let g1 = layer.backward(&one.trace, Some(&one.output), None).unwrap();
-    let g2 = layer.backward(&two.trace, Some(&two.output), None).unwrap();
+    let g1 = layer
+        .backward_with_state(&one.trace, Some(&one.output), None)
+        .unwrap();
+    let g2 = layer
+        .backward_with_state(&two.trace, Some(&two.output), None)
+        .unwrap();
     assert!(g1.input.max_abs_diff(&g2.input).unwrap() < 1e-14);
     // a trace made with two threads goes back on one after set_num_threads(1)
     recurrent::set_num_threads(1);
-    let g1 = bi.backward(&bi_two.trace, Some(&bi_two.output), None);
+    let g1 = bi.backward_with_state(&bi_two.trace, Some(&bi_two.output), None);
     recurrent::set_num_threads(0);
     let g2 = bi
-        .backward(&bi_one.trace, Some(&bi_one.output), None)
+        .backward_with_state(&bi_one.trace, Some(&bi_one.output), None)
         .unwrap();
     assert_eq!(g1.unwrap().input, g2.input);
     // the pool gives its memory back on request, and the layer keeps working
     layer.release_buffers();
-    assert_eq!(layer.forward(&x, None, None).unwrap().output, one.output);
+    assert_eq!(
+        layer
+            .forward_with_state(&x, None, None, Mode::Eval)
+            .unwrap()
+            .output,
+        one.output
+    );
 }

@@ -13,8 +13,8 @@ use std::sync::{Mutex, PoisonError};
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     Bidirectional, Cell, Error, Float, Gru, GruCellConfig, GruConfig, Lstm, LstmCellConfig,
-    LstmConfig, Network, Nonlinearity, Recurrent, Rnn, RnnCellConfig, RnnConfig, SequenceLayer,
-    Stacked, State, Tensor,
+    LstmConfig, Mode, Network, Nonlinearity, Recurrent, Rnn, RnnCellConfig, RnnConfig,
+    SequenceLayer, Stacked, State, Tensor,
 };
 
 /// The thread setting is process-wide: tests that change it hold this lock.
@@ -70,8 +70,10 @@ fn assert_infer_is_forward<T: Float, L: SequenceLayer<T>>(
     let init = random_state(layer, BATCH, rng);
     for lengths in [None, Some(&LENGTHS[..])] {
         for initial in [None, Some(&init)] {
-            let fast = layer.infer(&x, initial, lengths).unwrap();
-            let full = reference.forward(&x, initial, lengths).unwrap();
+            let fast = layer.infer_with_state(&x, initial, lengths).unwrap();
+            let full = reference
+                .forward_with_state(&x, initial, lengths, Mode::Eval)
+                .unwrap();
             let case = format!("{what}, lengths {lengths:?}, initial {}", initial.is_some());
             assert_eq!(fast.output, full.output, "{case}");
             assert_eq!(fast.state, full.state, "{case}");
@@ -120,26 +122,39 @@ fn check_compositions<T: Float, C: Cell<T> + Clone>(
             .unwrap()
             .with_dropout(0.5)
             .unwrap();
-        let mut eval = dropped.clone();
-        SequenceLayer::<T>::set_training(&mut eval, false);
+        let eval = dropped.clone();
         assert_infer_is_forward(&dropped, &eval, &what("stacked with dropout"), rng);
     }
 }
 
 /// Every cell through [`check_compositions`] in type `T`.
 fn check_every_cell<T: Float>(rng: &mut StdRng) {
-    check_compositions::<T, _>("lstm", |i, r| LstmCellConfig::new(i, HIDDEN).init(r), rng);
     check_compositions::<T, _>(
-        "lstm with projection",
-        |i, r| LstmCellConfig::new(i, HIDDEN).with_proj_size(2).init(r),
+        "lstm",
+        |i, r| LstmCellConfig::new(i, HIDDEN).init(r).unwrap(),
         rng,
     );
-    check_compositions::<T, _>("gru", |i, r| GruCellConfig::new(i, HIDDEN).init(r), rng);
+    check_compositions::<T, _>(
+        "lstm with projection",
+        |i, r| {
+            LstmCellConfig::new(i, HIDDEN)
+                .with_proj_size(2)
+                .init(r)
+                .unwrap()
+        },
+        rng,
+    );
+    check_compositions::<T, _>(
+        "gru",
+        |i, r| GruCellConfig::new(i, HIDDEN).init(r).unwrap(),
+        rng,
+    );
     for nonlinearity in [Nonlinearity::Tanh, Nonlinearity::Relu] {
         let make = |i, r: &mut StdRng| {
             RnnCellConfig::new(i, HIDDEN)
                 .with_nonlinearity(nonlinearity)
                 .init(r)
+                .unwrap()
         };
         check_compositions::<T, _>(&format!("rnn {nonlinearity:?}"), make, rng);
     }
@@ -164,9 +179,11 @@ fn two_threads_split_the_batch_in_forward_and_infer_alike() {
         let layer = Recurrent::new(GruCellConfig::new(INPUT, HIDDEN).init::<f32>(rng).unwrap())
             .with_parallel_threshold(0);
         let x = Tensor::randn(&[SEQ_LEN, BATCH, INPUT], rng);
-        let full = layer.forward(&x, None, Some(&LENGTHS)).unwrap();
+        let full = layer
+            .forward_with_state(&x, None, Some(&LENGTHS), Mode::Eval)
+            .unwrap();
         assert!(full.trace.is_split());
-        let fast = layer.infer(&x, None, Some(&LENGTHS)).unwrap();
+        let fast = layer.infer_with_state(&x, None, Some(&LENGTHS)).unwrap();
         assert_eq!(fast.output, full.output);
         assert_eq!(fast.state, full.state);
     });
@@ -174,8 +191,7 @@ fn two_threads_split_the_batch_in_forward_and_infer_alike() {
 
 /// The networks: every cell type, 1 to 3 layers, both directions, both layouts, dropout.
 fn check_network<T: Float, C: Cell<T> + Clone>(net: Network<C>, what: &str, rng: &mut StdRng) {
-    let mut eval = net.clone();
-    SequenceLayer::<T>::set_training(&mut eval, false);
+    let eval = net.clone();
     assert_infer_is_forward(&net, &eval, what, rng);
     assert_infer_is_forward(&eval, &eval, what, rng);
 }
@@ -243,10 +259,11 @@ fn check_stream<T: Float, C: Cell<T> + Clone>(net: &Network<C>, batch: usize, wh
     let steps = 7;
     let x = Tensor::<T>::randn(&[steps, batch, net.input_size()], rng);
     let init = random_state(net, batch, rng);
-    let mut eval = net.clone();
-    SequenceLayer::<T>::set_training(&mut eval, false);
+    let eval = net.clone();
     for initial in [None, Some(&init)] {
-        let whole = eval.forward(&x, initial, None).unwrap();
+        let whole = eval
+            .forward_with_state(&x, initial, None, Mode::Eval)
+            .unwrap();
         let mut stream = net.stream(batch, initial).unwrap();
         let same = |a: &Tensor<T>, b: &Tensor<T>| if batch >= 2 { a == b } else { close(a, b) };
         for t in 0..steps {
@@ -272,7 +289,7 @@ fn check_stream<T: Float, C: Cell<T> + Clone>(net: &Network<C>, batch: usize, wh
             .state()
             .parts()
             .all(|(_, t)| t.as_slice().iter().all(|&v| v == T::zero())));
-        let from_zeros = eval.forward(&x, None, None).unwrap();
+        let from_zeros = eval.forward_with_state(&x, None, None, Mode::Eval).unwrap();
         for t in 0..steps {
             let h = stream.step(&step_of(&x, t)).unwrap();
             assert!(
@@ -332,7 +349,10 @@ fn a_stream_has_the_layout_of_pytorchs_states() {
 #[test]
 fn streaming_errors_name_what_is_wrong() {
     let rng = &mut StdRng::seed_from_u64(7);
-    let gru: Gru<f64> = GruConfig::new(INPUT, HIDDEN).with_num_layers(2).init(rng).unwrap();
+    let gru: Gru<f64> = GruConfig::new(INPUT, HIDDEN)
+        .with_num_layers(2)
+        .init(rng)
+        .unwrap();
     let mut stream = gru.stream(2, None).unwrap();
     let e = stream.step(&Tensor::zeros(&[2, INPUT + 1])).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
@@ -365,8 +385,10 @@ fn long_sequences_projected_in_chunks_are_forward_bit_for_bit() {
     let x = Tensor::randn(&[seq_len, batch, 8], rng);
     let lengths: Vec<usize> = (0..batch).map(|b| seq_len - 2 * b).collect();
     for lengths in [None, Some(&lengths[..])] {
-        let fast = lstm.infer(&x, None, lengths).unwrap();
-        let full = lstm.forward(&x, None, lengths).unwrap();
+        let fast = lstm.infer_with_state(&x, None, lengths).unwrap();
+        let full = lstm
+            .forward_with_state(&x, None, lengths, Mode::Eval)
+            .unwrap();
         assert_eq!(fast.output, full.output);
         assert_eq!(fast.state, full.state);
     }

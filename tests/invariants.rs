@@ -16,8 +16,8 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     Bidirectional, Cell, Gru, GruCell, GruCellConfig, GruConfig, Lstm, LstmCell, LstmCellConfig,
-    LstmConfig, NamedTensors, Recurrent, RnnCell, RnnCellConfig, SequenceLayer, Stacked, State,
-    Tensor,
+    LstmConfig, Mode, NamedTensors, Recurrent, RnnCell, RnnCellConfig, SequenceLayer, Stacked,
+    State, Tensor,
 };
 
 #[derive(Debug, Clone)]
@@ -135,25 +135,28 @@ fn batch_independence<L: SequenceLayer<f64>>(
     let init = random_state(layer, p.batch, rng);
     let g = Tensor::randn(&[p.seq_len, p.batch, layer.output_size()], rng);
     let g_state = random_state(layer, p.batch, rng);
-    let all = layer.forward(&x, Some(&init), Some(&lengths)).unwrap();
+    let all = layer
+        .forward_with_state(&x, Some(&init), Some(&lengths), Mode::Eval)
+        .unwrap();
     let all_grads = layer
-        .backward(&all.trace, Some(&g), Some(&g_state))
+        .backward_with_state(&all.trace, Some(&g), Some(&g_state))
         .unwrap();
     let mut summed: Option<NamedTensors<f64>> = None;
     for b in 0..p.batch {
         let pick_state =
             |s: &State<f64>| State::new(s.parts().map(|(n, t)| (n, sample(t, b))).collect());
         let one = layer
-            .forward(
+            .forward_with_state(
                 &sample(&x, b),
                 Some(&pick_state(&init)),
                 Some(&lengths[b..=b]),
+                Mode::Eval,
             )
             .unwrap();
         prop_assert!(close(&one.output, &sample(&all.output, b)));
         prop_assert!(states_close(&one.state, &pick_state(&all.state)));
         let grads = layer
-            .backward(
+            .backward_with_state(
                 &one.trace,
                 Some(&sample(&g, b)),
                 Some(&pick_state(&g_state)),
@@ -207,8 +210,12 @@ fn padding_invariance<L: SequenceLayer<f64>>(
             }
         }
     }
-    let short = layer.forward(&x, None, Some(&lengths)).unwrap();
-    let long = layer.forward(&longer, None, Some(&lengths)).unwrap();
+    let short = layer
+        .forward_with_state(&x, None, Some(&lengths), Mode::Eval)
+        .unwrap();
+    let long = layer
+        .forward_with_state(&longer, None, Some(&lengths), Mode::Eval)
+        .unwrap();
     let n = short.output.len();
     prop_assert!(long.output.as_slice().iter().all(|v| v.is_finite()));
     let head =
@@ -218,10 +225,10 @@ fn padding_invariance<L: SequenceLayer<f64>>(
     prop_assert!(states_close(&long.state, &short.state));
     let g_short = Tensor::from_vec(g.as_slice()[..n].to_vec(), short.output.shape()).unwrap();
     let d_short = layer
-        .backward(&short.trace, Some(&g_short), Some(&g_state))
+        .backward_with_state(&short.trace, Some(&g_short), Some(&g_state))
         .unwrap();
     let d_long = layer
-        .backward(&long.trace, Some(&g), Some(&g_state))
+        .backward_with_state(&long.trace, Some(&g), Some(&g_state))
         .unwrap();
     // to 1e-12, not bit for bit: with one row in all, the short input's gradient product is a
     // matrix-vector product whose rounding differs from the GEMM's in the last bit
@@ -265,16 +272,20 @@ fn transposed_layouts_match<L: SequenceLayer<f64>>(
     let lengths = random_lengths(p.seq_len, p.batch, rng);
     let init = random_state(layer, p.batch, rng);
     let g_state = random_state(layer, p.batch, rng);
-    let tm = layer.forward(&x, Some(&init), Some(&lengths)).unwrap();
+    let tm = layer
+        .forward_with_state(&x, Some(&init), Some(&lengths), Mode::Eval)
+        .unwrap();
     let bf = bf_layer
-        .forward(&swap(&x), Some(&init), Some(&lengths))
+        .forward_with_state(&swap(&x), Some(&init), Some(&lengths), Mode::Eval)
         .unwrap();
     prop_assert!(close(&swap(&bf.output), &tm.output));
     prop_assert!(states_close(&bf.state, &tm.state));
     let g = Tensor::randn(tm.output.shape(), rng);
-    let d_tm = layer.backward(&tm.trace, Some(&g), Some(&g_state)).unwrap();
+    let d_tm = layer
+        .backward_with_state(&tm.trace, Some(&g), Some(&g_state))
+        .unwrap();
     let d_bf = bf_layer
-        .backward(&bf.trace, Some(&swap(&g)), Some(&g_state))
+        .backward_with_state(&bf.trace, Some(&swap(&g)), Some(&g_state))
         .unwrap();
     prop_assert!(close(&swap(&d_bf.input), &d_tm.input));
     prop_assert!(states_close(&d_bf.initial_state, &d_tm.initial_state));
@@ -318,15 +329,21 @@ fn layers_agree<L: SequenceLayer<f64>>(
     let lengths = random_lengths(p.seq_len, p.batch, rng);
     let init = random_state(a, p.batch, rng);
     let (out_a, out_b) = (
-        a.forward(&x, Some(&init), Some(&lengths)).unwrap(),
-        b.forward(&x, Some(&init), Some(&lengths)).unwrap(),
+        a.forward_with_state(&x, Some(&init), Some(&lengths), Mode::Eval)
+            .unwrap(),
+        b.forward_with_state(&x, Some(&init), Some(&lengths), Mode::Eval)
+            .unwrap(),
     );
     prop_assert!(close(&out_a.output, &out_b.output));
     prop_assert!(states_close(&out_a.state, &out_b.state));
     let g = Tensor::randn(out_a.output.shape(), rng);
     let g_state = random_state(a, p.batch, rng);
-    let d_a = a.backward(&out_a.trace, Some(&g), Some(&g_state)).unwrap();
-    let d_b = b.backward(&out_b.trace, Some(&g), Some(&g_state)).unwrap();
+    let d_a = a
+        .backward_with_state(&out_a.trace, Some(&g), Some(&g_state))
+        .unwrap();
+    let d_b = b
+        .backward_with_state(&out_b.trace, Some(&g), Some(&g_state))
+        .unwrap();
     prop_assert!(close(&d_a.input, &d_b.input));
     prop_assert!(states_close(&d_a.initial_state, &d_b.initial_state));
     prop_assert!(grads_close(&d_a.params, &d_b.params));
@@ -342,9 +359,11 @@ fn stream_matches<C: Cell<f64>>(
 ) -> Result<(), TestCaseError> {
     let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
     let init = random_state(layer, p.batch, rng);
-    let whole = layer.forward(&x, Some(&init), None).unwrap();
+    let whole = layer
+        .forward_with_state(&x, Some(&init), None, Mode::Eval)
+        .unwrap();
     let full = layer
-        .forward(&x, Some(&init), Some(&vec![p.seq_len; p.batch]))
+        .forward_with_state(&x, Some(&init), Some(&vec![p.seq_len; p.batch]), Mode::Eval)
         .unwrap();
     prop_assert_eq!(&whole.output, &full.output);
     prop_assert_eq!(&whole.state, &full.state);
@@ -397,12 +416,11 @@ fn networks(p: &Problem, rng: &mut StdRng) -> Networks {
         .with_num_layers(2)
         .with_bidirectional(true)
         .with_proj_size(h - 1);
-    let mut gru = GruConfig::new(i, h)
+    let gru = GruConfig::new(i, h)
         .with_num_layers(3)
         .with_dropout(0.5)
         .init(rng)
         .unwrap();
-    gru.set_training(false);
     let mut stack = || {
         Stacked::new(vec![
             Recurrent::new(RnnCellConfig::new(i, h).init(rng).unwrap()),

@@ -19,7 +19,8 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     from_bytes, load, load_converting, read_tensors, save, to_bytes, Error, Float, GruCellConfig,
-    LstmCellConfig, Nonlinearity, Parameters, Recurrent, RnnConfig, SequenceLayer, State, Tensor,
+    LstmCellConfig, Mode, Nonlinearity, Parameters, Recurrent, RnnConfig, SequenceLayer, State,
+    Tensor,
 };
 
 /// A fresh, empty directory under the system's temporary directory, removed on drop.
@@ -114,8 +115,12 @@ fn round_trip_restores_parameters_and_outputs<T: Float>(dir: &TempDir) {
     );
 
     let x = Tensor::randn(&[5, 2, 3], &mut StdRng::seed_from_u64(3));
-    let a = trained.forward(&x, None, Some(&[5, 3])).unwrap();
-    let b = fresh.forward(&x, None, Some(&[5, 3])).unwrap();
+    let a = trained
+        .forward_with_state(&x, None, Some(&[5, 3]), Mode::Eval)
+        .unwrap();
+    let b = fresh
+        .forward_with_state(&x, None, Some(&[5, 3]), Mode::Eval)
+        .unwrap();
     assert_eq!(a.output, b.output);
     assert_eq!(a.state, b.state);
 
@@ -695,7 +700,9 @@ fn worst_output_error<T: Float, N: SequenceLayer<T>>(case: &common::Case, net: &
         None => State::from_h(h0),
     };
     let lengths = case.lengths();
-    let out = net.forward(&x, Some(&init), lengths.as_deref()).unwrap();
+    let out = net
+        .forward_with_state(&x, Some(&init), lengths.as_deref(), Mode::Eval)
+        .unwrap();
     let mut errors = vec![
         common::worst_error(&out.output, &case.tensor("outputs", "output").unwrap()),
         common::worst_error(out.state.h(), &case.tensor("outputs", "h_n").unwrap()),

@@ -21,7 +21,8 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
     binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, Dropout, DropoutConfig,
-    Embedding, EmbeddingConfig, Gradcheck, GradcheckReport, Linear, LinearConfig, Tensor,
+    Embedding, EmbeddingConfig, Gradcheck, GradcheckReport, Layer, Linear, LinearConfig, Tensor,
+    TokenBatch,
 };
 
 const BOUND: f64 = 1e-6;
@@ -108,7 +109,7 @@ fn linear_gradients_match_finite_differences() {
         let x = Tensor::randn(&with_last(&p.lead, p.in_features), &mut rng);
         let g = Tensor::randn(&with_last(&p.lead, p.out_features), &mut rng);
         let grads = fc.backward(&x, &g).expect("valid problem");
-        let loss = |fc: &Linear<f64>, x: &Tensor<f64>| fc.forward(x).unwrap().dot(&g).unwrap();
+        let loss = |fc: &Linear<f64>, x: &Tensor<f64>| fc.infer(x).unwrap().dot(&g).unwrap();
 
         let check = Gradcheck::new();
         let mut reports = vec![check
@@ -188,8 +189,14 @@ fn embedding_gradients_match_finite_differences() {
         let ids: Vec<usize> = (0..count)
             .map(|_| rng.random_range(0..p.num_embeddings))
             .collect();
-        let g = Tensor::randn(&with_last(&p.dims, p.embedding_dim), &mut rng);
-        let grads = emb.backward(&ids, &g).expect("valid problem");
+        // the ids as a time-major (T, B) batch: (N) is (N, 1), () is (1, 1)
+        let (t, b) = (
+            p.dims.first().copied().unwrap_or(1),
+            p.dims.get(1).copied().unwrap_or(1),
+        );
+        let tokens = TokenBatch::new(ids.clone(), t, b, None).expect("a batch");
+        let g = Tensor::randn(&[t, b, p.embedding_dim], &mut rng);
+        let grads = emb.backward(&tokens, &g).expect("valid problem").params;
         let d_weight = grads.require("weight").unwrap();
 
         let mut sorted = ids.clone();
@@ -211,7 +218,7 @@ fn embedding_gradients_match_finite_differences() {
                     w.as_mut_slice()[row.clone()].copy_from_slice(&frozen.as_slice()[row]);
                 }
                 let emb = Embedding::from_weight(w, p.padding).unwrap();
-                emb.forward(&ids, &p.dims).unwrap().dot(&g).unwrap()
+                emb.infer(&tokens).unwrap().data().dot(&g).unwrap()
             })
             .unwrap();
         vec![report]
@@ -248,13 +255,13 @@ fn dropout_gradients_match_finite_differences_for_a_fixed_mask() {
         let mut rng = StdRng::seed_from_u64(p.seed);
         let x = Tensor::randn(&p.dims, &mut rng);
         let g = Tensor::randn(&p.dims, &mut rng);
-        let (y, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(p.seed ^ 1));
+        let (y, mask) = dropout.forward_with_rng(&x, &mut StdRng::seed_from_u64(p.seed ^ 1));
         // a seeded generator reproduces the mask
-        let (again, _) = dropout.forward(&x, &mut StdRng::seed_from_u64(p.seed ^ 1));
+        let (again, _) = dropout.forward_with_rng(&x, &mut StdRng::seed_from_u64(p.seed ^ 1));
         assert_eq!(y, again);
         assert_eq!(mask.apply(&x).unwrap(), y);
 
-        let dx = dropout.backward(&mask, &g).unwrap();
+        let dx = dropout.backward_with_mask(&mask, &g).unwrap();
         let report = Gradcheck::new()
             .check_fn("input", &x, &dx, |x| {
                 mask.apply(x).unwrap().dot(&g).unwrap()
@@ -380,7 +387,7 @@ fn check_fn_catches_a_wrong_gradient() {
 fn layers_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Linear<f32>>();
-    send_sync::<recurrent::LinearGrads<f64>>();
+    send_sync::<recurrent::LayerGrads<f64, recurrent::Tensor<f64>>>();
     send_sync::<Embedding<f32>>();
     send_sync::<Dropout>();
     send_sync::<recurrent::DropoutMask<f32>>();

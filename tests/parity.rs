@@ -17,7 +17,8 @@ use common::{
     fixtures_dir, load_cases, nonlinearity, with_network, worst_error, Case, WithNetwork,
 };
 use recurrent::{
-    Cell, CellParams, Float, GruCell, LstmCell, Parameters, RnnCell, SequenceLayer, State, Tensor,
+    Cell, CellParams, Float, GruCell, LstmCell, Mode, Parameters, RnnCell, SequenceLayer, State,
+    Tensor,
 };
 
 const F64_TOLERANCE: f64 = 1e-10;
@@ -187,7 +188,12 @@ where
     let x = case.tensor("inputs", "x").expect("x");
     let lengths = case.lengths();
     let out = layer
-        .forward(&x, Some(&initial_state(case)), lengths.as_deref())
+        .forward_with_state(
+            &x,
+            Some(&initial_state(case)),
+            lengths.as_deref(),
+            Mode::Eval,
+        )
         .expect("forward");
     worst.check(
         "outputs.output",
@@ -197,7 +203,7 @@ where
     check_states(&mut worst, case, &out.state, "outputs", ["h_n", "c_n"]);
     let g_out = case.tensor("loss_weights", "g_out").expect("g_out");
     let grads = layer
-        .backward(&out.trace, Some(&g_out), Some(&final_state_weights(case)))
+        .backward_with_state(&out.trace, Some(&g_out), Some(&final_state_weights(case)))
         .expect("backward");
     worst.check(
         "input_grads.x",
@@ -218,7 +224,12 @@ where
     );
 
     let out32 = layer32
-        .forward(&x.cast(), Some(&initial_state(case)), lengths.as_deref())
+        .forward_with_state(
+            &x.cast(),
+            Some(&initial_state(case)),
+            lengths.as_deref(),
+            Mode::Eval,
+        )
         .expect("f32 forward");
     let mut worst32 = Worst::new();
     worst32.check(

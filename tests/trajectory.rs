@@ -17,8 +17,8 @@ use common::worst_error;
 use recurrent::{
     binary_cross_entropy_with_logits, clip_grad_norm, clip_grad_value, cross_entropy_with_logits,
     mse_loss, AdamConfig, CrossEntropyLoss, EmbeddingConfig, Error, GruConfig, LastHidden, Layer,
-    LinearConfig, Loss, LstmConfig, MaxPool, MeanPool, Mode, Nonlinearity, Optimizer, Parameters,
-    RnnConfig, Sequence, SgdConfig, Tensor, TimeDistributed, TokenBatch,
+    LinearConfig, Loss, LstmConfig, MaxPool, MeanPool, Mode, Nonlinearity, Optimizer, RnnConfig,
+    Sequence, SgdConfig, Tensor, TimeDistributed, TokenBatch,
 };
 use serde_json::Value;
 

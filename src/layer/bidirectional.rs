@@ -11,6 +11,7 @@ use super::parallel::{work, ParallelPolicy};
 use super::{Direction, SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
+use crate::mode::Mode;
 use crate::params::Parameters;
 use crate::state::{State, StatePart};
 use crate::tensor::{Shape, Tensor};
@@ -51,7 +52,7 @@ const PARALLEL_THRESHOLD: usize = 1 << 17;
 ///     Recurrent::new(config.init(&mut rng)?),
 /// )?;
 /// let x = Tensor::randn(&[6, 2, 4], &mut rng);
-/// let out = bi.forward(&x, None, Some(&[6, 3]))?;
+/// let out = bi.forward_with_state(&x, None, Some(&[6, 3]), Mode::Eval)?;
 /// assert_eq!(out.output.shape(), &[6, 2, 16]);
 /// assert_eq!(out.state.h().shape(), &[2, 2, 8]);
 /// assert_eq!(bi.param_names()[4], "weight_ih_l0_reverse");
@@ -181,7 +182,13 @@ impl<L> Bidirectional<L> {
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
-        layer_call: impl Fn(&L, &Tensor<T>, Option<&State<T>>, Option<&[usize]>) -> Result<SequenceOutput<T, Tr>>
+        layer_call: impl Fn(
+                &L,
+                usize,
+                &Tensor<T>,
+                Option<&State<T>>,
+                Option<&[usize]>,
+            ) -> Result<SequenceOutput<T, Tr>>
             + Sync,
     ) -> Result<(SequenceOutput<T, [Tr; 2]>, Run)>
     where
@@ -198,8 +205,8 @@ impl<L> Bidirectional<L> {
         let parallel = self.parallel(seq_len, batch);
         let (fwd, rev) = join(
             parallel,
-            || layer_call(&self.forward, input, initial[0].as_ref(), lengths),
-            || layer_call(&self.reverse, &reversed, initial[1].as_ref(), lengths),
+            || layer_call(&self.forward, 0, input, initial[0].as_ref(), lengths),
+            || layer_call(&self.reverse, 1, &reversed, initial[1].as_ref(), lengths),
         );
         let (fwd, rev) = (fwd?, rev?);
         let output = concat_features(
@@ -247,13 +254,19 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         self.forward.batch_first()
     }
 
-    fn forward(
+    /// Each direction runs in the mode's [`for_layer`](Mode::for_layer)`(0)` (forward) or
+    /// `(1)` (reverse), so that dropout inside them draws different masks.
+    fn forward_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
+        mode: Mode,
     ) -> Result<SequenceOutput<T, Self::Trace>> {
-        let (out, run) = self.run(input, initial, lengths, L::forward)?;
+        let call = |l: &L, k: usize, x: &Tensor<T>, s: Option<&State<T>>, len: Option<&[usize]>| {
+            l.forward_with_state(x, s, len, mode.for_layer(k))
+        };
+        let (out, run) = self.run(input, initial, lengths, call)?;
         let [forward, reverse] = out.trace;
         Ok(SequenceOutput {
             output: out.output,
@@ -269,17 +282,20 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
         })
     }
 
-    fn infer(
+    fn infer_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, ()>> {
-        let (out, _) = self.run(input, initial, lengths, L::infer)?;
+        let call = |l: &L, _: usize, x: &Tensor<T>, s: Option<&State<T>>, len: Option<&[usize]>| {
+            l.infer_with_state(x, s, len)
+        };
+        let (out, _) = self.run(input, initial, lengths, call)?;
         Ok(out.without_trace())
     }
 
-    fn backward(
+    fn backward_with_state(
         &self,
         trace: &Self::Trace,
         d_output: Option<&Tensor<T>>,
@@ -310,12 +326,18 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
             // as forward decided, unless the thread setting has changed since
             trace.parallel && may_spawn(),
             || {
-                self.forward
-                    .backward(&trace.forward, d_output.0.as_ref(), d_state[0].as_ref())
+                self.forward.backward_with_state(
+                    &trace.forward,
+                    d_output.0.as_ref(),
+                    d_state[0].as_ref(),
+                )
             },
             || {
-                self.reverse
-                    .backward(&trace.reverse, d_output.1.as_ref(), d_state[1].as_ref())
+                self.reverse.backward_with_state(
+                    &trace.reverse,
+                    d_output.1.as_ref(),
+                    d_state[1].as_ref(),
+                )
             },
         );
         let (fwd, rev) = (fwd?, rev?);
@@ -331,11 +353,6 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Bidirectional<L> {
     fn set_position(&mut self, layer: usize, direction: Direction) {
         self.forward.set_position(layer, direction);
         self.reverse.set_position(layer, Direction::Reverse);
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.forward.set_training(training);
-        self.reverse.set_training(training);
     }
 
     fn release_buffers(&self) {
@@ -425,11 +442,12 @@ mod tests {
         fn batch_first(&self) -> bool {
             false
         }
-        fn forward(
+        fn forward_with_state(
             &self,
             input: &Tensor<f64>,
             _: Option<&State<f64>>,
             _: Option<&[usize]>,
+            _: Mode,
         ) -> Result<SequenceOutput<f64, ()>> {
             self.record();
             let batch = input.shape()[1];
@@ -440,7 +458,7 @@ mod tests {
                 trace: (),
             })
         }
-        fn backward(
+        fn backward_with_state(
             &self,
             _: &(),
             d_output: Option<&Tensor<f64>>,
@@ -473,10 +491,10 @@ mod tests {
             .unwrap()
             .with_parallel_threshold(0);
         let x = Tensor::<f64>::zeros(&[3, 2, 1]);
-        let out = bi.forward(&x, None, None).unwrap();
+        let out = bi.forward_with_state(&x, None, None, Mode::Eval).unwrap();
         crate::set_num_threads(1);
         let d = Tensor::zeros(&[3, 2, 2]);
-        let grads = bi.backward(&out.trace, Some(&d), None);
+        let grads = bi.backward_with_state(&out.trace, Some(&d), None);
         crate::set_num_threads(before);
         grads.unwrap();
         let here = std::thread::current().id();

@@ -23,6 +23,7 @@ pub use stacked::{Stacked, StackedTrace};
 use crate::error::Error;
 use crate::error::Result;
 use crate::float::Float;
+use crate::mode::Mode;
 use crate::params::{NamedTensors, Parameters};
 use crate::state::{State, StatePart};
 use crate::tensor::Tensor;
@@ -125,7 +126,13 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     fn batch_first(&self) -> bool;
 
     /// Runs the layer over `input` from `initial` (zeros if `None`); `lengths` gives each
-    /// sequence's number of valid steps (PyTorch `PackedSequence` semantics).
+    /// sequence's number of valid steps (PyTorch `PackedSequence` semantics). In
+    /// [`Mode::Train`] dropout between stacked layers is active, with masks drawn from the
+    /// mode's seed alone; in [`Mode::Eval`] it is off.
+    ///
+    /// This is the form of a forward pass that takes an initial state and returns the final
+    /// one; as a [`Layer`](crate::Layer), the same layer reads a [`Sequence`](crate::Sequence)
+    /// from a zero state.
     ///
     /// # Errors
     ///
@@ -139,49 +146,48 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// [`Error::StatePartsMismatch`]: crate::Error::StatePartsMismatch
     /// [`Error::LengthCount`]: crate::Error::LengthCount
     /// [`Error::InvalidLength`]: crate::Error::InvalidLength
-    fn forward(
+    fn forward_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
+        mode: Mode,
     ) -> Result<SequenceOutput<T, Self::Trace>>;
 
     /// Runs the layer for inference, like PyTorch under `torch.no_grad()`: the output and final
-    /// state of [`forward`](SequenceLayer::forward), without the trace that backward needs, so
-    /// with less memory and time. Dropout is off, as in evaluation mode, whatever
-    /// [`set_training`](SequenceLayer::set_training) says; otherwise the results are those of
-    /// `forward`, bit for bit.
+    /// state of [`forward_with_state`](SequenceLayer::forward_with_state) in [`Mode::Eval`],
+    /// bit for bit, without the trace that backward needs, so with less memory and time.
     ///
-    /// The default runs `forward` and drops the trace; [`Recurrent`] and the combinators
+    /// The default runs `forward_with_state` and drops the trace; [`Recurrent`] and the combinators
     /// override it with a path that keeps only the current step, and a layer of your own
     /// with dropout or a cheaper path overrides it too.
     ///
     /// # Errors
     ///
-    /// As [`forward`](SequenceLayer::forward).
+    /// As [`forward_with_state`](SequenceLayer::forward_with_state).
     ///
     /// # Examples
     ///
     /// ```
     /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{Gru, GruConfig, SequenceLayer, Tensor};
+    /// use recurrent::{Gru, GruConfig, Mode, SequenceLayer, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
     /// let gru: Gru<f32> = GruConfig::new(4, 8).with_num_layers(2).init(&mut rng)?;
     /// let x = Tensor::randn(&[10, 3, 4], &mut rng);
-    /// let out = gru.infer(&x, None, Some(&[10, 7, 2]))?;
-    /// let with_trace = gru.forward(&x, None, Some(&[10, 7, 2]))?;
+    /// let out = gru.infer_with_state(&x, None, Some(&[10, 7, 2]))?;
+    /// let with_trace = gru.forward_with_state(&x, None, Some(&[10, 7, 2]), Mode::Eval)?;
     /// assert_eq!(out.output, with_trace.output);
     /// assert_eq!(out.state, with_trace.state);
     /// # Ok::<(), recurrent::Error>(())
     /// ```
-    fn infer(
+    fn infer_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, ()>> {
-        let out = self.forward(input, initial, lengths)?;
+        let out = self.forward_with_state(input, initial, lengths, Mode::Eval)?;
         Ok(out.without_trace())
     }
 
@@ -201,7 +207,7 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// [`Error::StatePartsMismatch`]: crate::Error::StatePartsMismatch
     /// [`Error::TraceMismatch`]: crate::Error::TraceMismatch
     /// [`Error::StaleTrace`]: crate::Error::StaleTrace
-    fn backward(
+    fn backward_with_state(
         &self,
         trace: &Self::Trace,
         d_output: Option<&Tensor<T>>,
@@ -214,13 +220,6 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// layers they own; the default does nothing.
     fn set_position(&mut self, layer: usize, direction: Direction) {
         let _ = (layer, direction);
-    }
-
-    /// Switches between training (dropout active) and evaluation, like PyTorch's
-    /// `module.train()` / `module.eval()`. Combinators pass it on to the layers they own; the
-    /// default does nothing.
-    fn set_training(&mut self, training: bool) {
-        let _ = training;
     }
 
     /// Frees the buffers the layer keeps from earlier calls to reuse in later ones (they are

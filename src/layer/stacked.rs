@@ -11,6 +11,7 @@ use super::ops::{
 use super::{Direction, SequenceGrads, SequenceLayer, SequenceOutput};
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::mode::Mode;
 use crate::nn::{check_probability, dropout_scale};
 use crate::params::{NamedTensors, Parameters};
 use crate::state::{State, StatePart};
@@ -25,21 +26,19 @@ use crate::tensor::Tensor;
 ///
 /// # Dropout
 ///
-/// With [`with_dropout`](Stacked::with_dropout)`(p)`, in training mode (the default, as in
-/// PyTorch; see [`SequenceLayer::set_training`]) each element of every layer's output except
-/// the last layer's is zeroed with probability `p` and the others are scaled by `1/(1 − p)`.
-/// The masks of a call are drawn from a generator seeded with the stack's seed
-/// ([`with_seed`](Stacked::with_seed), [`set_seed`](Stacked::set_seed)), and nothing else:
-/// a forward pass is a function of its inputs, its parameters and that seed, whatever other
-/// calls ran before or on other threads. A training loop gives each step masks of its own by
-/// setting a new seed per step (`set_seed(step)`), or passes the seed with each call through
-/// [`forward_seeded`](Stacked::forward_seeded). In evaluation mode dropout does nothing.
+/// With [`with_dropout`](Stacked::with_dropout)`(p)`, in [`Mode::Train`] each element of
+/// every layer's output except the last layer's is zeroed with probability `p` and the others
+/// are scaled by `1/(1 − p)`. The masks of a call are drawn from a generator seeded with the
+/// mode's seed, and nothing else: a forward pass is a function of its inputs, its parameters
+/// and that seed, whatever other calls ran before or on other threads. A training loop gives
+/// each step masks of its own by passing a new seed per step (`Mode::Train { seed: step }`).
+/// In [`Mode::Eval`] dropout does nothing.
 ///
 /// # Examples
 ///
 /// ```
 /// use recurrent::rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{LstmCellConfig, Parameters, Recurrent, SequenceLayer, Stacked, Tensor};
+/// use recurrent::{LstmCellConfig, Mode, Parameters, Recurrent, SequenceLayer, Stacked, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let stack = Stacked::new(vec![
@@ -48,7 +47,7 @@ use crate::tensor::Tensor;
 /// ])?
 /// .with_dropout(0.2)?;
 /// let x = Tensor::randn(&[5, 3, 4], &mut rng);
-/// let out = stack.forward(&x, None, None)?;
+/// let out = stack.forward_with_state(&x, None, None, Mode::Train { seed: 7 })?;
 /// assert_eq!(out.state.h().shape(), &[2, 3, 8]);
 /// assert_eq!(stack.param_names()[4], "weight_ih_l1");
 /// # Ok::<(), recurrent::Error>(())
@@ -57,8 +56,6 @@ use crate::tensor::Tensor;
 pub struct Stacked<L> {
     layers: Vec<L>,
     dropout: f64,
-    training: bool,
-    seed: u64,
 }
 
 /// What [`Stacked::forward`] keeps for [`Stacked::backward`].
@@ -128,8 +125,6 @@ impl<L> Stacked<L> {
         let mut stack = Stacked {
             layers,
             dropout: 0.0,
-            training: true,
-            seed: 0,
         };
         SequenceLayer::<T>::set_position(&mut stack, 0, Direction::Forward);
         check_unique_names("stacked layers", &stack)?;
@@ -147,23 +142,6 @@ impl<L> Stacked<L> {
         Ok(Stacked { dropout: p, ..self })
     }
 
-    /// The seed of the dropout masks of [`SequenceLayer::forward`]. Defaults to 0.
-    #[must_use = "returns a new layer and does not modify self"]
-    pub fn with_seed(self, seed: u64) -> Self {
-        Stacked { seed, ..self }
-    }
-
-    /// Sets the seed of the dropout masks of [`SequenceLayer::forward`], for example to the
-    /// step number of a training loop so that each step draws masks of its own.
-    pub fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
-
-    /// The seed of the dropout masks.
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
     /// The layers, first to last.
     pub fn layers(&self) -> &[L] {
         &self.layers
@@ -172,31 +150,6 @@ impl<L> Stacked<L> {
     /// The dropout probability.
     pub fn dropout(&self) -> f64 {
         self.dropout
-    }
-
-    /// Whether the stack is in training mode.
-    pub fn is_training(&self) -> bool {
-        self.training
-    }
-
-    /// Like [`SequenceLayer::forward`], with the dropout masks drawn from `seed` instead of the
-    /// stack's: two calls with the same seed drop the same elements.
-    ///
-    /// # Errors
-    ///
-    /// As [`SequenceLayer::forward`].
-    pub fn forward_seeded<T: Float>(
-        &self,
-        input: &Tensor<T>,
-        initial: Option<&State<T>>,
-        lengths: Option<&[usize]>,
-        seed: u64,
-    ) -> Result<SequenceOutput<T, StackedTrace<T, L::Trace>>>
-    where
-        L: SequenceLayer<T>,
-    {
-        let rng = (self.training && self.dropout > 0.0).then(|| StdRng::seed_from_u64(seed));
-        self.run(input, initial, lengths, rng, L::forward)
     }
 
     /// Runs `layer_call` (a layer's `forward` or `infer`) on each layer in turn, with dropout
@@ -209,6 +162,7 @@ impl<L> Stacked<L> {
         mut rng: Option<StdRng>,
         layer_call: impl Fn(
             &L,
+            usize,
             &Tensor<T>,
             Option<&State<T>>,
             Option<&[usize]>,
@@ -229,7 +183,7 @@ impl<L> Stacked<L> {
         let mut output: Option<Tensor<T>> = None;
         for (k, (layer, init)) in self.layers.iter().zip(&initial).enumerate() {
             let x = output.as_ref().unwrap_or(input);
-            let mut out = layer_call(layer, x, init.as_ref(), lengths)?;
+            let mut out = layer_call(layer, k, x, init.as_ref(), lengths)?;
             if k < last {
                 masks.push(rng.as_mut().map(|rng| {
                     let mask = dropout_scale(out.output.shape(), self.dropout, rng);
@@ -288,27 +242,42 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
         self.layers[0].batch_first()
     }
 
-    fn forward(
+    /// Runs the layers in turn, layer `k` in the mode's [`for_layer`](Mode::for_layer)`(k)`;
+    /// in [`Mode::Train`] the dropout masks between them are drawn from a `StdRng` seeded with
+    /// the mode's seed.
+    fn forward_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
+        mode: Mode,
     ) -> Result<SequenceOutput<T, Self::Trace>> {
-        self.forward_seeded(input, initial, lengths, self.seed)
+        let rng = mode
+            .seed()
+            .filter(|_| self.dropout > 0.0)
+            .map(StdRng::seed_from_u64);
+        let call = |l: &L, k: usize, x: &Tensor<T>, s: Option<&State<T>>, len: Option<&[usize]>| {
+            l.forward_with_state(x, s, len, mode.for_layer(k))
+        };
+        self.run(input, initial, lengths, rng, call)
     }
 
-    /// Runs each layer's [`infer`](SequenceLayer::infer) in turn, without dropout.
-    fn infer(
+    /// Runs each layer's [`infer_with_state`](SequenceLayer::infer_with_state) in turn,
+    /// without dropout.
+    fn infer_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, ()>> {
-        let out = self.run(input, initial, lengths, None, L::infer)?;
+        let call = |l: &L, _: usize, x: &Tensor<T>, s: Option<&State<T>>, len: Option<&[usize]>| {
+            l.infer_with_state(x, s, len)
+        };
+        let out = self.run(input, initial, lengths, None, call)?;
         Ok(out.without_trace())
     }
 
-    fn backward(
+    fn backward_with_state(
         &self,
         trace: &Self::Trace,
         d_output: Option<&Tensor<T>>,
@@ -335,7 +304,7 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
             } else {
                 d_out.as_ref()
             };
-            let mut g = layer.backward(&trace.layers[k], d, d_states[k].as_ref())?;
+            let mut g = layer.backward_with_state(&trace.layers[k], d, d_states[k].as_ref())?;
             initial.push(g.initial_state);
             layer_params.push(g.params);
             if k == 0 {
@@ -362,13 +331,6 @@ impl<T: Float, L: SequenceLayer<T>> SequenceLayer<T> for Stacked<L> {
     fn set_position(&mut self, _layer: usize, direction: Direction) {
         for (k, layer) in self.layers.iter_mut().enumerate() {
             layer.set_position(k, direction);
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        for layer in &mut self.layers {
-            layer.set_training(training);
         }
     }
 
@@ -409,8 +371,6 @@ impl<L: fmt::Debug> fmt::Debug for Stacked<L> {
         f.debug_struct("Stacked")
             .field("layers", &self.layers)
             .field("dropout", &self.dropout)
-            .field("training", &self.training)
-            .field("seed", &self.seed)
             .finish_non_exhaustive()
     }
 }
@@ -430,7 +390,9 @@ mod tests {
         ];
         let stack = Stacked::new(layers).unwrap().with_dropout(0.25).unwrap();
         let x = Tensor::randn(&[40, 8, 2], rng);
-        let out = stack.forward_seeded(&x, None, None, 5).unwrap();
+        let out = stack
+            .forward_with_state(&x, None, None, Mode::Train { seed: 5 })
+            .unwrap();
         let mask = out.trace.masks[0]
             .as_ref()
             .expect("dropout is active in training");
@@ -439,9 +401,9 @@ mod tests {
         assert!((dropped - 0.25).abs() < 0.02, "dropped {dropped}");
         assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0 / 0.75));
 
-        let mut eval = stack.clone();
-        SequenceLayer::<f64>::set_training(&mut eval, false);
-        let plain = eval.forward(&x, None, None).unwrap();
+        let plain = stack
+            .forward_with_state(&x, None, None, Mode::Eval)
+            .unwrap();
         assert!(plain.trace.masks[0].is_none());
         assert_ne!(plain.output, out.output);
     }

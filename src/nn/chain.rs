@@ -5,7 +5,8 @@ use core::fmt;
 
 use crate::error::{without_paths, Error, Result};
 use crate::float::Float;
-use crate::nn::{Layer, LayerGrads, Mode};
+use crate::mode::Mode;
+use crate::nn::{Layer, LayerGrads};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 

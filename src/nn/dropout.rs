@@ -6,7 +6,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
-use crate::nn::{Layer, LayerGrads, Mode};
+use crate::mode::Mode;
+use crate::nn::{Layer, LayerGrads};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 
@@ -18,10 +19,11 @@ use crate::tensor::Tensor;
 /// y = x ⊙ m,   m_i = 0 with probability p, 1/(1 − p) otherwise
 /// ```
 ///
-/// [`forward`](Dropout::forward) is the training pass: it draws a mask and returns it with the
-/// output, for [`backward`](Dropout::backward). In evaluation dropout is the identity: do not
-/// call `forward` (PyTorch's `model.eval()`). With `p = 0`, `forward` returns the input
-/// unchanged and draws nothing from the generator.
+/// As a [`Layer`], it drops in [`Mode::Train`], with the mask drawn from the mode's seed alone,
+/// and passes its input through in [`Mode::Eval`] (PyTorch's `model.eval()`).
+/// [`forward_with_rng`](Dropout::forward_with_rng) draws the mask from a generator of your
+/// own instead, for [`backward_with_mask`](Dropout::backward_with_mask). With `p = 0` the
+/// input is returned unchanged and nothing is drawn.
 ///
 /// The layer has no parameters and no state; the mask is a value, so one layer can serve
 /// several threads.
@@ -34,11 +36,11 @@ use crate::tensor::Tensor;
 ///
 /// let dropout = DropoutConfig::new(0.5).init()?;
 /// let x = Tensor::<f32>::full(&[4, 8], 3.0);
-/// let (y, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(0));
+/// let (y, mask) = dropout.forward_with_rng(&x, &mut StdRng::seed_from_u64(0));
 /// assert!(y.as_slice().iter().all(|&v| v == 0.0 || v == 6.0));
 ///
 /// // dL/dx = dL/dy ⊙ m
-/// let dx = dropout.backward(&mask, &Tensor::full(&[4, 8], 1.0))?;
+/// let dx = dropout.backward_with_mask(&mask, &Tensor::full(&[4, 8], 1.0))?;
 /// assert_eq!(dx.as_slice(), mask.as_tensor().as_slice());
 /// # Ok::<(), recurrent::Error>(())
 /// ```
@@ -47,7 +49,7 @@ pub struct Dropout {
     p: f64,
 }
 
-/// The multipliers that one [`Dropout::forward`] call applied: `0` for a dropped element,
+/// The multipliers that one [`Dropout::forward_with_rng`] call applied: `0` for a dropped element,
 /// `1/(1 − p)` for a kept one, in the shape of the input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DropoutMask<T> {
@@ -117,13 +119,13 @@ impl Dropout {
     ///
     /// let dropout = DropoutConfig::new(0.3).init()?;
     /// let x = Tensor::<f64>::randn(&[5, 2, 4], &mut StdRng::seed_from_u64(1));
-    /// let (a, _) = dropout.forward(&x, &mut StdRng::seed_from_u64(7));
-    /// let (b, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(7));
+    /// let (a, _) = dropout.forward_with_rng(&x, &mut StdRng::seed_from_u64(7));
+    /// let (b, mask) = dropout.forward_with_rng(&x, &mut StdRng::seed_from_u64(7));
     /// assert_eq!(a, b);
     /// assert_eq!(mask.apply(&x)?, a);
     /// # Ok::<(), recurrent::Error>(())
     /// ```
-    pub fn forward<T: Float, R: Rng + ?Sized>(
+    pub fn forward_with_rng<T: Float, R: Rng + ?Sized>(
         &self,
         x: &Tensor<T>,
         rng: &mut R,
@@ -134,7 +136,7 @@ impl Dropout {
         (y, mask)
     }
 
-    /// The gradient of a loss with respect to the input of the [`forward`](Dropout::forward)
+    /// The gradient of a loss with respect to the input of the [`forward_with_rng`](Dropout::forward_with_rng)
     /// call that made `mask`: `dL/dx = d_output ⊙ mask`.
     ///
     /// # Errors
@@ -148,14 +150,14 @@ impl Dropout {
     /// use recurrent::{DropoutConfig, Tensor};
     ///
     /// let dropout = DropoutConfig::new(0.5).init()?;
-    /// let (_, mask) = dropout.forward(&Tensor::<f64>::zeros(&[2, 3]), &mut StdRng::seed_from_u64(0));
-    /// let dx = dropout.backward(&mask, &Tensor::full(&[2, 3], 0.5))?;
+    /// let (_, mask) = dropout.forward_with_rng(&Tensor::<f64>::zeros(&[2, 3]), &mut StdRng::seed_from_u64(0));
+    /// let dx = dropout.backward_with_mask(&mask, &Tensor::full(&[2, 3], 0.5))?;
     /// assert!(dx.as_slice().iter().all(|&g| g == 0.0 || g == 1.0));
-    /// let e = dropout.backward(&mask, &Tensor::zeros(&[3, 2])).unwrap_err();
+    /// let e = dropout.backward_with_mask(&mask, &Tensor::zeros(&[3, 2])).unwrap_err();
     /// assert_eq!(e.to_string(), "shape mismatch in dropout d_output: expected [2, 3], got [3, 2]");
     /// # Ok::<(), recurrent::Error>(())
     /// ```
-    pub fn backward<T: Float>(
+    pub fn backward_with_mask<T: Float>(
         &self,
         mask: &DropoutMask<T>,
         d_output: &Tensor<T>,
@@ -200,7 +202,7 @@ impl<T: Float> DropoutMask<T> {
 }
 
 /// `Dropout` as a [`Layer`]: in training mode the mask is drawn from the mode's seed alone
-/// (a `StdRng` seeded with it, one `f64` per element as [`Dropout::forward`] draws); in
+/// (a `StdRng` seeded with it, one `f64` per element as [`Dropout::forward_with_rng`] draws); in
 /// evaluation mode the input passes through and nothing is drawn.
 impl<T: Float> Layer<T> for Dropout {
     type Input = Tensor<T>;
@@ -213,7 +215,8 @@ impl<T: Float> Layer<T> for Dropout {
     fn forward(&self, input: &Tensor<T>, mode: Mode) -> Result<(Tensor<T>, Self::Trace)> {
         match mode {
             Mode::Train { seed } if self.p > 0.0 => {
-                let (y, mask) = Dropout::forward(self, input, &mut StdRng::seed_from_u64(seed));
+                let (y, mask) =
+                    Dropout::forward_with_rng(self, input, &mut StdRng::seed_from_u64(seed));
                 Ok((y, Some(mask)))
             }
             _ => Ok((input.clone(), None)),
@@ -226,7 +229,7 @@ impl<T: Float> Layer<T> for Dropout {
         d_output: &Tensor<T>,
     ) -> Result<LayerGrads<T, Tensor<T>>> {
         let input = match mask {
-            Some(mask) => Dropout::backward(self, mask, d_output)?,
+            Some(mask) => Dropout::backward_with_mask(self, mask, d_output)?,
             None => d_output.clone(),
         };
         Ok(LayerGrads {
@@ -294,7 +297,7 @@ mod tests {
     fn kept_elements_are_scaled_by_one_over_one_minus_p() {
         let dropout = DropoutConfig::new(0.25).init().unwrap();
         let x = Tensor::<f64>::full(&[100, 40], 3.0);
-        let (y, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(3));
+        let (y, mask) = dropout.forward_with_rng(&x, &mut StdRng::seed_from_u64(3));
         let kept = y.as_slice().iter().filter(|&&v| v != 0.0).count();
         assert!(y.as_slice().iter().all(|&v| v == 0.0 || v == 4.0));
         // 3000 expected of 4000; a binomial with σ ≈ 27
@@ -310,7 +313,7 @@ mod tests {
         let (y, mask) = DropoutConfig::new(0.0)
             .init()
             .unwrap()
-            .forward(&x, &mut rng);
+            .forward_with_rng(&x, &mut rng);
         assert_eq!(y, x);
         assert!(mask.as_tensor().as_slice().iter().all(|&m| m == 1.0));
         assert_eq!(
@@ -323,9 +326,9 @@ mod tests {
     fn backward_is_the_mask() {
         let dropout = DropoutConfig::new(0.5).init().unwrap();
         let x = Tensor::<f64>::randn(&[2, 3, 4], &mut StdRng::seed_from_u64(0));
-        let (_, mask) = dropout.forward(&x, &mut StdRng::seed_from_u64(1));
+        let (_, mask) = dropout.forward_with_rng(&x, &mut StdRng::seed_from_u64(1));
         let g = Tensor::randn(&[2, 3, 4], &mut StdRng::seed_from_u64(2));
-        let dx = dropout.backward(&mask, &g).unwrap();
+        let dx = dropout.backward_with_mask(&mask, &g).unwrap();
         for ((&d, &gi), &m) in dx
             .as_slice()
             .iter()
@@ -335,7 +338,7 @@ mod tests {
             assert_eq!(d, gi * m);
         }
         let e = dropout
-            .backward(&mask, &Tensor::zeros(&[2, 4, 3]))
+            .backward_with_mask(&mask, &Tensor::zeros(&[2, 4, 3]))
             .unwrap_err();
         assert_eq!(
             e.to_string(),

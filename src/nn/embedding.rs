@@ -8,7 +8,8 @@ use rand::{Rng, SeedableRng};
 use crate::data::TokenBatch;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
-use crate::nn::{Layer, LayerGrads, Mode, Sequence};
+use crate::mode::Mode;
+use crate::nn::{Layer, LayerGrads, Sequence};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::{Shape, Tensor};
 
@@ -20,26 +21,30 @@ use crate::tensor::{Shape, Tensor};
 /// variable-length batches); [`EmbeddingConfig::with_padding_idx`] also zeroes it, as PyTorch
 /// does when it creates the layer.
 ///
+/// As a [`Layer`] it reads a [`TokenBatch`] (time-major ids with their lengths) and returns a
+/// [`Sequence`] of their vectors with the same lengths.
+///
 /// # Shapes
 ///
-/// - ids: a flat `&[usize]` laid out as `dims`, for example `(T, B)` time-major
-/// - output: `dims ++ [embedding_dim]`, for example `(T, B, embedding_dim)`
+/// - input: a [`TokenBatch`] `(T, B)`
+/// - output: a [`Sequence`] `(T, B, embedding_dim)`
 ///
 /// # Examples
 ///
 /// ```
-/// use recurrent::{EmbeddingConfig, Parameters};
+/// use recurrent::{EmbeddingConfig, Layer, Mode, Parameters, TokenBatch};
 ///
 /// let emb = EmbeddingConfig::new(100, 8).with_padding_idx(Some(0)).init_seeded::<f32>(0)?;
-/// // two sequences of three tokens, time-major (T, B) = (3, 2); the second is padded with 0
-/// let ids = [5, 7, 9, 0, 5, 0];
-/// let x = emb.forward(&ids, &[3, 2])?;
-/// assert_eq!(x.shape(), &[3, 2, 8]);
-/// assert_eq!(x.as_slice()[..8], x.as_slice()[32..40]); // token 5 twice
-/// assert!(x.as_slice()[24..32].iter().all(|&v| v == 0.0)); // padding
+/// // two sequences of three and two tokens, time-major (T, B) = (3, 2), padded with 0
+/// let tokens = TokenBatch::new(vec![5, 7, 9, 5, 0, 0], 3, 2, Some(vec![3, 2]))?;
+/// let (x, trace) = emb.forward(&tokens, Mode::Eval)?;
+/// let data = x.data().as_slice();
+/// assert_eq!(x.data().shape(), &[3, 2, 8]);
+/// assert_eq!(data[..8], data[24..32]); // token 5 twice
+/// assert!(data[40..48].iter().all(|&v| v == 0.0)); // padding
 ///
-/// let grads = emb.backward(&ids, &x.map(|_| 1.0))?;
-/// let d_weight = grads.get("weight").unwrap();
+/// let grads = emb.backward(&trace, &x.data().map(|_| 1.0))?;
+/// let d_weight = grads.params.get("weight").unwrap();
 /// assert_eq!(d_weight.as_slice()[5 * 8], 2.0); // token 5 occurs twice
 /// assert!(d_weight.as_slice()[..8].iter().all(|&v| v == 0.0)); // padding gets no gradient
 /// assert_eq!(emb.param_names(), ["weight"]);
@@ -210,36 +215,8 @@ impl<T: Float> Embedding<T> {
         self.padding_idx
     }
 
-    /// Looks up every id: the output holds row `ids[k]` of the table at position `k` of
-    /// `dims`.
-    ///
-    /// # Shapes
-    ///
-    /// - `ids`: `product(dims)` ids, row-major in `dims`; `dims` has at most two axes
-    /// - output: `dims ++ [embedding_dim]`
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidRank`] if `dims` has more than two axes (the output would have more
-    /// than three); [`Error::DataLength`] if `ids.len()` is not the product of `dims`;
-    /// [`Error::IndexOutOfRange`], naming the id, if an id is not below `num_embeddings`;
-    /// [`Error::RankMismatch`] naming the weight if it is not a matrix (possible only after
-    /// [`visit_params_mut`](Parameters::visit_params_mut) replaced it).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use recurrent::EmbeddingConfig;
-    ///
-    /// let emb = EmbeddingConfig::new(10, 4).init_seeded::<f32>(0)?;
-    /// assert_eq!(emb.forward(&[1, 2, 3], &[3])?.shape(), &[3, 4]);
-    /// let e = emb.forward(&[1, 2, 3], &[2, 2]).unwrap_err();
-    /// assert_eq!(e.to_string(), "data length mismatch: shape [2, 2] needs 4 values, got 3");
-    /// let e = emb.forward(&[1, 12], &[2]).unwrap_err();
-    /// assert_eq!(e.to_string(), "index out of range in embedding lookup: 12 is not in 0..10");
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn forward(&self, ids: &[usize], dims: &[usize]) -> Result<Tensor<T>> {
+    /// The rows of `ids`, shaped `(dims…, embedding_dim)`; see [`Layer::infer`](#method.infer).
+    fn lookup(&self, ids: &[usize], dims: &[usize]) -> Result<Tensor<T>> {
         self.check_weight()?;
         if dims.len() > 2 {
             return Err(Error::InvalidRank {
@@ -265,38 +242,8 @@ impl<T: Float> Embedding<T> {
         Tensor::from_vec(data, &out_dims)
     }
 
-    /// The gradient of a loss with respect to the table, given `d_output = dL/d(output)` for
-    /// the ids that [`forward`](Embedding::forward) looked up: row `i` is the sum of the rows
-    /// of `d_output` at the positions where id `i` occurs (a scatter-add), and zero for the
-    /// padding row. The result is named `weight`.
-    ///
-    /// # Shapes
-    ///
-    /// - `d_output`: `(…, embedding_dim)` with one leading position per id, for example the
-    ///   output's shape `dims ++ [embedding_dim]`
-    ///
-    /// # Errors
-    ///
-    /// [`Error::IndexOutOfRange`] if an id is not below `num_embeddings`;
-    /// [`Error::ShapeMismatch`] if `d_output` does not hold one `embedding_dim` row per id,
-    /// naming the expected and the actual shape; [`Error::RankMismatch`] naming the weight if
-    /// it is not a matrix, as for [`forward`](Embedding::forward).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use recurrent::{Embedding, Tensor};
-    ///
-    /// let emb = Embedding::from_weight(Tensor::<f64>::zeros(&[3, 2]), None)?;
-    /// let d_out = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
-    /// let grads = emb.backward(&[1, 1], &d_out)?;
-    /// assert_eq!(grads.get("weight").unwrap().as_slice(), &[0.0, 0.0, 4.0, 6.0, 0.0, 0.0]);
-    ///
-    /// let e = emb.backward(&[1, 1, 2], &d_out).unwrap_err();
-    /// assert_eq!(e.to_string(), "shape mismatch in embedding d_output: expected [3, 2], got [2, 2]");
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn backward(&self, ids: &[usize], d_output: &Tensor<T>) -> Result<NamedTensors<T>> {
+    /// The weight's gradient for the lookup of `ids`; see [`Layer::backward`](#method.backward).
+    fn weight_gradient(&self, ids: &[usize], d_output: &Tensor<T>) -> Result<NamedTensors<T>> {
         self.check_weight()?;
         self.check_ids(ids)?;
         let dim = self.embedding_dim();
@@ -388,10 +335,20 @@ impl<T: Float> Layer<T> for Embedding<T> {
     type OutputGrad = Tensor<T>;
     type Trace = TokenBatch;
 
+    /// Looks up every token; keeps the tokens for the backward pass. See
+    /// [`infer`](#method.infer).
     fn forward(&self, tokens: &TokenBatch, _mode: Mode) -> Result<(Sequence<T>, TokenBatch)> {
         Ok((self.infer(tokens)?, tokens.clone()))
     }
 
+    /// The gradient of the table, `weight`: row `i` is the sum of the rows of `d_output`
+    /// `(T, B, embedding_dim)` at the valid steps holding token `i` (a scatter-add), and zero
+    /// for the padding row.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if `d_output` is not `(T, B, embedding_dim)`, naming both
+    /// shapes; [`Error::IndexOutOfRange`] if a token is not below `num_embeddings`.
     fn backward(&self, tokens: &TokenBatch, d_output: &Tensor<T>) -> Result<LayerGrads<T, ()>> {
         let (t_n, b_n, dim) = (tokens.steps(), tokens.batch_size(), self.embedding_dim());
         check_shape(
@@ -400,7 +357,7 @@ impl<T: Float> Layer<T> for Embedding<T> {
             d_output.raw_shape(),
         )?;
         let params = match tokens.lengths() {
-            None => Embedding::backward(self, tokens.ids(), d_output)?,
+            None => self.weight_gradient(tokens.ids(), d_output)?,
             Some(lengths) => {
                 let mut d = d_output.clone();
                 for (row, values) in d.as_mut_slice().chunks_mut(dim.max(1)).enumerate() {
@@ -408,15 +365,35 @@ impl<T: Float> Layer<T> for Embedding<T> {
                         values.iter_mut().for_each(|v| *v = T::zero());
                     }
                 }
-                Embedding::backward(self, tokens.ids(), &d)?
+                self.weight_gradient(tokens.ids(), &d)?
             }
         };
         Ok(LayerGrads { input: (), params })
     }
 
+    /// The vector of every token, `(T, B, embedding_dim)`, with the batch's lengths.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IndexOutOfRange`], naming the token, if it is not below `num_embeddings`;
+    /// [`Error::RankMismatch`] naming the weight if it is not a matrix (possible only after
+    /// [`visit_params_mut`](Parameters::visit_params_mut) replaced it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{EmbeddingConfig, Layer, TokenBatch};
+    ///
+    /// let emb = EmbeddingConfig::new(10, 4).init_seeded::<f32>(0)?;
+    /// let tokens = TokenBatch::new(vec![1, 2, 3], 3, 1, None)?;
+    /// assert_eq!(emb.infer(&tokens)?.data().shape(), &[3, 1, 4]);
+    /// let e = emb.infer(&TokenBatch::new(vec![1, 12], 2, 1, None)?).unwrap_err();
+    /// assert_eq!(e.to_string(), "index out of range in embedding lookup: 12 is not in 0..10");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
     fn infer(&self, tokens: &TokenBatch) -> Result<Sequence<T>> {
         let dims = [tokens.steps(), tokens.batch_size()];
-        let data = Embedding::forward(self, tokens.ids(), &dims)?;
+        let data = self.lookup(tokens.ids(), &dims)?;
         Sequence::new(data, tokens.lengths().map(<[usize]>::to_vec))
     }
 }
@@ -448,11 +425,11 @@ mod tests {
     #[test]
     fn lookup_and_scatter_add_by_hand() {
         let emb = table();
-        let y = emb.forward(&[2, 0, 2], &[3]).unwrap();
+        let y = emb.lookup(&[2, 0, 2], &[3]).unwrap();
         assert_eq!(y.shape(), &[3, 2]);
         assert_eq!(y.as_slice(), &[4.0, 5.0, 0.0, 1.0, 4.0, 5.0]);
         let d_out = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]).unwrap();
-        let grads = emb.backward(&[2, 0, 2], &d_out).unwrap();
+        let grads = emb.weight_gradient(&[2, 0, 2], &d_out).unwrap();
         assert_eq!(grads.len(), 1);
         assert_eq!(
             grads.get("weight").unwrap().as_slice(),
@@ -470,14 +447,14 @@ mod tests {
         expected.as_mut_slice()[2..4].fill(0.0);
         assert_eq!(emb.weight(), &expected);
         let d_out = Tensor::full(&[2, 2, 2], 1.0);
-        let grads = emb.backward(&[1, 1, 0, 1], &d_out).unwrap();
+        let grads = emb.weight_gradient(&[1, 1, 0, 1], &d_out).unwrap();
         assert_eq!(
             grads.get("weight").unwrap().as_slice(),
             &[1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
         );
         // from_weight keeps the padding row as given
         let kept = Embedding::from_weight(table().weight().clone(), Some(1)).unwrap();
-        assert_eq!(kept.forward(&[1], &[]).unwrap().as_slice(), &[2.0, 3.0]);
+        assert_eq!(kept.lookup(&[1], &[]).unwrap().as_slice(), &[2.0, 3.0]);
     }
 
     #[test]
@@ -485,7 +462,7 @@ mod tests {
         let emb = EmbeddingConfig::new(7, 3)
             .init::<f32>(&mut StdRng::seed_from_u64(0))
             .unwrap();
-        let y = emb.forward(&[0, 1, 2, 3, 4, 5], &[3, 2]).unwrap();
+        let y = emb.lookup(&[0, 1, 2, 3, 4, 5], &[3, 2]).unwrap();
         assert_eq!(y.shape(), &[3, 2, 3]);
         assert_eq!(&y.as_slice()[9..12], &emb.weight().as_slice()[9..12]);
         assert_eq!(
@@ -498,7 +475,7 @@ mod tests {
     fn bad_ids_and_shapes_are_errors() {
         let emb = table();
         assert_eq!(
-            emb.forward(&[0, 3], &[2]).unwrap_err(),
+            emb.lookup(&[0, 3], &[2]).unwrap_err(),
             Error::IndexOutOfRange {
                 op: "embedding lookup",
                 index: 3,
@@ -506,15 +483,15 @@ mod tests {
             }
         );
         assert!(matches!(
-            emb.backward(&[5], &Tensor::zeros(&[1, 2])),
+            emb.weight_gradient(&[5], &Tensor::zeros(&[1, 2])),
             Err(Error::IndexOutOfRange { index: 5, .. })
         ));
         assert_eq!(
-            emb.forward(&[0; 8], &[2, 2, 2]).unwrap_err(),
+            emb.lookup(&[0; 8], &[2, 2, 2]).unwrap_err(),
             Error::InvalidRank { rank: 4 }
         );
         let e = emb
-            .backward(&[0, 1], &Tensor::zeros(&[1, 2, 3]))
+            .weight_gradient(&[0, 1], &Tensor::zeros(&[1, 2, 3]))
             .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -585,9 +562,11 @@ mod tests {
             let mut emb = table();
             let mut replacement = Some(replacement);
             emb.visit_params_mut(&mut |_, p| *p = replacement.take().unwrap());
-            let e = emb.forward(&[0, 2], &[2]).unwrap_err();
+            let e = emb.lookup(&[0, 2], &[2]).unwrap_err();
             assert_eq!(e.to_string(), message);
-            let e = emb.backward(&[0, 2], &Tensor::zeros(&[2, 2])).unwrap_err();
+            let e = emb
+                .weight_gradient(&[0, 2], &Tensor::zeros(&[2, 2]))
+                .unwrap_err();
             assert_eq!(e.to_string(), message);
         }
     }

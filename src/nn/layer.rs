@@ -3,7 +3,8 @@
 
 use crate::error::Result;
 use crate::float::Float;
-use crate::nn::{Chain, Mode, Named};
+use crate::mode::Mode;
+use crate::nn::{Chain, Named};
 use crate::params::{NamedTensors, Parameters};
 
 /// What a [`Layer`]'s backward pass returns: the gradient of the loss with respect to the

@@ -8,7 +8,8 @@ use rand::{Rng, SeedableRng};
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
-use crate::nn::{Layer, LayerGrads, Mode};
+use crate::mode::Mode;
+use crate::nn::{Layer, LayerGrads};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::{Shape, Tensor};
 
@@ -32,12 +33,12 @@ use crate::tensor::{Shape, Tensor};
 ///
 /// ```
 /// use recurrent::rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{LinearConfig, Parameters, Tensor};
+/// use recurrent::{Layer, LinearConfig, Parameters, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let fc = LinearConfig::new(16, 4).init::<f32>(&mut rng)?;
 /// let h = Tensor::randn(&[20, 8, 16], &mut rng); // (T, B, H) from a recurrent layer
-/// let y = fc.forward(&h)?;
+/// let y = fc.infer(&h)?;
 /// assert_eq!(y.shape(), &[20, 8, 4]);
 ///
 /// let grads = fc.backward(&h, &y.map(|_| 1.0))?; // d(sum y)
@@ -50,15 +51,6 @@ use crate::tensor::{Shape, Tensor};
 pub struct Linear<T> {
     weight: Tensor<T>,
     bias: Option<Tensor<T>>,
-}
-
-/// The gradients of a loss with respect to what a [`Linear`] layer reads.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinearGrads<T> {
-    /// `dL/dx`, the shape of the input.
-    pub input: Tensor<T>,
-    /// `dL/d(weight)` and, if the layer has one, `dL/d(bias)`, under those names.
-    pub params: NamedTensors<T>,
 }
 
 /// Configuration of a [`Linear`] layer: `LinearConfig::new(in_features, out_features)`, then
@@ -175,7 +167,7 @@ impl<T: Float> Linear<T> {
     ///
     /// let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
     /// let fc = Linear::from_params(w.clone(), Some(Tensor::from_vec(vec![0.5, -0.5], &[2])?))?;
-    /// let y = fc.forward(&Tensor::from_vec(vec![1.0, 0.0, -1.0], &[1, 3])?)?;
+    /// let y = fc.infer(&Tensor::from_vec(vec![1.0, 0.0, -1.0], &[1, 3])?)?;
     /// assert_eq!(y.as_slice(), &[-1.5, -2.5]);
     ///
     /// let e = Linear::from_params(w, Some(Tensor::zeros(&[3]))).unwrap_err();
@@ -213,33 +205,8 @@ impl<T: Float> Linear<T> {
         self.weight.shape()[0]
     }
 
-    /// `y = x·Wᵀ + b` over the last axis of `x`, as one matrix product over all rows.
-    ///
-    /// # Shapes
-    ///
-    /// - `x`: `(…, in_features)`, rank 1 to 3
-    /// - output: `(…, out_features)`
-    ///
-    /// # Errors
-    ///
-    /// [`Error::ShapeMismatch`] if the last axis of `x` is not `in_features`, naming the shape
-    /// `x` should have and the one it has; [`Error::RankMismatch`] naming the weight if it is
-    /// not a matrix, or [`Error::ShapeMismatch`] naming the bias if it does not have one entry
-    /// per output feature (possible only after
-    /// [`visit_params_mut`](Parameters::visit_params_mut) replaced them).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use recurrent::{LinearConfig, Tensor};
-    ///
-    /// let fc = LinearConfig::new(3, 2).init_seeded::<f64>(0)?;
-    /// assert_eq!(fc.forward(&Tensor::zeros(&[5, 3]))?.shape(), &[5, 2]);
-    /// let e = fc.forward(&Tensor::zeros(&[4, 5, 2])).unwrap_err();
-    /// assert_eq!(e.to_string(), "shape mismatch in linear input: expected [4, 5, 3], got [4, 5, 2]");
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+    /// `y = x·Wᵀ + b`; see [`Layer::infer`](#method.infer).
+    fn apply(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         self.check_params()?;
         self.check_input(x)?;
         let rows: usize = leading(x.shape()).iter().product();
@@ -265,38 +232,8 @@ impl<T: Float> Linear<T> {
         Ok(y)
     }
 
-    /// The gradients of a loss given `d_output = dL/dy` for the input `x` that
-    /// [`forward`](Linear::forward) read: `dL/dx = dY·W`, `dL/dW = dYᵀ·X` and `dL/db`, the sum
-    /// of `dY` over all rows. Each product is one GEMM over all rows.
-    ///
-    /// # Shapes
-    ///
-    /// - `x`: `(…, in_features)`, as given to `forward`
-    /// - `d_output`: `(…, out_features)`, the shape of the output
-    ///
-    /// # Errors
-    ///
-    /// [`Error::ShapeMismatch`] if `x` is not a valid input or `d_output` does not have the
-    /// output's shape, naming the expected and the actual shape; the parameter errors of
-    /// [`forward`](Linear::forward).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use recurrent::{Linear, Tensor};
-    ///
-    /// let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
-    /// let fc = Linear::from_params(w, None)?;
-    /// let x = Tensor::from_vec(vec![1.0, -1.0], &[1, 2])?;
-    /// let grads = fc.backward(&x, &Tensor::from_vec(vec![1.0, 0.0], &[1, 2])?)?;
-    /// assert_eq!(grads.input.as_slice(), &[1.0, 2.0]); // the first row of W
-    /// assert_eq!(grads.params.get("weight").unwrap().as_slice(), &[1.0, -1.0, 0.0, 0.0]);
-    ///
-    /// let e = fc.backward(&x, &Tensor::zeros(&[1, 3])).unwrap_err();
-    /// assert_eq!(e.to_string(), "shape mismatch in linear d_output: expected [1, 2], got [1, 3]");
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn backward(&self, x: &Tensor<T>, d_output: &Tensor<T>) -> Result<LinearGrads<T>> {
+    /// The gradients of `y = x·Wᵀ + b`; see [`Layer::backward`](#method.backward).
+    fn gradients(&self, x: &Tensor<T>, d_output: &Tensor<T>) -> Result<LayerGrads<T, Tensor<T>>> {
         self.check_params()?;
         self.check_input(x)?;
         let (input, out) = (self.in_features(), self.out_features());
@@ -337,7 +274,7 @@ impl<T: Float> Linear<T> {
             }
             params.push("bias", d_bias);
         }
-        Ok(LinearGrads {
+        Ok(LayerGrads {
             input: d_input,
             params,
         })
@@ -408,26 +345,77 @@ impl<T: Float> Layer<T> for Linear<T> {
     type Output = Tensor<T>;
     type InputGrad = Tensor<T>;
     type OutputGrad = Tensor<T>;
+    /// The input, which the gradients of the weight need.
     type Trace = Tensor<T>;
 
+    /// `y = x·Wᵀ + b`, and `x` for the backward pass; see [`infer`](#method.infer).
     fn forward(&self, input: &Tensor<T>, _mode: Mode) -> Result<(Tensor<T>, Tensor<T>)> {
-        Ok((Linear::forward(self, input)?, input.clone()))
+        Ok((self.apply(input)?, input.clone()))
     }
 
-    fn backward(
-        &self,
-        input: &Tensor<T>,
-        d_output: &Tensor<T>,
-    ) -> Result<LayerGrads<T, Tensor<T>>> {
-        let g = Linear::backward(self, input, d_output)?;
-        Ok(LayerGrads {
-            input: g.input,
-            params: g.params,
-        })
+    /// The gradients of a loss given `d_output = dL/dy` for the input `x` that
+    /// [`forward`](Layer::forward) read: `dL/dx = dY·W`, `dL/dW = dYᵀ·X` and `dL/db`, the sum
+    /// of `dY` over all rows. Each product is one GEMM over all rows.
+    ///
+    /// # Shapes
+    ///
+    /// - `x`: `(…, in_features)`, as given to `forward`
+    /// - `d_output`: `(…, out_features)`, the shape of the output
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if `x` is not a valid input or `d_output` does not have the
+    /// output's shape, naming the expected and the actual shape; the parameter errors of
+    /// [`forward`](Layer::forward).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{Layer, Linear, Tensor};
+    ///
+    /// let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// let fc = Linear::from_params(w, None)?;
+    /// let x = Tensor::from_vec(vec![1.0, -1.0], &[1, 2])?;
+    /// let grads = fc.backward(&x, &Tensor::from_vec(vec![1.0, 0.0], &[1, 2])?)?;
+    /// assert_eq!(grads.input.as_slice(), &[1.0, 2.0]); // the first row of W
+    /// assert_eq!(grads.params.get("weight").unwrap().as_slice(), &[1.0, -1.0, 0.0, 0.0]);
+    ///
+    /// let e = fc.backward(&x, &Tensor::zeros(&[1, 3])).unwrap_err();
+    /// assert_eq!(e.to_string(), "shape mismatch in linear d_output: expected [1, 2], got [1, 3]");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    fn backward(&self, x: &Tensor<T>, d_output: &Tensor<T>) -> Result<LayerGrads<T, Tensor<T>>> {
+        self.gradients(x, d_output)
     }
 
-    fn infer(&self, input: &Tensor<T>) -> Result<Tensor<T>> {
-        Linear::forward(self, input)
+    /// `y = x·Wᵀ + b` over the last axis of `x`, as one matrix product over all rows.
+    ///
+    /// # Shapes
+    ///
+    /// - `x`: `(…, in_features)`, rank 1 to 3
+    /// - output: `(…, out_features)`
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the last axis of `x` is not `in_features`, naming the shape
+    /// `x` should have and the one it has; [`Error::RankMismatch`] naming the weight if it is
+    /// not a matrix, or [`Error::ShapeMismatch`] naming the bias if it does not have one entry
+    /// per output feature (possible only after
+    /// [`visit_params_mut`](Parameters::visit_params_mut) replaced them).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::{Layer, LinearConfig, Tensor};
+    ///
+    /// let fc = LinearConfig::new(3, 2).init_seeded::<f64>(0)?;
+    /// assert_eq!(fc.infer(&Tensor::zeros(&[5, 3]))?.shape(), &[5, 2]);
+    /// let e = fc.infer(&Tensor::zeros(&[4, 5, 2])).unwrap_err();
+    /// assert_eq!(e.to_string(), "shape mismatch in linear input: expected [4, 5, 3], got [4, 5, 2]");
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    fn infer(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        self.apply(x)
     }
 }
 
@@ -472,7 +460,7 @@ mod tests {
         )
         .unwrap();
         let x = t(&[1.0, 2.0, 3.0, -1.0, 0.0, 2.0], &[2, 3]);
-        let y = fc.forward(&x).unwrap();
+        let y = fc.infer(&x).unwrap();
         assert_eq!(y.shape(), &[2, 2]);
         assert_close(y.as_slice(), &[1.41, -1.22, 0.51, -0.82], TOL);
 
@@ -501,11 +489,11 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let fc = LinearConfig::new(3, 4).init::<f64>(&mut rng).unwrap();
         let x = Tensor::randn(&[2, 5, 3], &mut rng);
-        let y = fc.forward(&x).unwrap();
+        let y = fc.infer(&x).unwrap();
         assert_eq!(y.shape(), &[2, 5, 4]);
-        let flat = fc.forward(&x.clone().reshape(&[10, 3]).unwrap()).unwrap();
+        let flat = fc.infer(&x.clone().reshape(&[10, 3]).unwrap()).unwrap();
         assert_eq!(flat.as_slice(), y.as_slice());
-        let row = fc.forward(&t(&x.as_slice()[3..6], &[3])).unwrap();
+        let row = fc.infer(&t(&x.as_slice()[3..6], &[3])).unwrap();
         assert_eq!(row.shape(), &[4]);
         assert_close(row.as_slice(), &y.as_slice()[4..8], TOL);
     }
@@ -529,14 +517,14 @@ mod tests {
             .init::<f32>(&mut StdRng::seed_from_u64(0))
             .unwrap();
         assert_eq!(empty.bias().unwrap().as_slice(), &[0.0, 0.0]);
-        let y = empty.forward(&Tensor::zeros(&[3, 0])).unwrap();
+        let y = empty.infer(&Tensor::zeros(&[3, 0])).unwrap();
         assert_eq!(y.as_slice(), &[0.0; 6]);
         let grads = empty.backward(&Tensor::zeros(&[3, 0]), &y).unwrap();
         assert_eq!(grads.input.shape(), &[3, 0]);
         let none_out = LinearConfig::new(3, 0)
             .init::<f32>(&mut StdRng::seed_from_u64(0))
             .unwrap();
-        let y = none_out.forward(&Tensor::zeros(&[2, 3])).unwrap();
+        let y = none_out.infer(&Tensor::zeros(&[2, 3])).unwrap();
         assert_eq!(y.shape(), &[2, 0]);
         let grads = none_out.backward(&Tensor::zeros(&[2, 3]), &y).unwrap();
         assert_eq!(grads.input.as_slice(), &[0.0; 6]);
@@ -547,7 +535,7 @@ mod tests {
         let fc = LinearConfig::new(3, 2)
             .init::<f64>(&mut StdRng::seed_from_u64(0))
             .unwrap();
-        let e = fc.forward(&Tensor::zeros(&[4, 2])).unwrap_err();
+        let e = fc.infer(&Tensor::zeros(&[4, 2])).unwrap_err();
         assert_eq!(
             e.to_string(),
             "shape mismatch in linear input: expected [4, 3], got [4, 2]"
@@ -684,7 +672,7 @@ mod tests {
                     *p = replacement.take().unwrap();
                 }
             });
-            assert_eq!(fc.forward(&x).unwrap_err().to_string(), message);
+            assert_eq!(fc.infer(&x).unwrap_err().to_string(), message);
             assert_eq!(fc.backward(&x, &d_y).unwrap_err().to_string(), message);
         }
     }

@@ -23,13 +23,13 @@
 //! let ids = [3, 7, 1, 9, 4, 4, 2, 8];
 //! let next = [1, 9, 4, 4, 2, 8, 6, 0];
 //! let x = embedding.forward(&ids, &[4, 2])?; // (T, B, 8)
-//! let out = lstm.forward(&x, None, None)?; // (T, B, 16)
-//! let logits = head.forward(&out.output)?; // (T, B, 50)
+//! let out = lstm.forward_with_state(&x, None, None, Mode::Eval)?; // (T, B, 16)
+//! let logits = head.infer(&out.output)?; // (T, B, 50)
 //! let loss = cross_entropy_with_logits(&logits.reshape(&[8, 50])?, &next)?;
 //!
 //! let d_logits = loss.grad.reshape(&[4, 2, 50])?;
 //! let head_grads = head.backward(&out.output, &d_logits)?;
-//! let lstm_grads = lstm.backward(&out.trace, Some(&head_grads.input), None)?;
+//! let lstm_grads = lstm.backward_with_state(&out.trace, Some(&head_grads.input), None)?;
 //! let embedding_grads = embedding.backward(&ids, &lstm_grads.input)?;
 //! assert!(loss.value > 0.0);
 //! assert_eq!(head_grads.params.get("weight").unwrap().shape(), &[50, 16]);
@@ -43,7 +43,6 @@ mod embedding;
 mod layer;
 mod linear;
 mod loss;
-mod mode;
 mod model;
 mod pooling;
 mod recurrent_layer;
@@ -55,12 +54,11 @@ pub(crate) use dropout::{check_probability, dropout_scale};
 pub use dropout::{Dropout, DropoutConfig, DropoutMask};
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use layer::{Layer, LayerGrads};
-pub use linear::{Linear, LinearConfig, LinearGrads};
+pub use linear::{Linear, LinearConfig};
 pub use loss::{
     binary_cross_entropy_with_logits, cross_entropy_with_logits, mse_loss, CrossEntropyLoss, Loss,
     PerPosition, Reduction,
 };
-pub use mode::Mode;
 pub use pooling::{LastHidden, LastStep, MaxPool, MeanPool, PoolTrace};
 pub use recurrent_layer::SequenceTrace;
 pub use sequence::Sequence;

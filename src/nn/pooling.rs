@@ -5,7 +5,8 @@ use core::fmt;
 
 use crate::error::{check_shape, Result};
 use crate::float::Float;
-use crate::nn::{Layer, LayerGrads, Mode, Sequence};
+use crate::mode::Mode;
+use crate::nn::{Layer, LayerGrads, Sequence};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 

@@ -4,7 +4,8 @@
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layer::SequenceLayer;
-use crate::nn::{Layer, LayerGrads, Mode, Sequence};
+use crate::mode::Mode;
+use crate::nn::{Layer, LayerGrads, Sequence};
 use crate::tensor::Tensor;
 
 /// What a sequence layer keeps for its [`Layer::backward`]: its own trace.
@@ -59,7 +60,7 @@ macro_rules! sequence_layer {
                 trace: &Self::Trace,
                 d_output: &Tensor<T>,
             ) -> Result<LayerGrads<T, Tensor<T>>> {
-                let grads = SequenceLayer::backward(self, &trace.inner, Some(d_output), None)?;
+                let grads = SequenceLayer::backward_with_state(self, &trace.inner, Some(d_output), None)?;
                 Ok(LayerGrads { input: grads.input, params: grads.params })
             }
         }
@@ -75,8 +76,7 @@ fn forward<T: Float, S: SequenceLayer<T>>(
     mode: Mode,
 ) -> Result<(Sequence<T>, SequenceTrace<S::Trace>)> {
     check_time_major(layer)?;
-    let _ = mode;
-    let out = SequenceLayer::forward(layer, input.data(), None, input.lengths())?;
+    let out = SequenceLayer::forward_with_state(layer, input.data(), None, input.lengths(), mode)?;
     let output = input
         .with_data(out.output)?
         .with_directions(layer.directions());

@@ -4,7 +4,8 @@ use core::fmt;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::nn::{Layer, LayerGrads, Mode, Sequence};
+use crate::mode::Mode;
+use crate::nn::{Layer, LayerGrads, Sequence};
 use crate::params::Parameters;
 use crate::tensor::Tensor;
 

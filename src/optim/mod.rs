@@ -55,8 +55,8 @@ use crate::params::{NamedTensors, Parameters};
 ///
 /// let x = Tensor::randn(&[5, 2, 3], &mut rng);
 /// let before = lstm.state_dict();
-/// let out = lstm.forward(&x, None, None)?;
-/// let grads = lstm.backward(&out.trace, Some(&out.output.map(|_| 1.0)), None)?;
+/// let out = lstm.forward_with_state(&x, None, None, Mode::Eval)?;
+/// let grads = lstm.backward_with_state(&out.trace, Some(&out.output.map(|_| 1.0)), None)?;
 /// adam.step(&mut lstm, &grads.params)?;
 /// assert_ne!(lstm.state_dict(), before);
 /// # Ok::<(), recurrent::Error>(())

@@ -16,6 +16,7 @@ pub use stream::NetworkStream;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::mode::Mode;
 use crate::params::Parameters;
 use crate::state::{State, StatePart};
 use crate::tensor::{checked_size, Tensor};
@@ -42,7 +43,7 @@ use config::Shared;
 /// let config = LstmConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
 /// let lstm: Lstm<f32> = config.init(&mut rng)?;
 /// let x = Tensor::randn(&[12, 4, 8], &mut rng);
-/// let out = lstm.forward(&x, None, Some(&[12, 9, 7, 2]))?;
+/// let out = lstm.forward_with_state(&x, None, Some(&[12, 9, 7, 2]), Mode::Eval)?;
 /// assert_eq!(out.output.shape(), &[12, 4, 32]);
 /// assert_eq!(out.state.h().shape(), &[4, 4, 16]);
 /// assert_eq!(lstm.param_names()[4..6], ["weight_ih_l0_reverse", "weight_hh_l0_reverse"]);
@@ -134,29 +135,6 @@ impl<C> Network<C> {
         Ok(Network { layers })
     }
 
-    /// The seed of the dropout masks; see [`Stacked::with_seed`]. Every training call draws
-    /// the same masks until the seed changes ([`Network::set_seed`]). Defaults to 0.
-    #[must_use = "returns a new network and does not modify self"]
-    pub fn with_seed(self, seed: u64) -> Self {
-        let layers = match self.layers {
-            Layers::Forward(s) => Layers::Forward(s.with_seed(seed)),
-            Layers::Bidirectional(s) => Layers::Bidirectional(s.with_seed(seed)),
-        };
-        Network { layers }
-    }
-
-    /// Sets the seed of the dropout masks, for example to the step number of a training loop;
-    /// see [`Stacked::set_seed`].
-    pub fn set_seed(&mut self, seed: u64) {
-        on_layers!(&mut self.layers, s => s.set_seed(seed));
-    }
-
-    /// Whether the network is in training mode (dropout active); see
-    /// [`SequenceLayer::set_training`]. Networks start in training mode, as in PyTorch.
-    pub fn is_training(&self) -> bool {
-        on_layers!(&self.layers, s => s.is_training())
-    }
-
     /// The cell of layer `layer` in `direction` (`None` past the last layer, or for
     /// [`Direction::Reverse`] in a unidirectional network).
     pub fn cell(&self, layer: usize, direction: Direction) -> Option<&C> {
@@ -198,39 +176,46 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Network<C> {
         on_layers!(&self.layers, s => s.batch_first())
     }
 
-    fn forward(
+    fn forward_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
+        mode: Mode,
     ) -> Result<SequenceOutput<T, Self::Trace>> {
         Ok(match &self.layers {
-            Layers::Forward(s) => with_trace(s.forward(input, initial, lengths)?, TraceOf::Forward),
-            Layers::Bidirectional(s) => {
-                with_trace(s.forward(input, initial, lengths)?, TraceOf::Bidirectional)
-            }
+            Layers::Forward(s) => with_trace(
+                s.forward_with_state(input, initial, lengths, mode)?,
+                TraceOf::Forward,
+            ),
+            Layers::Bidirectional(s) => with_trace(
+                s.forward_with_state(input, initial, lengths, mode)?,
+                TraceOf::Bidirectional,
+            ),
         })
     }
 
-    fn infer(
+    fn infer_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, ()>> {
-        on_layers!(&self.layers, s => s.infer(input, initial, lengths))
+        on_layers!(&self.layers, s => s.infer_with_state(input, initial, lengths))
     }
 
-    fn backward(
+    fn backward_with_state(
         &self,
         trace: &Self::Trace,
         d_output: Option<&Tensor<T>>,
         d_state: Option<&State<T>>,
     ) -> Result<SequenceGrads<T>> {
         match (&self.layers, &trace.inner) {
-            (Layers::Forward(s), TraceOf::Forward(t)) => s.backward(t, d_output, d_state),
+            (Layers::Forward(s), TraceOf::Forward(t)) => {
+                s.backward_with_state(t, d_output, d_state)
+            }
             (Layers::Bidirectional(s), TraceOf::Bidirectional(t)) => {
-                s.backward(t, d_output, d_state)
+                s.backward_with_state(t, d_output, d_state)
             }
             _ => Err(Error::TraceMismatch {
                 what: "number of directions",
@@ -247,42 +232,8 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Network<C> {
         on_layers!(&mut self.layers, s => SequenceLayer::<T>::set_position(s, layer, direction));
     }
 
-    fn set_training(&mut self, training: bool) {
-        on_layers!(&mut self.layers, s => SequenceLayer::<T>::set_training(s, training));
-    }
-
     fn release_buffers(&self) {
         on_layers!(&self.layers, s => SequenceLayer::<T>::release_buffers(s));
-    }
-}
-
-impl<C> Network<C> {
-    /// Like [`SequenceLayer::forward`], with the dropout masks drawn from `seed`; see
-    /// [`Stacked::forward_seeded`].
-    ///
-    /// # Errors
-    ///
-    /// As [`SequenceLayer::forward`].
-    pub fn forward_seeded<T: Float>(
-        &self,
-        input: &Tensor<T>,
-        initial: Option<&State<T>>,
-        lengths: Option<&[usize]>,
-        seed: u64,
-    ) -> Result<SequenceOutput<T, NetworkTrace<T>>>
-    where
-        C: Cell<T>,
-    {
-        Ok(match &self.layers {
-            Layers::Forward(s) => with_trace(
-                s.forward_seeded(input, initial, lengths, seed)?,
-                TraceOf::Forward,
-            ),
-            Layers::Bidirectional(s) => with_trace(
-                s.forward_seeded(input, initial, lengths, seed)?,
-                TraceOf::Bidirectional,
-            ),
-        })
     }
 }
 

@@ -51,7 +51,7 @@ impl<C> Network<C> {
     /// let mut rng = StdRng::seed_from_u64(1);
     /// let lstm: Lstm<f64> = LstmConfig::new(2, 3).with_num_layers(2).init(&mut rng)?;
     /// let x = Tensor::randn(&[5, 4, 2], &mut rng); // T = 5, B = 4
-    /// let whole = lstm.forward(&x, None, None)?;
+    /// let whole = lstm.forward_with_state(&x, None, None, Mode::Eval)?;
     /// let mut stream = lstm.stream(4, None)?;
     /// for t in 0..5 {
     ///     let x_t = Tensor::from_vec(x.as_slice()[8 * t..8 * (t + 1)].to_vec(), &[4, 2])?;

@@ -337,6 +337,8 @@ fn run_steps<T: Float, C: Cell<T>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::SequenceLayer;
+    use crate::mode::Mode;
 
     /// No chunk has a single row unless the whole call has one.
     #[test]
@@ -368,16 +370,21 @@ mod tests {
         let lstm = Recurrent::new(
             LstmCellConfig::new(3, 4)
                 .with_proj_size(2)
-                .init::<f32>(rng).unwrap(),
+                .init::<f32>(rng)
+                .unwrap(),
         );
-        let gru =
-            Recurrent::new(GruCellConfig::new(3, 4).init::<f64>(rng).unwrap()).with_batch_first(true);
+        let gru = Recurrent::new(GruCellConfig::new(3, 4).init::<f64>(rng).unwrap())
+            .with_batch_first(true);
         for (batch, lengths) in [(1, None), (1, Some(vec![7])), (3, Some(vec![7, 2, 5]))] {
             let lengths = lengths.as_deref();
             let x = Tensor::randn(&[7, batch, 3], rng);
-            let full = lstm.forward(&x, None, lengths).unwrap();
+            let full = lstm
+                .forward_with_state(&x, None, lengths, Mode::Eval)
+                .unwrap();
             let xb = Tensor::randn(&[batch, 7, 3], rng);
-            let full_b = gru.forward(&xb, None, lengths).unwrap();
+            let full_b = gru
+                .forward_with_state(&xb, None, lengths, Mode::Eval)
+                .unwrap();
             for steps in 1..=8 {
                 let plan = lstm.plan(&x, None, lengths).unwrap();
                 let out = lstm

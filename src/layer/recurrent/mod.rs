@@ -28,6 +28,7 @@ use crate::cell::Cell;
 use crate::error::Error;
 use crate::error::{check_shape, Result};
 use crate::float::Float;
+use crate::mode::Mode;
 use crate::params::Parameters;
 use crate::state::{State, StatePart};
 use crate::tensor::Tensor;
@@ -57,10 +58,10 @@ use trace::Stamp;
 /// let mut rng = StdRng::seed_from_u64(7);
 /// let gru = Recurrent::new(GruCellConfig::new(4, 8).init::<f32>(&mut rng)?);
 /// let x = Tensor::randn(&[10, 3, 4], &mut rng); // T = 10, B = 3, I = 4
-/// let out = gru.forward(&x, None, Some(&[10, 6, 2]))?;
+/// let out = gru.forward_with_state(&x, None, Some(&[10, 6, 2]), Mode::Eval)?;
 /// assert_eq!(out.output.shape(), &[10, 3, 8]);
 /// assert_eq!(out.output.at(&[9, 2, 0]), 0.0); // past the third sequence's length
-/// let grads = gru.backward(&out.trace, Some(&out.output), None)?;
+/// let grads = gru.backward_with_state(&out.trace, Some(&out.output), None)?;
 /// assert_eq!(grads.params.get("weight_hh_l0").unwrap().shape(), &[24, 8]);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
@@ -146,37 +147,8 @@ impl<C> Recurrent<C> {
 }
 
 impl<C> Recurrent<C> {
-    /// Runs the cell over `input`; see [`SequenceLayer::forward`].
-    ///
-    /// # Shapes
-    ///
-    /// `input: (T, B, I)`; `initial` and the returned state: parts `(1, B, width)`;
-    /// `output: (T, B, H)`. `lengths`: `B` values in `1..=T`, in batch order (not sorted).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::RankMismatch`] / [`Error::ShapeMismatch`] for a wrong input or state shape
-    /// (the message names the expected and the actual shape), [`Error::StatePartsMismatch`]
-    /// for an initial state without the cell's parts, [`Error::LengthCount`] /
-    /// [`Error::InvalidLength`] for lengths that are not one per sample or outside `1..=T`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{LstmCellConfig, Recurrent, State, Tensor};
-    ///
-    /// let mut rng = StdRng::seed_from_u64(0);
-    /// let lstm = Recurrent::new(LstmCellConfig::new(3, 2).init::<f64>(&mut rng)?);
-    /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
-    /// let h0 = State::from_hc(Tensor::full(&[1, 2, 2], 0.1), Tensor::zeros(&[1, 2, 2]));
-    /// let out = lstm.forward(&x, Some(&h0), Some(&[4, 2]))?;
-    /// // the second sequence's final state is its output at its last step, t = 1
-    /// assert_eq!(out.state.h().at(&[0, 1, 0]), out.output.at(&[1, 1, 0]));
-    /// assert_eq!(out.output.at(&[2, 1, 0]), 0.0);
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn forward<T: Float>(
+    /// The forward pass; see the [`SequenceLayer`] implementation.
+    fn forward_inner<T: Float>(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
@@ -207,35 +179,8 @@ impl<C> Recurrent<C> {
         })
     }
 
-    /// Runs the cell over `input` without keeping a trace; see [`SequenceLayer::infer`]. The
-    /// time loop keeps the current state and one step's gate activations instead of every
-    /// step's, and the input is not copied (time-major without lengths); the batch is split
-    /// over two threads exactly when [`forward`](Recurrent::forward) splits it, and the output
-    /// and final state are `forward`'s, bit for bit.
-    ///
-    /// # Shapes
-    ///
-    /// As [`forward`](Recurrent::forward).
-    ///
-    /// # Errors
-    ///
-    /// As [`forward`](Recurrent::forward).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{LstmCellConfig, Recurrent, Tensor};
-    ///
-    /// let mut rng = StdRng::seed_from_u64(0);
-    /// let lstm = Recurrent::new(LstmCellConfig::new(3, 2).init::<f64, _>(&mut rng));
-    /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
-    /// let out = lstm.infer(&x, None, Some(&[4, 2]))?;
-    /// assert_eq!(out.output, lstm.forward(&x, None, Some(&[4, 2]))?.output);
-    /// assert_eq!(out.output.at(&[2, 1, 0]), 0.0); // past the second sequence's end
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn infer<T: Float>(
+    /// The forward pass without a trace; see the [`SequenceLayer`] implementation.
+    fn infer_inner<T: Float>(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
@@ -272,42 +217,8 @@ impl<C> Recurrent<C> {
         (batch >= 2 && seq_len > 0 && i > 0 && worth).then_some(batch / 2)
     }
 
-    /// Backpropagation through time for the call that made `trace`; see
-    /// [`SequenceLayer::backward`].
-    ///
-    /// # Shapes
-    ///
-    /// `d_output`: the output's shape; `d_state`: parts `(1, B, width)`. The returned input
-    /// gradient has the input's shape and is zero at padded positions.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::ShapeMismatch`] if a gradient's shape differs from that of what it
-    /// differentiates, or a parameter's from what the cell's sizes imply;
-    /// [`Error::StatePartsMismatch`] if `d_state` does not have the cell's parts;
-    /// [`Error::TraceMismatch`] if `trace` was made by a layer of other sizes;
-    /// [`Error::StaleTrace`] if it was made by a layer of another cell, or if the parameters
-    /// changed since (an optimiser step or a load): run forward again. A part of `d_state`
-    /// left out (an LSTM's `c` when the loss reads only `h_n`) counts as zero.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{RnnCellConfig, Recurrent, State, Tensor};
-    ///
-    /// let mut rng = StdRng::seed_from_u64(0);
-    /// let rnn = Recurrent::new(RnnCellConfig::new(3, 2).init::<f64>(&mut rng)?);
-    /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
-    /// let out = rnn.forward(&x, None, Some(&[4, 2]))?;
-    /// // L = Σ h_n: only the final state carries gradient
-    /// let d_state = State::from_h(Tensor::full(&[1, 2, 2], 1.0));
-    /// let grads = rnn.backward(&out.trace, None, Some(&d_state))?;
-    /// assert_eq!(grads.input.at(&[3, 1, 0]), 0.0); // past the second sequence's end
-    /// assert_eq!(grads.params.len(), 4);
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn backward<T: Float>(
+    /// Backpropagation through time; see the [`SequenceLayer`] implementation.
+    fn backward_inner<T: Float>(
         &self,
         trace: &RecurrentTrace<T>,
         d_output: Option<&Tensor<T>>,
@@ -365,31 +276,125 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Recurrent<C> {
         self.batch_first
     }
 
-    fn forward(
+    /// Runs the cell over `input`; see [`SequenceLayer::forward`].
+    ///
+    /// # Shapes
+    ///
+    /// `input: (T, B, I)`; `initial` and the returned state: parts `(1, B, width)`;
+    /// `output: (T, B, H)`. `lengths`: `B` values in `1..=T`, in batch order (not sorted).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RankMismatch`] / [`Error::ShapeMismatch`] for a wrong input or state shape
+    /// (the message names the expected and the actual shape), [`Error::StatePartsMismatch`]
+    /// for an initial state without the cell's parts, [`Error::LengthCount`] /
+    /// [`Error::InvalidLength`] for lengths that are not one per sample or outside `1..=T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{LstmCellConfig, Mode, Recurrent, SequenceLayer, State, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let lstm = Recurrent::new(LstmCellConfig::new(3, 2).init::<f64>(&mut rng)?);
+    /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
+    /// let h0 = State::from_hc(Tensor::full(&[1, 2, 2], 0.1), Tensor::zeros(&[1, 2, 2]));
+    /// let out = lstm.forward_with_state(&x, Some(&h0), Some(&[4, 2]), Mode::Eval)?;
+    /// // the second sequence's final state is its output at its last step, t = 1
+    /// assert_eq!(out.state.h().at(&[0, 1, 0]), out.output.at(&[1, 1, 0]));
+    /// assert_eq!(out.output.at(&[2, 1, 0]), 0.0);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    fn forward_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
+        _mode: Mode,
     ) -> Result<SequenceOutput<T, Self::Trace>> {
-        Recurrent::forward(self, input, initial, lengths)
+        self.forward_inner(input, initial, lengths)
     }
 
-    fn infer(
+    /// Runs the cell over `input` without keeping a trace; see [`SequenceLayer::infer_with_state`]. The
+    /// time loop keeps the current state and one step's gate activations instead of every
+    /// step's, and the input is not copied (time-major without lengths); the batch is split
+    /// over two threads exactly when [`forward_with_state`](SequenceLayer::forward_with_state) splits it, and the output
+    /// and final state are `forward`'s, bit for bit.
+    ///
+    /// # Shapes
+    ///
+    /// As [`forward_with_state`](SequenceLayer::forward_with_state).
+    ///
+    /// # Errors
+    ///
+    /// As [`forward_with_state`](SequenceLayer::forward_with_state).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{LstmCellConfig, Mode, Recurrent, SequenceLayer, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let lstm = Recurrent::new(LstmCellConfig::new(3, 2).init::<f64>(&mut rng)?);
+    /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
+    /// let out = lstm.infer_with_state(&x, None, Some(&[4, 2]))?;
+    /// assert_eq!(out.output, lstm.forward_with_state(&x, None, Some(&[4, 2]), Mode::Eval)?.output);
+    /// assert_eq!(out.output.at(&[2, 1, 0]), 0.0); // past the second sequence's end
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    fn infer_with_state(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
     ) -> Result<SequenceOutput<T, ()>> {
-        Recurrent::infer(self, input, initial, lengths)
+        self.infer_inner(input, initial, lengths)
     }
 
-    fn backward(
+    /// Backpropagation through time for the call that made `trace`; see
+    /// [`SequenceLayer::backward_with_state`].
+    ///
+    /// # Shapes
+    ///
+    /// `d_output`: the output's shape; `d_state`: parts `(1, B, width)`. The returned input
+    /// gradient has the input's shape and is zero at padded positions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if a gradient's shape differs from that of what it
+    /// differentiates, or a parameter's from what the cell's sizes imply;
+    /// [`Error::StatePartsMismatch`] if `d_state` does not have the cell's parts;
+    /// [`Error::TraceMismatch`] if `trace` was made by a layer of other sizes;
+    /// [`Error::StaleTrace`] if it was made by a layer of another cell, or if the parameters
+    /// changed since (an optimiser step or a load): run forward again. A part of `d_state`
+    /// left out (an LSTM's `c` when the loss reads only `h_n`) counts as zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Mode, RnnCellConfig, Recurrent, SequenceLayer, State, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let rnn = Recurrent::new(RnnCellConfig::new(3, 2).init::<f64>(&mut rng)?);
+    /// let x = Tensor::randn(&[4, 2, 3], &mut rng);
+    /// let out = rnn.forward_with_state(&x, None, Some(&[4, 2]), Mode::Eval)?;
+    /// // L = Σ h_n: only the final state carries gradient
+    /// let d_state = State::from_h(Tensor::full(&[1, 2, 2], 1.0));
+    /// let grads = rnn.backward_with_state(&out.trace, None, Some(&d_state))?;
+    /// assert_eq!(grads.input.at(&[3, 1, 0]), 0.0); // past the second sequence's end
+    /// assert_eq!(grads.params.len(), 4);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    fn backward_with_state(
         &self,
         trace: &Self::Trace,
         d_output: Option<&Tensor<T>>,
         d_state: Option<&State<T>>,
     ) -> Result<SequenceGrads<T>> {
-        Recurrent::backward(self, trace, d_output, d_state)
+        self.backward_inner(trace, d_output, d_state)
     }
 
     fn set_position(&mut self, layer: usize, direction: Direction) {

@@ -33,7 +33,7 @@ impl<C> Recurrent<C> {
     /// let mut rng = StdRng::seed_from_u64(1);
     /// let lstm = Recurrent::new(LstmCellConfig::new(2, 3).init::<f64>(&mut rng)?);
     /// let x = Tensor::randn(&[5, 1, 2], &mut rng);
-    /// let whole = lstm.forward(&x, None, None)?;
+    /// let whole = lstm.forward_with_state(&x, None, None, Mode::Eval)?;
     /// let mut stream = lstm.stream(1, None)?;
     /// for t in 0..5 {
     ///     let x_t = Tensor::from_vec(x.as_slice()[2 * t..2 * t + 2].to_vec(), &[1, 2])?;
