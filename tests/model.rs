@@ -123,7 +123,16 @@ fn composed_models_match_finite_differences() {
         let lengths: Vec<usize> = (0..b)
             .map(|k| if k == 0 { t } else { rng.random_range(1..=t) })
             .collect();
-        let ids = (0..t * b).map(|_| rng.random_range(0..vocab)).collect();
+        // valid steps hold tokens 1.., padded ones the padding token 0
+        let ids = (0..t * b)
+            .map(|i| {
+                if i / b < lengths[i % b] {
+                    rng.random_range(1..vocab)
+                } else {
+                    0
+                }
+            })
+            .collect();
         let tokens = TokenBatch::new(ids, t, b, Some(lengths)).unwrap();
         let targets: Vec<usize> = (0..b).map(|_| rng.random_range(0..2)).collect();
         let loss =
