@@ -138,6 +138,11 @@ where
         })
     }
 
+    /// The inner layer's name: a named layer keeps its name when it is time-distributed.
+    fn name(&self) -> Option<&str> {
+        self.layer.name()
+    }
+
     fn infer(&self, input: &Sequence<T>) -> Result<Sequence<T>> {
         let (t_n, b_n, f_n) = (input.steps(), input.batch_size(), input.features());
         let rows = input.data().clone().reshape(&[t_n * b_n, f_n])?;
