@@ -8,12 +8,19 @@ use crate::float::Float;
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::Tensor;
 
-/// The parameters of one model, as an optimiser sees them: names and shapes in visiting order,
-/// the group of each, and the position of each name.
+/// The parameters of one model, as an optimiser sees them: names, shapes and buffers in
+/// visiting order, the group of each, and the position of each name.
+///
+/// The buffer's address is the parameter's identity, as `id(param)` is in PyTorch: two
+/// modules with the same parameter names and shapes (two `Linear(3, 3)`s) are told apart by
+/// it. Training updates a parameter in place and [`load`](crate::load) copies into it, so the
+/// address stays; replacing a tensor or cloning the model gives new ones.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Binding {
     pub(crate) names: Vec<String>,
     pub(crate) shapes: Vec<Vec<usize>>,
+    /// The address of each parameter's buffer: its identity.
+    addresses: Vec<usize>,
     /// The first group accepting each parameter, if any.
     pub(crate) groups: Vec<Option<usize>>,
     /// Whether each parameter is frozen.
@@ -30,9 +37,11 @@ impl Binding {
     pub(crate) fn of<T: Float>(model: &dyn Parameters<T>, groups: &[ParamGroup]) -> Result<Self> {
         let mut names = Vec::new();
         let mut shapes = Vec::new();
+        let mut addresses = Vec::new();
         model.visit_params(&mut |name, p| {
             names.push(name.to_string());
             shapes.push(p.shape().to_vec());
+            addresses.push(address(p));
         });
         let mut index = HashMap::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
@@ -54,6 +63,7 @@ impl Binding {
         Ok(Binding {
             names,
             shapes,
+            addresses,
             groups: group,
             frozen,
             index,
@@ -79,7 +89,11 @@ impl Binding {
     pub(crate) fn check_model<T: Float>(&self, model: &dyn Parameters<T>) -> Result<()> {
         let mut i = 0;
         let mut first_difference = None;
+        let mut other_buffer = None;
         model.visit_params(&mut |name, p| {
+            if other_buffer.is_none() && self.addresses.get(i).is_some_and(|&a| a != address(p)) {
+                other_buffer = Some(name.to_string());
+            }
             if first_difference.is_none() {
                 let same = self.names.get(i).is_some_and(|n| n == name)
                     && self.shapes.get(i).is_some_and(|s| s == p.shape());
@@ -90,7 +104,15 @@ impl Binding {
             i += 1;
         });
         let reason = match first_difference {
-            None if i == self.len() => return Ok(()),
+            None if i == self.len() => match other_buffer {
+                None => return Ok(()),
+                Some(name) => format!(
+                    "its parameter `{name}` has the bound one's name and shape but is another \
+                     tensor (another module with the same parameter names, or a copy of the \
+                     model); to move the state onto this model on purpose, load it: \
+                     `optimizer.load_state_dict(optimizer.state_dict(), &model)`"
+                ),
+            },
             None => format!(
                 "it ends after {i} parameters, before `{}` of shape {:?}",
                 self.names[i], self.shapes[i]
@@ -169,6 +191,11 @@ impl Binding {
         }
         Ok(matched)
     }
+}
+
+/// The identity of a parameter: the address of its buffer.
+fn address<T>(t: &Tensor<T>) -> usize {
+    t.as_slice().as_ptr() as usize
 }
 
 /// Checks `model` against the optimiser's binding (or binds it at the first step) and matches

@@ -28,14 +28,17 @@ use crate::params::{NamedTensors, Parameters};
 /// An optimiser: updates a model's parameters from their gradients, keeping whatever state it
 /// needs (momentum buffers, moment estimates) per parameter.
 ///
-/// An optimiser belongs to one model. At its first step it binds to the model's parameter set
-/// (the names and shapes its [`visit_params`](Parameters::visit_params) gives, in order) and
-/// keeps its state under each parameter's full name; stepping a model with another parameter
-/// set is then an error. A model made of parts must therefore name the parts apart (as
-/// `"encoder.weight"`, `"decoder.weight"`); two parts stepped by one optimiser as separate
-/// models would otherwise share the state of their equally named parameters. The binding
-/// sees names and shapes only, so two separate models with exactly the same parameter set
-/// cannot be told apart: give each its own optimiser.
+/// An optimiser belongs to one model. At its first step it binds to the model's parameters —
+/// the names, shapes and tensors its [`visit_params`](Parameters::visit_params) gives, in
+/// order — and keeps its state under each parameter's full name; stepping other parameters
+/// is then an error that changes nothing. A parameter's identity is its tensor's buffer, as
+/// `id(param)` is in PyTorch, so two modules with the same parameter names and shapes are told
+/// apart too: one optimiser never shares moments between them. A model made of parts names
+/// the parts apart (`"encoder.weight"`, `"decoder.weight"`: a [`Chain`](crate::Chain), a
+/// [`Named`](crate::Named) layer or a [`model!`](crate::model) struct does) and is stepped as
+/// one. Training updates the tensors in place and [`load`](crate::load) copies into them, so
+/// the identity holds across a run; to carry the state over to a copy of the model, load it
+/// there with [`load_state_dict`](Optimizer::load_state_dict).
 ///
 /// Parameters of a frozen [`ParamGroup`] (PyTorch's `requires_grad = False`) are not updated
 /// and need no gradient. Every other parameter needs one: a missing gradient is an error, as
@@ -353,6 +356,28 @@ mod tests {
                 .contains("a parameter `bias` of shape [1] after the 1 bound ones"),
             "{e}"
         );
+    }
+
+    /// Two modules with exactly the same parameter names and shapes are told apart by their
+    /// tensors: the second is rejected and nothing moves.
+    #[test]
+    fn identical_modules_stepped_by_one_optimiser_are_rejected() {
+        let mut adam = crate::AdamConfig::new(0.1).init().unwrap();
+        let mut left = module(&[1.0, 2.0], None);
+        let mut right = module(&[1.0, 2.0], None);
+        let g = grads_of(&left, 1.0);
+        adam.step(&mut left, &g).unwrap();
+        let before = adam.state_dict();
+        let e = adam.step(&mut right, &g).unwrap_err();
+        assert!(e.to_string().contains("is another tensor"), "{e}");
+        assert_eq!(right, module(&[1.0, 2.0], None), "nothing moved");
+        assert_eq!(adam.state_dict(), before, "no state shared");
+        // the same module keeps stepping; a copy takes the state over only when told to
+        adam.step(&mut left, &g).unwrap();
+        let mut copy = left.clone();
+        assert!(adam.step(&mut copy, &g).is_err());
+        adam.load_state_dict(adam.state_dict(), &copy).unwrap();
+        adam.step(&mut copy, &g).unwrap();
     }
 
     /// The same two modules inside one model, named apart by prefixes, have moments of their
