@@ -346,7 +346,7 @@ impl Gradcheck {
     ///
     /// ```
     /// use recurrent::rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{Gradcheck, Linear, LinearConfig, Tensor};
+    /// use recurrent::{Gradcheck, Layer, Linear, LinearConfig, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);
     /// let fc = LinearConfig::new(3, 2).init::<f64>(&mut rng)?;

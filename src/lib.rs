@@ -4,41 +4,36 @@
 //! ```
 //! use recurrent::rand::{rngs::StdRng, SeedableRng};
 //! use recurrent::{
-//!     binary_cross_entropy_with_logits, AdamConfig, LinearConfig, Lstm, LstmConfig, Optimizer,
-//!     SequenceLayer, SgdConfig, Tensor,
+//!     clip_grad_norm, AdamConfig, CrossEntropyLoss, EmbeddingConfig, LastHidden, Layer,
+//!     LinearConfig, LstmConfig, Mode, Optimizer, Parameters, TokenBatch,
 //! };
 //!
 //! let mut rng = StdRng::seed_from_u64(42);
-//! // nn.LSTM(input_size=8, hidden_size=16, num_layers=2, bidirectional=True): PyTorch's
-//! // parameter names, shapes and initialisation
-//! let config = LstmConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
-//! let lstm: Lstm<f32> = config.init(&mut rng)?;
-//! let head = LinearConfig::new(32, 1).init(&mut rng)?;
+//! // embedding → nn.LSTM(16, 32, num_layers=2, bidirectional=True) → final states → linear,
+//! // with PyTorch's parameter names, shapes and initialisation
+//! let mut model = EmbeddingConfig::new(1000, 16).with_padding_idx(Some(0))
+//!     .init::<f32>(&mut rng)?.named("embedding")
+//!     .then(LstmConfig::new(16, 32).with_num_layers(2).with_bidirectional(true)
+//!         .init(&mut rng)?.named("rnn"))
+//!     .then(LastHidden)
+//!     .then(LinearConfig::new(64, 2).init(&mut rng)?.named("head"));
+//! assert_eq!(model.param_names()[1], "rnn.weight_ih_l0");
 //!
-//! // a time-major batch (T, B, I) of four sequences with their own lengths
-//! let x = Tensor::randn(&[20, 4, 8], &mut rng);
-//! let lengths = [20, 17, 9, 3];
-//! let out = lstm.forward_with_state(&x, None, Some(&lengths), Mode::Eval)?;
-//! assert_eq!(out.output.shape(), &[20, 4, 32]); // forward and reverse features
-//! assert_eq!(out.state.h().shape(), &[4, 4, 16]); // (layers · directions, B, H)
+//! // three sentences of 4, 2 and 3 tokens, time-major (T, B), padded with 0, and their classes
+//! let tokens = TokenBatch::new(vec![5, 8, 2, 9, 3, 7, 4, 0, 6, 1, 0, 0], 4, 3, Some(vec![4, 2, 3]))?;
+//! let classes = [1, 0, 1];
 //!
-//! // a loss on the first step's output, where the reverse direction has read everything
-//! let first = Tensor::from_vec(out.output.as_slice()[..4 * 32].to_vec(), &[4, 32])?;
-//! let logits = head.infer(&first)?;
-//! let targets = Tensor::from_vec(vec![1.0, 0.0, 1.0, 0.0], &[4, 1])?;
-//! let loss = binary_cross_entropy_with_logits(&logits, &targets)?;
-//!
-//! // backward through the head and the LSTM, then an optimiser step on each
-//! let head_grads = head.backward(&first, &loss.grad)?;
-//! let mut d_output = Tensor::zeros(out.output.shape());
-//! d_output.as_mut_slice()[..4 * 32].copy_from_slice(head_grads.input.as_slice());
-//! let grads = lstm.backward_with_state(&out.trace, Some(&d_output), None)?.params;
-//! assert_eq!(grads.get("weight_hh_l1_reverse").unwrap().shape(), &[64, 16]);
-//! let (mut lstm, mut head) = (lstm, head);
+//! // one training step: forward, loss, one backward, clipping, an optimiser step
 //! let mut adam = AdamConfig::new(1e-3).init()?;
-//! adam.step(&mut lstm, &grads)?;
-//! let mut sgd = SgdConfig::new(0.1).init()?;
-//! sgd.step(&mut head, &head_grads.params)?;
+//! let (logits, trace) = model.forward(&tokens, Mode::Train { seed: 0 })?;
+//! let loss = CrossEntropyLoss::new().forward(&logits, &classes)?;
+//! let mut grads = model.backward(&trace, &loss.grad)?.params;
+//! clip_grad_norm(&mut grads, 1.0)?;
+//! adam.step(&mut model, &grads)?;
+//!
+//! // inference: no trace kept, dropout off
+//! let probabilities = model.infer(&tokens)?;
+//! assert_eq!(probabilities.shape(), &[3, 2]);
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 //!

@@ -79,14 +79,14 @@ pub trait Parameters<T: Float> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::{GruCellConfig, Parameters, Recurrent};
     ///
-    /// let gru = Recurrent::new(GruCellConfig::new(4, 8).init::<f32, _>(&mut StdRng::seed_from_u64(0)));
+    /// let gru = Recurrent::new(GruCellConfig::new(4, 8).init_seeded::<f32>(0)?);
     /// let summary = gru.summary();
     /// assert_eq!(summary.total(), gru.param_count());
     /// assert_eq!(summary.entries()[1].shape(), &[24, 8]);
     /// println!("{summary}");
+    /// # Ok::<(), recurrent::Error>(())
     /// ```
     fn summary(&self) -> Summary {
         let mut entries = Vec::new();

@@ -43,7 +43,7 @@ const PARALLEL_THRESHOLD: usize = 1 << 17;
 ///
 /// ```
 /// use recurrent::rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{Bidirectional, GruCellConfig, Parameters, Recurrent, SequenceLayer, Tensor};
+/// use recurrent::{Bidirectional, GruCellConfig, Mode, Parameters, Recurrent, SequenceLayer, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let config = GruCellConfig::new(4, 8);

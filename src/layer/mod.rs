@@ -169,7 +169,7 @@ pub trait SequenceLayer<T: Float>: Parameters<T> + Send + Sync {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
     /// use recurrent::{Gru, GruConfig, Mode, SequenceLayer, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(0);

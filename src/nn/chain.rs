@@ -46,7 +46,7 @@ use crate::tensor::Tensor;
 /// assert_eq!(
 ///     e.to_string(),
 ///     "in layer 1 (Linear<f64>), reading the output of layer 0 (Linear<f64>): \
-///      shape mismatch in linear input features: expected [6], got [8]"
+///      shape mismatch in linear input: expected [3, 6], got [3, 8]"
 /// );
 /// # Ok::<(), recurrent::Error>(())
 /// ```
@@ -296,7 +296,6 @@ impl<A: fmt::Debug, B: fmt::Debug> fmt::Debug for Chain<A, B> {
 /// # Examples
 ///
 /// ```
-/// use recurrent::rand::{rngs::StdRng, SeedableRng};
 /// use recurrent::{Layer, LinearConfig, Parameters};
 ///
 /// let head = LinearConfig::new(8, 2).init_seeded::<f32>(0)?.named("head");

@@ -171,11 +171,12 @@ impl<T: Float> Embedding<T> {
     /// # Examples
     ///
     /// ```
-    /// use recurrent::{Embedding, Tensor};
+    /// use recurrent::{Embedding, Layer, Tensor, TokenBatch};
     ///
     /// let w = Tensor::from_vec(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0], &[3, 2])?;
     /// let emb = Embedding::from_weight(w, None)?;
-    /// assert_eq!(emb.forward(&[2, 0], &[2])?.as_slice(), &[4.0, 5.0, 0.0, 1.0]);
+    /// let tokens = TokenBatch::new(vec![2, 0], 2, 1, None)?;
+    /// assert_eq!(emb.infer(&tokens)?.data().as_slice(), &[4.0, 5.0, 0.0, 1.0]);
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn from_weight(weight: Tensor<T>, padding_idx: Option<usize>) -> Result<Self> {

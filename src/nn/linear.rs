@@ -163,7 +163,7 @@ impl<T: Float> Linear<T> {
     /// # Examples
     ///
     /// ```
-    /// use recurrent::{Linear, Tensor};
+    /// use recurrent::{Layer, Linear, Tensor};
     ///
     /// let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
     /// let fc = Linear::from_params(w.clone(), Some(Tensor::from_vec(vec![0.5, -0.5], &[2])?))?;

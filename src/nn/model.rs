@@ -25,9 +25,8 @@
 ///
 /// ```
 /// use recurrent::{
-///     model, Float, Gru, GruConfig, LastHidden, Layer, LayerGrads, Linear, LinearConfig,
-///     MeanPool, Mode, NamedTensors, Parameters, PoolTrace, Result, Sequence, SequenceTrace,
-///     Tensor,
+///     model, Float, Gru, GruConfig, LastHidden, Layer, Linear, LinearConfig, MeanPool, Mode,
+///     NamedTensors, NetworkTrace, Parameters, PoolTrace, Result, Sequence, SequenceTrace, Tensor,
 /// };
 ///
 /// model! {
@@ -64,7 +63,7 @@
 /// }
 ///
 /// struct Traces<T> {
-///     rnn: SequenceTrace<<Gru<T> as recurrent::SequenceLayer<T>>::Trace>,
+///     rnn: SequenceTrace<NetworkTrace<T>>,
 ///     last_trace: PoolTrace,
 ///     mean_trace: PoolTrace,
 ///     head: Tensor<T>,

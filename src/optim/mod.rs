@@ -50,7 +50,7 @@ use crate::params::{NamedTensors, Parameters};
 ///
 /// ```
 /// use recurrent::rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{AdamConfig, LstmCellConfig, Optimizer, Parameters, Recurrent, Tensor};
+/// use recurrent::{AdamConfig, LstmCellConfig, Mode, Optimizer, Parameters, Recurrent, SequenceLayer, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let mut lstm = Recurrent::new(LstmCellConfig::new(3, 4).init::<f32>(&mut rng)?);

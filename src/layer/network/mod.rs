@@ -36,7 +36,7 @@ use config::Shared;
 ///
 /// ```
 /// use recurrent::rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{Lstm, LstmConfig, Parameters, SequenceLayer, Tensor};
+/// use recurrent::{Lstm, LstmConfig, Mode, Parameters, SequenceLayer, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(0);
 /// // nn.LSTM(input_size=8, hidden_size=16, num_layers=2, bidirectional=True)

@@ -45,8 +45,8 @@ impl<C> Network<C> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{Lstm, LstmConfig, SequenceLayer, Tensor};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{Lstm, LstmConfig, Mode, SequenceLayer, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(1);
     /// let lstm: Lstm<f64> = LstmConfig::new(2, 3).with_num_layers(2).init(&mut rng)?;

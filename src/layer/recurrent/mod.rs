@@ -53,7 +53,7 @@ use trace::Stamp;
 ///
 /// ```
 /// use recurrent::rand::{rngs::StdRng, SeedableRng};
-/// use recurrent::{GruCellConfig, Recurrent, Tensor};
+/// use recurrent::{GruCellConfig, Mode, Recurrent, SequenceLayer, Tensor};
 ///
 /// let mut rng = StdRng::seed_from_u64(7);
 /// let gru = Recurrent::new(GruCellConfig::new(4, 8).init::<f32>(&mut rng)?);

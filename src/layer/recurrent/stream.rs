@@ -27,8 +27,8 @@ impl<C> Recurrent<C> {
     /// # Examples
     ///
     /// ```
-    /// use rand::{rngs::StdRng, SeedableRng};
-    /// use recurrent::{LstmCellConfig, Recurrent, Tensor};
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{LstmCellConfig, Mode, Recurrent, SequenceLayer, Tensor};
     ///
     /// let mut rng = StdRng::seed_from_u64(1);
     /// let lstm = Recurrent::new(LstmCellConfig::new(2, 3).init::<f64>(&mut rng)?);
