@@ -14,9 +14,9 @@
 //!
 //! Workloads (f32, time-major): small T50 B16 I64 H128, medium T100 B32 I256 H256, large
 //! T100 B64 I512 H512, stream T100 B1 I128 H256, bi2 = medium as a 2-layer bidirectional
-//! network. Modes: `infer` (a forward pass that keeps no trace: `SequenceLayer::infer`, and
+//! network. Modes: `infer` (a forward pass that keeps no trace: `SequenceLayer::infer_with_state`, and
 //! PyTorch's forward under `torch.inference_mode()`), `forward` (a forward pass keeping what
-//! backward needs: `SequenceLayer::forward`, and PyTorch's forward recording its graph) and
+//! backward needs: `SequenceLayer::forward_with_state`, and PyTorch's forward recording its graph) and
 //! `train` (forward and backward of `sum(output)` to the input and every weight). FLOPs:
 //! `2·G·H·(I + H)` per step, sample, layer and direction (G = 4 LSTM, 3 GRU, 1 RNN), train = 3×
 //! forward.

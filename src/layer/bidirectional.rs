@@ -65,7 +65,8 @@ pub struct Bidirectional<L> {
     parallel: ParallelPolicy,
 }
 
-/// What [`Bidirectional::forward`] keeps for [`Bidirectional::backward`].
+/// What [`SequenceLayer::forward_with_state`] of a [`Bidirectional`] layer keeps for its
+/// backward pass.
 #[derive(Clone)]
 pub struct BidirectionalTrace<Tr> {
     forward: Tr,

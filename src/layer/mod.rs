@@ -70,7 +70,7 @@ pub struct SequenceOutput<T, Tr> {
     pub output: Tensor<T>,
     /// The final state, parts `(L·D, B, width)`, taken at each sequence's own last step.
     pub state: State<T>,
-    /// What [`SequenceLayer::backward`] needs.
+    /// What [`SequenceLayer::backward_with_state`] needs.
     pub trace: Tr,
 }
 

@@ -58,7 +58,8 @@ pub struct Stacked<L> {
     dropout: f64,
 }
 
-/// What [`Stacked::forward`] keeps for [`Stacked::backward`].
+/// What [`SequenceLayer::forward_with_state`] of a [`Stacked`] layer keeps for its backward
+/// pass.
 #[derive(Clone)]
 pub struct StackedTrace<T, Tr> {
     layers: Vec<Tr>,

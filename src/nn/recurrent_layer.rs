@@ -15,7 +15,7 @@ pub struct SequenceTrace<Tr> {
 }
 
 impl<Tr> SequenceTrace<Tr> {
-    /// The sequence layer's trace, for [`SequenceLayer::backward`].
+    /// The sequence layer's trace, for [`SequenceLayer::backward_with_state`].
     pub fn inner(&self) -> &Tr {
         &self.inner
     }
@@ -37,7 +37,7 @@ fn check_time_major<T: Float, S: SequenceLayer<T>>(layer: &S) -> Result<()> {
 /// Implements [`Layer`] for sequence layers: each reads a [`Sequence`] (its lengths included)
 /// from a zero initial state and returns its output sequence, with as many direction blocks
 /// as the layer has; the final state is not returned (use [`LastHidden`](crate::LastHidden)
-/// for `h_n` of the last layer, or [`SequenceLayer::forward`] for every layer's state).
+/// for `h_n` of the last layer, or [`SequenceLayer::forward_with_state`] for every layer's state).
 /// Dropout between stacked layers follows the [`Mode`].
 macro_rules! sequence_layer {
     ($($ty:ident<$param:ident $(: $bound:path)?>),*) => {$(

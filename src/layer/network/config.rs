@@ -81,11 +81,10 @@ macro_rules! shared_options {
                 self
             }
 
-            /// Dropout on the output of every layer but the last, in training mode; see
-            /// [`Stacked`]. The masks are drawn from the network's seed alone, so they repeat
-            /// from one call to the next: a training loop sets a new seed for each step
-            /// ([`Network::set_seed`]) or passes one with each call
-            /// ([`Network::forward_seeded`]). Defaults to 0.
+            /// Dropout on the output of every layer but the last, in
+            /// [`Mode::Train`](crate::Mode::Train); see [`Stacked`]. The masks are drawn from
+            /// the mode's seed alone, so a training loop passes a new seed with each step.
+            /// Defaults to 0.
             #[must_use = "returns a new config and does not modify self"]
             pub fn with_dropout(mut self, dropout: f64) -> Self {
                 self.shared.dropout = dropout;

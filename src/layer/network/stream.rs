@@ -18,7 +18,7 @@ impl<C> Network<C> {
     /// evaluation mode, there is no dropout between the layers.
     ///
     /// Streaming `T` steps gives the outputs and final state of
-    /// [`forward`](SequenceLayer::forward) over the `T` steps without lengths, bit for bit
+    /// [`forward_with_state`](SequenceLayer::forward_with_state) over the `T` steps without lengths, bit for bit
     /// when `batch ≥ 2`. With one sample, each step's input projection is a vector loop (three
     /// times faster than a GEMM for one row) whose sums are rounded in another order than the
     /// whole sequence's GEMM, so the results agree to a few units in the last place.

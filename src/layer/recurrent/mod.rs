@@ -133,7 +133,7 @@ impl<C> Recurrent<C> {
     }
 
     /// The cell, mutably (for example to update its parameters; traces made before then are
-    /// refused by [`backward`](Recurrent::backward)).
+    /// refused by [`backward_with_state`](SequenceLayer::backward_with_state)).
     pub fn cell_mut(&mut self) -> &mut C {
         &mut self.cell
     }
@@ -276,7 +276,7 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Recurrent<C> {
         self.batch_first
     }
 
-    /// Runs the cell over `input`; see [`SequenceLayer::forward`].
+    /// Runs the cell over `input`; see [`SequenceLayer::forward_with_state`].
     ///
     /// # Shapes
     ///

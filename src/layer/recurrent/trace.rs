@@ -105,8 +105,9 @@ impl<T> fmt::Debug for RowsTrace<T> {
     }
 }
 
-/// What [`Recurrent::forward`](super::Recurrent::forward) keeps for
-/// [`Recurrent::backward`](super::Recurrent::backward): the inputs, every state and what the
+/// What a [`Recurrent`](super::Recurrent) layer's forward pass keeps for its backward pass
+/// ([`SequenceLayer`](crate::SequenceLayer)`::forward_with_state` and `backward_with_state`):
+/// the inputs, every state and what the
 /// cell saved at each step, for the whole batch or for each half of a batch split over two
 /// threads. Its buffers go back to the layer when it is dropped.
 #[derive(Clone)]
