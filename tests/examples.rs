@@ -83,3 +83,72 @@ fn compare_quick_prints_every_cell_and_mode_and_checks_its_timings() {
         "{report}"
     );
 }
+
+/// Runs an example and returns its standard output, failing with both outputs if it failed.
+fn run_ok(name: &str, args: &[&str]) -> String {
+    let out = run_example(name, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The number after `key` on the last line that has it.
+fn last_value(stdout: &str, key: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains(key))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{stdout}"));
+    let rest = &line[line.find(key).expect("found") + key.len()..];
+    let number: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after `{key}` in {line}"))
+}
+
+#[test]
+fn the_tagger_learns_and_its_saved_model_predicts_the_same() {
+    let path = std::env::temp_dir().join(format!("recurrent-tagger-{}.st", std::process::id()));
+    let stdout = run_ok(
+        "tagger",
+        &["--epochs", "3", "--out", path.to_str().expect("a UTF-8 path")],
+    );
+    let _ = std::fs::remove_file(&path);
+    assert!(stdout.contains("embedding.weight"), "the summary:\n{stdout}");
+    assert!(
+        stdout.contains("the same predictions on all 400 test sequences"),
+        "{stdout}"
+    );
+    // always answering "no repeat later" scores about 66%; the tagger must beat that
+    let accuracy = last_value(&stdout, "test accuracy");
+    assert!(accuracy > 80.0, "test accuracy {accuracy}%:\n{stdout}");
+}
+
+#[test]
+fn the_character_model_learns_and_samples() {
+    let stdout = run_ok("char_lm", &["--steps", "150", "--sample", "40"]);
+    let loss = last_value(&stdout, "loss");
+    let uniform = last_value(&stdout, "uniform guess:");
+    assert!(loss < 0.75 * uniform, "loss {loss} against {uniform}:\n{stdout}");
+    let sampled = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("sampled: "))
+        .unwrap_or_else(|| panic!("no sample:\n{stdout}"));
+    assert_eq!(sampled.chars().count(), 41, "{sampled}");
+}
+
+#[test]
+fn the_sine_regressor_ends_below_the_signal_variance() {
+    let stdout = run_ok("sine", &["--steps", "150"]);
+    // a sine wave has variance 0.5: predicting 0 scores 0.5
+    let mse = last_value(&stdout, "test mse");
+    assert!(mse < 0.05, "test mse {mse}:\n{stdout}");
+}
