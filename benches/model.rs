@@ -54,7 +54,10 @@ fn batch() -> (TokenBatch, Vec<usize>) {
         })
         .collect();
     let classes = (0..BATCH).map(|_| rng.random_range(0..2)).collect();
-    (TokenBatch::new(ids, STEPS, BATCH, Some(lengths)).unwrap(), classes)
+    (
+        TokenBatch::new(ids, STEPS, BATCH, Some(lengths)).unwrap(),
+        classes,
+    )
 }
 
 /// The training step written layer by layer, as it had to be before chains: the final
@@ -127,7 +130,9 @@ fn training_step(c: &mut Criterion) {
     let valid: usize = tokens.lengths().unwrap().iter().sum();
     let flops = (3 * 2 * 2 * 4 * HIDDEN * (EMBED + HIDDEN) * valid) as u64;
     let mut group = c.benchmark_group("imdb_step/f32");
-    group.sample_size(10).throughput(Throughput::Elements(flops));
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(flops));
     group.bench_function("chain", |bench| bench.iter(step_chain));
     group.bench_function("by_hand", |bench| {
         bench.iter(|| step_by_hand(&parts, &tokens, &classes))

@@ -5,7 +5,7 @@
 //! loaded into a freshly built one, and checked to predict exactly as before.
 //!
 //! ```sh
-//! cargo run --release --example tagger -- --epochs 8
+//! cargo run --release --example tagger -- --epochs 20
 //! ```
 
 use std::error::Error;
@@ -25,7 +25,7 @@ const VOCAB: usize = 20;
 #[command(about = "A bidirectional LSTM tagger, trained, saved and reloaded")]
 struct Args {
     /// Passes over the training sequences.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 10)]
     epochs: u64,
     /// Seed of the data, the initialisation and the batches.
     #[arg(long, default_value_t = 0)]

@@ -119,25 +119,36 @@ fn the_tagger_learns_and_its_saved_model_predicts_the_same() {
     let path = std::env::temp_dir().join(format!("recurrent-tagger-{}.st", std::process::id()));
     let stdout = run_ok(
         "tagger",
-        &["--epochs", "3", "--out", path.to_str().expect("a UTF-8 path")],
+        &[
+            "--epochs",
+            "10",
+            "--out",
+            path.to_str().expect("a UTF-8 path"),
+        ],
     );
     let _ = std::fs::remove_file(&path);
-    assert!(stdout.contains("embedding.weight"), "the summary:\n{stdout}");
+    assert!(
+        stdout.contains("embedding.weight"),
+        "the summary:\n{stdout}"
+    );
     assert!(
         stdout.contains("the same predictions on all 400 test sequences"),
         "{stdout}"
     );
-    // always answering "no repeat later" scores about 66%; the tagger must beat that
+    // always answering "no repeat later" scores about 69%; the tagger must beat that clearly
     let accuracy = last_value(&stdout, "test accuracy");
     assert!(accuracy > 80.0, "test accuracy {accuracy}%:\n{stdout}");
 }
 
 #[test]
 fn the_character_model_learns_and_samples() {
-    let stdout = run_ok("char_lm", &["--steps", "150", "--sample", "40"]);
+    let stdout = run_ok("char_lm", &["--steps", "100", "--sample", "40"]);
     let loss = last_value(&stdout, "loss");
     let uniform = last_value(&stdout, "uniform guess:");
-    assert!(loss < 0.75 * uniform, "loss {loss} against {uniform}:\n{stdout}");
+    assert!(
+        loss < 0.75 * uniform,
+        "loss {loss} against {uniform}:\n{stdout}"
+    );
     let sampled = stdout
         .lines()
         .find_map(|l| l.strip_prefix("sampled: "))
@@ -148,7 +159,10 @@ fn the_character_model_learns_and_samples() {
 #[test]
 fn the_sine_regressor_ends_below_the_signal_variance() {
     let stdout = run_ok("sine", &["--steps", "150"]);
-    // a sine wave has variance 0.5: predicting 0 scores 0.5
     let mse = last_value(&stdout, "test mse");
-    assert!(mse < 0.05, "test mse {mse}:\n{stdout}");
+    let repeat = last_value(&stdout, "repeating the noisy input scores");
+    assert!(
+        mse < 0.8 * repeat,
+        "test mse {mse} against {repeat}:\n{stdout}"
+    );
 }
