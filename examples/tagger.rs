@@ -80,7 +80,7 @@ fn accuracy(logits: &Sequence<f32>, tags: &TokenBatch) -> f64 {
     let (mut right, mut all) = (0, 0);
     for (t, b, scores) in logits.valid_steps() {
         let predicted = usize::from(scores[1] > scores[0]);
-        right += usize::from(predicted == tags.ids()[t * tags.batch_size() + b]);
+        right += usize::from(predicted == tags.at(t, b));
         all += 1;
     }
     right as f64 / all as f64

@@ -32,8 +32,8 @@
 //! adam.step(&mut model, &grads)?;
 //!
 //! // inference: no trace kept, dropout off
-//! let probabilities = model.infer(&tokens)?;
-//! assert_eq!(probabilities.shape(), &[3, 2]);
+//! let logits = model.infer(&tokens)?;
+//! assert_eq!(logits.shape(), &[3, 2]);
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 //!
@@ -112,9 +112,9 @@
 //!
 //! # Gradient checking
 //!
-//! [`Gradcheck`] compares every analytic gradient of a cell, a sequence layer or any scalar
-//! function with central finite differences in `f64` and reports the worst error and where it
-//! occurred.
+//! [`Gradcheck`] compares every analytic gradient of a cell, a sequence layer, a whole model
+//! under its loss ([`Gradcheck::check_model`]) or any scalar function with central finite
+//! differences in `f64` and reports the worst error and where it occurred.
 //!
 //! # Performance
 //!

@@ -366,3 +366,94 @@ fn the_model_macro_names_fields_once_for_parameters_and_gradients() {
     assert_eq!(grad_names, names);
     assert_eq!((l.steps(), r.features()), (2, 2));
 }
+
+#[test]
+fn a_layer_that_changes_the_width_resets_the_directions() {
+    // a bidirectional output mapped to 3 features per step is no longer two direction blocks:
+    // LastHidden then reads every feature at each sample's last step
+    let mut rng = StdRng::seed_from_u64(4);
+    let x = random_sequence(5, 3, 2, &mut rng);
+    let model = LstmConfig::new(2, 3)
+        .with_bidirectional(true)
+        .init_seeded::<f64>(0)
+        .unwrap()
+        .then(TimeDistributed::new(
+            LinearConfig::new(6, 3).init_seeded(1).unwrap(),
+        ));
+    let out = model.infer(&x).unwrap();
+    assert_eq!(out.directions(), 1);
+    assert_eq!(
+        Layer::<f64>::infer(&LastHidden, &out).unwrap(),
+        Layer::<f64>::infer(&LastStep, &out).unwrap()
+    );
+    let e = out.with_directions(4).unwrap_err();
+    assert!(e.to_string().contains("do not divide 3 features"), "{e}");
+}
+
+#[test]
+fn empty_batches_and_misshapen_gradients_are_errors() {
+    assert!(Sequence::new(Tensor::<f64>::zeros(&[0, 2, 3]), None).is_err());
+    assert!(TokenBatch::new(vec![], 0, 2, None).is_err());
+    let head = TimeDistributed::new(LinearConfig::new(3, 2).init_seeded::<f64>(0).unwrap());
+    let x = Sequence::new(Tensor::zeros(&[4, 2, 3]), None).unwrap();
+    let (_, trace) = head.forward(&x, Mode::Eval).unwrap();
+    // the right number of values in the wrong layout
+    let e = head
+        .backward(&trace, &Tensor::zeros(&[2, 4, 2]))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shape mismatch in time-distributed output gradient: expected [4, 2, 2], got [2, 4, 2]"
+    );
+}
+
+#[test]
+fn embeddings_are_zero_past_each_length() {
+    let emb = EmbeddingConfig::new(10, 3).init_seeded::<f32>(0).unwrap();
+    let tokens = TokenBatch::new(vec![1, 2, 3, 4], 2, 2, Some(vec![2, 1])).unwrap();
+    let x = emb.infer(&tokens).unwrap();
+    assert!(x.data().as_slice()[9..12].iter().all(|&v| v == 0.0));
+    assert!(x.data().as_slice()[6..9].iter().any(|&v| v != 0.0));
+}
+
+/// A chain built by generic code through `Layer::then` counts its layers as one built
+/// directly: the same names, so weight files and optimiser states move between them.
+#[test]
+fn chains_count_their_layers_however_they_are_built() {
+    fn add_head<L: Layer<f32, Output = Tensor<f32>, OutputGrad = Tensor<f32>>>(
+        body: L,
+    ) -> impl Layer<f32> {
+        body.then(LinearConfig::new(2, 2).init_seeded(2).unwrap())
+    }
+    let body = || {
+        LinearConfig::new(4, 3)
+            .init_seeded::<f32>(0)
+            .unwrap()
+            .then(LinearConfig::new(3, 2).init_seeded(1).unwrap())
+    };
+    let direct = body().then(LinearConfig::new(2, 2).init_seeded(2).unwrap());
+    assert_eq!(direct.len(), 3);
+    assert_eq!(add_head(body()).param_names(), direct.param_names());
+    assert_eq!(direct.param_names()[4], "2.weight");
+}
+
+#[test]
+fn a_failure_deep_in_a_nested_chain_names_every_level() {
+    let inner = LinearConfig::new(3, 2)
+        .init_seeded::<f64>(0)
+        .unwrap()
+        .then(LinearConfig::new(5, 1).init_seeded(1).unwrap());
+    let outer = LinearConfig::new(4, 3)
+        .init_seeded::<f64>(2)
+        .unwrap()
+        .then(inner);
+    let e = outer
+        .infer(&Tensor::zeros(&[1, 4]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("in layer 1 (Chain<"), "{e}");
+    assert!(
+        e.contains(": in layer 1 (Linear<f64>), reading the output of layer 0"),
+        "{e}"
+    );
+}

@@ -42,7 +42,8 @@ impl TokenBatch {
     ///
     /// # Errors
     ///
-    /// [`Error::SizeOverflow`] if `T·B` does not fit in `usize`; [`Error::DataLength`] unless
+    /// [`Error::InvalidArgument`] if `T` is 0; [`Error::SizeOverflow`] if `T·B` does not fit
+    /// in `usize`; [`Error::DataLength`] unless
     /// there are `T·B` ids; [`Error::LengthCount`] unless there is one length per sample;
     /// [`Error::InvalidLength`] for a length outside `1..=T`.
     pub fn new(
@@ -51,6 +52,12 @@ impl TokenBatch {
         batch_size: usize,
         lengths: Option<Vec<usize>>,
     ) -> Result<Self> {
+        if steps == 0 {
+            return Err(Error::InvalidArgument {
+                name: "token batch",
+                reason: "a batch of sequences needs at least one step".into(),
+            });
+        }
         let len = checked_size("token batch", &[steps, batch_size])?;
         if ids.len() != len {
             return Err(Error::DataLength {
@@ -70,6 +77,23 @@ impl TokenBatch {
     /// The ids, time-major: sample `b`'s token at step `t` at `t·B + b`.
     pub fn ids(&self) -> &[usize] {
         &self.ids
+    }
+
+    /// The token of sample `b` at step `t`.
+    ///
+    /// # Panics
+    ///
+    /// If `t` is not below [`steps`](TokenBatch::steps) or `b` not below
+    /// [`batch_size`](TokenBatch::batch_size).
+    #[track_caller]
+    pub fn at(&self, t: usize, b: usize) -> usize {
+        assert!(
+            t < self.steps && b < self.batch_size,
+            "step {t} of sample {b} in a batch of {} steps and {} samples",
+            self.steps,
+            self.batch_size
+        );
+        self.ids[t * self.batch_size + b]
     }
 
     /// The ids, consuming the batch.

@@ -67,15 +67,22 @@ pub struct ChainTrace<A, B> {
 }
 
 impl<A, B> Chain<A, B> {
-    pub(crate) fn new(first: A, second: B) -> Self {
+    /// `first` then `second`; a chain as `first` keeps counting its layers.
+    pub(crate) fn new<T: Float>(first: A, second: B) -> Self
+    where
+        A: Layer<T>,
+    {
+        let len = first.chain_len();
         Chain {
             first,
             second,
-            first_chain_len: 0,
+            first_chain_len: if len > 1 { len } else { 0 },
         }
     }
 
-    /// The number of layers in the chain, counted flat.
+    /// The number of positions in the chain: its layers, counted flat along `then`, a chain
+    /// passed whole to `then` (`a.then(b.then(c))`) counting as one, as a nested
+    /// `nn.Sequential` does.
     pub fn len(&self) -> usize {
         self.first_chain_len.max(1) + 1
     }
@@ -95,20 +102,19 @@ impl<A, B> Chain<A, B> {
         &self.second
     }
 
-    /// This chain followed by `next`, counted flat: `a.then(b).then(c)` has layers 0, 1, 2.
-    /// See [`Layer::then`].
-    pub fn then<T, N>(self, next: N) -> Chain<Self, N>
-    where
-        T: Float,
-        Self: Layer<T>,
-        N: Layer<T, Input = <Self as Layer<T>>::Output, InputGrad = <Self as Layer<T>>::OutputGrad>,
-    {
-        let first_chain_len = self.len();
-        Chain {
-            first: self,
-            second: next,
-            first_chain_len,
-        }
+    /// The first layer (or chain of all but the last), mutably.
+    pub fn first_mut(&mut self) -> &mut A {
+        &mut self.first
+    }
+
+    /// The last layer, mutably.
+    pub fn last_mut(&mut self) -> &mut B {
+        &mut self.second
+    }
+
+    /// The two parts, consuming the chain.
+    pub fn into_parts(self) -> (A, B) {
+        (self.first, self.second)
     }
 
     /// The position of the second layer.
@@ -137,13 +143,14 @@ fn prefix<T: Float, L: Layer<T>>(layer: &L, index: usize, is_chain: bool) -> Str
 }
 
 impl<A, B> Chain<A, B> {
-    /// Names a failure of the first layer.
+    /// Names a failure of the first layer; a chain there has named its own layer, at the same
+    /// position.
     fn in_first<T: Float>(&self, e: Error) -> Error
     where
         A: Layer<T>,
     {
-        if self.first_chain_len > 0 || matches!(e, Error::InLayer { .. }) {
-            return e; // the nested chain has named the layer
+        if self.first_chain_len > 0 {
+            return e;
         }
         Error::InLayer {
             layer: describe(&self.first, 0),
@@ -152,33 +159,35 @@ impl<A, B> Chain<A, B> {
         }
     }
 
-    /// Names a failure of the second layer, and the layer whose output it read.
+    /// Names a failure of the second layer in the forward pass, and the layer whose output
+    /// it read.
     fn in_second<T: Float>(&self, e: Error) -> Error
     where
         A: Layer<T>,
         B: Layer<T>,
     {
-        if matches!(e, Error::InLayer { .. }) {
-            return e;
-        }
         let index = self.second_index();
+        let previous = if self.first_chain_len > 0 {
+            format!("{}", index - 1)
+        } else {
+            describe(&self.first, index - 1)
+        };
         Error::InLayer {
             layer: describe(&self.second, index),
-            previous: Some(self.last_of_first::<T>(index - 1)),
+            previous: Some(previous),
             source: Box::new(e),
         }
     }
 
-    /// Describes the layer just before the second one.
-    fn last_of_first<T: Float>(&self, index: usize) -> String
+    /// Names a failure of the second layer in the backward pass.
+    fn in_second_backward<T: Float>(&self, e: Error) -> Error
     where
-        A: Layer<T>,
+        B: Layer<T>,
     {
-        if self.first_chain_len > 0 {
-            // a nested chain: its last layer is what the second layer read
-            format!("{index}")
-        } else {
-            describe(&self.first, index)
+        Error::InLayer {
+            layer: describe(&self.second, self.second_index()),
+            previous: None,
+            source: Box::new(e),
         }
     }
 }
@@ -219,7 +228,7 @@ where
         let second = self
             .second
             .backward(&trace.second, d_output)
-            .map_err(|e| self.in_second(e))?;
+            .map_err(|e| self.in_second_backward(e))?;
         let first = self
             .first
             .backward(&trace.first, &second.input)
@@ -242,6 +251,10 @@ where
     fn infer(&self, input: &A::Input) -> Result<B::Output> {
         let middle = self.first.infer(input).map_err(|e| self.in_first(e))?;
         self.second.infer(&middle).map_err(|e| self.in_second(e))
+    }
+
+    fn chain_len(&self) -> usize {
+        self.len()
     }
 }
 

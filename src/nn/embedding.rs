@@ -22,7 +22,7 @@ use crate::tensor::{Shape, Tensor};
 /// does when it creates the layer.
 ///
 /// As a [`Layer`] it reads a [`TokenBatch`] (time-major ids with their lengths) and returns a
-/// [`Sequence`] of their vectors with the same lengths.
+/// [`Sequence`] of their vectors with the same lengths, zero past each length.
 ///
 /// # Shapes
 ///
@@ -351,6 +351,7 @@ impl<T: Float> Layer<T> for Embedding<T> {
     /// [`Error::ShapeMismatch`] if `d_output` is not `(T, B, embedding_dim)`, naming both
     /// shapes; [`Error::IndexOutOfRange`] if a token is not below `num_embeddings`.
     fn backward(&self, tokens: &TokenBatch, d_output: &Tensor<T>) -> Result<LayerGrads<T, ()>> {
+        self.check_weight()?;
         let (t_n, b_n, dim) = (tokens.steps(), tokens.batch_size(), self.embedding_dim());
         check_shape(
             "embedding output gradient",
@@ -361,11 +362,7 @@ impl<T: Float> Layer<T> for Embedding<T> {
             None => self.weight_gradient(tokens.ids(), d_output)?,
             Some(lengths) => {
                 let mut d = d_output.clone();
-                for (row, values) in d.as_mut_slice().chunks_mut(dim.max(1)).enumerate() {
-                    if row / b_n >= lengths[row % b_n] {
-                        values.iter_mut().for_each(|v| *v = T::zero());
-                    }
-                }
+                zero_padding(&mut d, lengths, dim);
                 self.weight_gradient(tokens.ids(), &d)?
             }
         };
@@ -394,8 +391,21 @@ impl<T: Float> Layer<T> for Embedding<T> {
     /// ```
     fn infer(&self, tokens: &TokenBatch) -> Result<Sequence<T>> {
         let dims = [tokens.steps(), tokens.batch_size()];
-        let data = self.lookup(tokens.ids(), &dims)?;
+        let mut data = self.lookup(tokens.ids(), &dims)?;
+        if let Some(lengths) = tokens.lengths() {
+            zero_padding(&mut data, lengths, self.embedding_dim());
+        }
         Sequence::new(data, tokens.lengths().map(<[usize]>::to_vec))
+    }
+}
+
+/// Zeroes the rows of a time-major `(T, B, dim)` tensor past each sample's length.
+fn zero_padding<T: Float>(x: &mut Tensor<T>, lengths: &[usize], dim: usize) {
+    let batch = lengths.len();
+    for (row, values) in x.as_mut_slice().chunks_mut(dim.max(1)).enumerate() {
+        if row / batch >= lengths[row % batch] {
+            values.iter_mut().for_each(|v| *v = T::zero());
+        }
     }
 }
 

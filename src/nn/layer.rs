@@ -22,8 +22,9 @@ pub struct LayerGrads<T, G> {
 ///
 /// Every layer of the crate implements it — [`Embedding`](crate::Embedding),
 /// [`Linear`](crate::Linear), [`Dropout`](crate::Dropout), the recurrent networks
-/// ([`Lstm`](crate::Lstm), [`Gru`](crate::Gru), [`Rnn`](crate::Rnn) and every
-/// [`SequenceLayer`](crate::SequenceLayer)), and the sequence adapters
+/// ([`Lstm`](crate::Lstm), [`Gru`](crate::Gru), [`Rnn`](crate::Rnn), and
+/// [`Recurrent`](crate::Recurrent), [`Bidirectional`](crate::Bidirectional) and
+/// [`Stacked`](crate::Stacked)), and the sequence adapters
 /// ([`LastHidden`](crate::LastHidden), [`MeanPool`](crate::MeanPool),
 /// [`MaxPool`](crate::MaxPool), [`LastStep`](crate::LastStep),
 /// [`TimeDistributed`](crate::TimeDistributed)) — and layers compose with
@@ -128,6 +129,14 @@ pub trait Layer<T: Float>: Parameters<T> {
         N: Layer<T, Input = Self::Output, InputGrad = Self::OutputGrad>,
     {
         Chain::new(self, next)
+    }
+
+    /// How many positions this layer takes at the start of a [`Chain`]: 1 for a layer, a
+    /// chain's own number of layers for a chain, so that `a.then(b).then(c)` counts its
+    /// layers 0, 1, 2 (as `nn.Sequential(a, b, c)`) however it was built. Only [`Chain`]
+    /// overrides it.
+    fn chain_len(&self) -> usize {
+        1
     }
 
     /// This layer with a name, which prefixes its parameters' names: `"rnn.weight_ih_l0"`

@@ -170,6 +170,7 @@ macro_rules! pooling_layer {
 }
 
 pooling_layer!(LastHidden, "LastHidden()", |input| {
+    // a Sequence's directions always divide its features (Sequence::with_directions)
     let width = input.features() / input.directions();
     // the forward direction ends at the last valid step, the reverse one at step 0
     gather(input, |_, f, length| if f < width { length - 1 } else { 0 })

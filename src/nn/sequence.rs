@@ -48,7 +48,8 @@ impl<T: Float> Sequence<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::RankMismatch`] unless `data` has rank 3; [`Error::LengthCount`] unless there is
+    /// [`Error::RankMismatch`] unless `data` has rank 3; [`Error::InvalidArgument`] if it has
+    /// no step; [`Error::LengthCount`] unless there is
     /// one length per sample; [`Error::InvalidLength`] for a length outside `1..=T`.
     pub fn new(data: Tensor<T>, lengths: Option<Vec<usize>>) -> Result<Self> {
         if data.rank() != 3 {
@@ -60,6 +61,12 @@ impl<T: Float> Sequence<T> {
             });
         }
         let shape = data.shape();
+        if shape[0] == 0 {
+            return Err(Error::InvalidArgument {
+                name: "sequence",
+                reason: "a batch of sequences needs at least one step".into(),
+            });
+        }
         check_lengths(lengths.as_deref(), shape[0], shape[1])?;
         Ok(Sequence {
             data,
@@ -68,7 +75,8 @@ impl<T: Float> Sequence<T> {
         })
     }
 
-    /// The same sequences with `data` as features: the lengths and directions are kept.
+    /// The same sequences with `data` as features: the lengths are kept, and so is the number
+    /// of directions if the number of features is.
     ///
     /// # Errors
     ///
@@ -77,19 +85,41 @@ impl<T: Float> Sequence<T> {
         let features = if data.rank() == 3 { data.shape()[2] } else { 0 };
         let expected = [self.steps(), self.batch_size(), features];
         check_shape("sequence data", expected.into(), data.raw_shape())?;
+        let directions = if features == self.features() {
+            self.directions
+        } else {
+            1
+        };
         Ok(Sequence {
             data,
             lengths: self.lengths.clone(),
-            directions: self.directions,
+            directions,
         })
     }
 
-    /// Marks the features as `directions` equal blocks, `[forward; reverse]` (what a
-    /// bidirectional network writes).
-    pub(crate) fn with_directions(mut self, directions: usize) -> Self {
-        debug_assert!(directions >= 1 && self.features() % directions == 0);
+    /// The same sequences, their features marked as `directions` equal blocks
+    /// `[forward; reverse]`, as a bidirectional layer writes them ([`LastHidden`] reads each
+    /// direction's final state from its own block). A sequence layer of your own that reads
+    /// both ways marks its output with it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] unless `directions` is at least 1 and divides the number of
+    /// features.
+    ///
+    /// [`LastHidden`]: crate::LastHidden
+    pub fn with_directions(mut self, directions: usize) -> Result<Self> {
+        if directions == 0 || self.features() % directions != 0 {
+            return Err(Error::InvalidArgument {
+                name: "directions",
+                reason: format!(
+                    "{directions} direction blocks do not divide {} features",
+                    self.features()
+                ),
+            });
+        }
         self.directions = directions;
-        self
+        Ok(self)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::error::{Error, Result};
+use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::mode::Mode;
 use crate::nn::{Layer, LayerGrads, Sequence};
@@ -46,6 +46,7 @@ pub struct TimeDistributedTrace<Tr> {
     inner: Tr,
     steps: usize,
     batch: usize,
+    features: usize,
     lengths: Option<Vec<usize>>,
 }
 
@@ -58,6 +59,16 @@ impl<L> TimeDistributed<L> {
     /// The inner layer.
     pub fn inner(&self) -> &L {
         &self.layer
+    }
+
+    /// The inner layer, mutably.
+    pub fn inner_mut(&mut self) -> &mut L {
+        &mut self.layer
+    }
+
+    /// The inner layer, consuming the adapter.
+    pub fn into_inner(self) -> L {
+        self.layer
     }
 }
 
@@ -114,6 +125,7 @@ where
             inner,
             steps: t_n,
             batch: b_n,
+            features: f_out,
             lengths: input.lengths().map(<[usize]>::to_vec),
         };
         Ok((output, trace))
@@ -124,8 +136,12 @@ where
         trace: &Self::Trace,
         d_output: &Tensor<T>,
     ) -> Result<LayerGrads<T, Tensor<T>>> {
-        let (t_n, b_n) = (trace.steps, trace.batch);
-        let f_out = d_output.shape().last().copied().unwrap_or(0);
+        let (t_n, b_n, f_out) = (trace.steps, trace.batch, trace.features);
+        check_shape(
+            "time-distributed output gradient",
+            [t_n, b_n, f_out].into(),
+            d_output.raw_shape(),
+        )?;
         let mut d_rows = d_output.clone().reshape(&[t_n * b_n, f_out])?;
         zero_padding(&mut d_rows, b_n, trace.lengths.as_deref());
         let grads = self.layer.backward(&trace.inner, &d_rows)?;

@@ -11,16 +11,16 @@ use crate::tensor::Tensor;
 /// The parameters of one model, as an optimiser sees them: names, shapes and buffers in
 /// visiting order, the group of each, and the position of each name.
 ///
-/// The buffer's address is the parameter's identity, as `id(param)` is in PyTorch: two
-/// modules with the same parameter names and shapes (two `Linear(3, 3)`s) are told apart by
-/// it. Training updates a parameter in place and [`load`](crate::load) copies into it, so the
-/// address stays; replacing a tensor or cloning the model gives new ones.
+/// The tensor's identity is the parameter's, as `id(param)` is in PyTorch: two modules with
+/// the same parameter names and shapes (two `Linear(3, 3)`s) are told apart by it. Every
+/// tensor made or cloned has an identity of its own, never reused; training updates a
+/// parameter in place and [`load`](crate::load) copies into it, so the identity stays.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Binding {
     pub(crate) names: Vec<String>,
     pub(crate) shapes: Vec<Vec<usize>>,
-    /// The address of each parameter's buffer: its identity.
-    addresses: Vec<usize>,
+    /// The identity of each parameter's tensor.
+    identities: Vec<u64>,
     /// The first group accepting each parameter, if any.
     pub(crate) groups: Vec<Option<usize>>,
     /// Whether each parameter is frozen.
@@ -37,11 +37,11 @@ impl Binding {
     pub(crate) fn of<T: Float>(model: &dyn Parameters<T>, groups: &[ParamGroup]) -> Result<Self> {
         let mut names = Vec::new();
         let mut shapes = Vec::new();
-        let mut addresses = Vec::new();
+        let mut identities = Vec::new();
         model.visit_params(&mut |name, p| {
             names.push(name.to_string());
             shapes.push(p.shape().to_vec());
-            addresses.push(address(p));
+            identities.push(p.id());
         });
         let mut index = HashMap::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
@@ -63,7 +63,7 @@ impl Binding {
         Ok(Binding {
             names,
             shapes,
-            addresses,
+            identities,
             groups: group,
             frozen,
             index,
@@ -89,10 +89,10 @@ impl Binding {
     pub(crate) fn check_model<T: Float>(&self, model: &dyn Parameters<T>) -> Result<()> {
         let mut i = 0;
         let mut first_difference = None;
-        let mut other_buffer = None;
+        let mut other_tensor = None;
         model.visit_params(&mut |name, p| {
-            if other_buffer.is_none() && self.addresses.get(i).is_some_and(|&a| a != address(p)) {
-                other_buffer = Some(name.to_string());
+            if other_tensor.is_none() && self.identities.get(i).is_some_and(|&id| id != p.id()) {
+                other_tensor = Some(name.to_string());
             }
             if first_difference.is_none() {
                 let same = self.names.get(i).is_some_and(|n| n == name)
@@ -104,7 +104,7 @@ impl Binding {
             i += 1;
         });
         let reason = match first_difference {
-            None if i == self.len() => match other_buffer {
+            None if i == self.len() => match other_tensor {
                 None => return Ok(()),
                 Some(name) => format!(
                     "its parameter `{name}` has the bound one's name and shape but is another \
@@ -191,11 +191,6 @@ impl Binding {
         }
         Ok(matched)
     }
-}
-
-/// The identity of a parameter: the address of its buffer.
-fn address<T>(t: &Tensor<T>) -> usize {
-    t.as_slice().as_ptr() as usize
 }
 
 /// Checks `model` against the optimiser's binding (or binds it at the first step) and matches

@@ -31,8 +31,8 @@ use crate::params::{NamedTensors, Parameters};
 /// An optimiser belongs to one model. At its first step it binds to the model's parameters —
 /// the names, shapes and tensors its [`visit_params`](Parameters::visit_params) gives, in
 /// order — and keeps its state under each parameter's full name; stepping other parameters
-/// is then an error that changes nothing. A parameter's identity is its tensor's buffer, as
-/// `id(param)` is in PyTorch, so two modules with the same parameter names and shapes are told
+/// is then an error that changes nothing. A parameter's identity is its tensor's, as
+/// `id(param)` is in PyTorch (every tensor made or cloned gets one of its own), so two modules with the same parameter names and shapes are told
 /// apart too: one optimiser never shares moments between them. A model made of parts names
 /// the parts apart (`"encoder.weight"`, `"decoder.weight"`: a [`Chain`](crate::Chain), a
 /// [`Named`](crate::Named) layer or a [`model!`](crate::model) struct does) and is stepped as
@@ -378,6 +378,10 @@ mod tests {
         assert!(adam.step(&mut copy, &g).is_err());
         adam.load_state_dict(adam.state_dict(), &copy).unwrap();
         adam.step(&mut copy, &g).unwrap();
+        // a module built after the bound one is gone, perhaps at the same address, is another
+        drop(copy);
+        let mut later = module(&[1.0, 2.0], None);
+        assert!(adam.step(&mut later, &g).is_err());
     }
 
     /// The same two modules inside one model, named apart by prefixes, have moments of their

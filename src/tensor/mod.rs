@@ -5,6 +5,7 @@
 mod shape;
 
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
@@ -36,10 +37,32 @@ const DEBUG_ELEMENT_LIMIT: usize = 16;
 /// assert_eq!(c.as_slice(), &[4.0, 10.0]);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
-#[derive(Clone, PartialEq)]
 pub struct Tensor<T> {
     data: Vec<T>,
     shape: Shape,
+    /// The tensor's identity: new for every tensor made or cloned, kept while it is changed in
+    /// place (an optimiser step, a load). Optimisers know a parameter by it.
+    id: u64,
+}
+
+/// A fresh tensor identity.
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl<T: Clone> Clone for Tensor<T> {
+    /// A copy with an identity of its own.
+    fn clone(&self) -> Self {
+        Tensor::with_data(self.data.clone(), self.shape)
+    }
+}
+
+/// Tensors are equal when their shapes and elements are; their identities do not matter.
+impl<T: PartialEq> PartialEq for Tensor<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data == other.data
+    }
 }
 
 #[track_caller]
@@ -70,6 +93,23 @@ fn try_vec_from_fn<T>(what: &'static str, len: usize, fill: impl FnMut() -> T) -
 }
 
 impl<T> Tensor<T> {
+    /// A tensor of `data` laid out as `shape` (which the caller has checked), with a fresh
+    /// identity.
+    fn with_data(data: Vec<T>, shape: Shape) -> Self {
+        debug_assert_eq!(data.len(), shape.len());
+        Tensor {
+            data,
+            shape,
+            id: next_id(),
+        }
+    }
+
+    /// The tensor's identity: distinct for every tensor made or cloned, kept while it is
+    /// changed in place.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The dimensions, outermost first.
     pub fn shape(&self) -> &[usize] {
         self.shape.dims()
@@ -138,7 +178,7 @@ impl<T: Float> Tensor<T> {
                 actual: data.len(),
             });
         }
-        Ok(Tensor { data, shape })
+        Ok(Tensor::with_data(data, shape))
     }
 
     /// A tensor of zeros.
@@ -211,10 +251,10 @@ impl<T: Float> Tensor<T> {
         let mut bytes = dims.to_vec();
         bytes.push(core::mem::size_of::<T>());
         checked_size(what, &bytes)?;
-        Ok(Tensor {
-            data: try_vec_from_fn(what, len, fill)?,
-            shape: Shape::new(dims),
-        })
+        Ok(Tensor::with_data(
+            try_vec_from_fn(what, len, fill)?,
+            Shape::new(dims),
+        ))
     }
 
     /// A tensor with elements drawn independently from `U(low, high)`.
@@ -268,10 +308,7 @@ impl<T: Float> Tensor<T> {
     /// A tensor of zeros with the shape of `self`.
     #[must_use = "returns a new tensor and does not modify self"]
     pub fn zeros_like(&self) -> Self {
-        Tensor {
-            data: vec![T::zero(); self.data.len()],
-            shape: self.shape,
-        }
+        Tensor::with_data(vec![T::zero(); self.data.len()], self.shape)
     }
 
     /// The element at `index` (one entry per dimension).
@@ -324,10 +361,7 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[must_use = "returns a new tensor and does not modify self"]
     pub fn map(&self, f: impl FnMut(T) -> T) -> Self {
-        Tensor {
-            data: self.data.iter().copied().map(f).collect(),
-            shape: self.shape,
-        }
+        Tensor::with_data(self.data.iter().copied().map(f).collect(), self.shape)
     }
 
     /// The sum of the element-wise product with `other` (the Frobenius inner product).
@@ -348,10 +382,10 @@ impl<T: Float> Tensor<T> {
     /// Converts every element to another float type.
     #[must_use = "returns a new tensor and does not modify self"]
     pub fn cast<U: Float>(&self) -> Tensor<U> {
-        Tensor {
-            data: self.data.iter().map(|v| U::from_f64(v.as_f64())).collect(),
-            shape: self.shape,
-        }
+        Tensor::with_data(
+            self.data.iter().map(|v| U::from_f64(v.as_f64())).collect(),
+            self.shape,
+        )
     }
 
     /// The largest absolute element-wise difference to `other`; NaN if any difference is NaN.
