@@ -15,6 +15,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::ParamList;
 use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
@@ -56,12 +57,9 @@ impl Drop for TempDir {
 }
 
 /// Named tensors as a model: the files of the bad-file tests are written from these.
-#[derive(Debug, Clone, PartialEq)]
-struct Named<T> {
-    params: Vec<(String, Tensor<T>)>,
-}
+type Named<T> = ParamList<T>;
 
-impl<T: Float> Named<T> {
+impl<T: Float> ParamList<T> {
     fn new(entries: &[(&str, &[usize])]) -> Self {
         let params = entries
             .iter()
@@ -74,21 +72,7 @@ impl<T: Float> Named<T> {
                 (name.to_string(), Tensor::from_vec(values, shape).unwrap())
             })
             .collect();
-        Named { params }
-    }
-}
-
-impl<T: Float> Parameters<T> for Named<T> {
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
-        for (n, t) in &self.params {
-            f(n, t);
-        }
-    }
-
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
-        for (n, t) in &mut self.params {
-            f(n, t);
-        }
+        ParamList { params }
     }
 }
 

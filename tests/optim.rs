@@ -6,33 +6,20 @@
 //!
 //! The update rules and schedules themselves are checked in the unit tests beside them.
 
+mod common;
+
 use std::path::PathBuf;
+
+use common::ParamList;
 
 use recurrent::{
     load, load_optimizer, save, save_optimizer, AdamConfig, CosineAnnealingLr, Error, Float,
-    LrScheduler, NamedTensors, Optimizer, ParamGroup, Parameters, PlateauMode,
-    ReduceLrOnPlateauConfig, SgdConfig, StepLr, Tensor,
+    LrScheduler, NamedTensors, Optimizer, ParamGroup, PlateauMode, ReduceLrOnPlateauConfig,
+    SgdConfig, StepLr, Tensor,
 };
 
 /// Named parameters of any shape, visited in order.
-#[derive(Debug, Clone, PartialEq)]
-struct Model<T> {
-    params: Vec<(String, Tensor<T>)>,
-}
-
-impl<T: Float> Parameters<T> for Model<T> {
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
-        for (n, t) in &self.params {
-            f(n, t);
-        }
-    }
-
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
-        for (n, t) in &mut self.params {
-            f(n, t);
-        }
-    }
-}
+type Model<T> = ParamList<T>;
 
 /// A model with the parameters `(name, shape)`, each element `offset + 0.1·i`.
 fn model<T: Float>(shapes: &[(&str, &[usize])], offset: f64) -> Model<T> {
@@ -46,7 +33,7 @@ fn model<T: Float>(shapes: &[(&str, &[usize])], offset: f64) -> Model<T> {
             (n.to_string(), Tensor::from_vec(values, shape).unwrap())
         })
         .collect();
-    Model { params }
+    ParamList { params }
 }
 
 const SHAPES: [(&str, &[usize]); 4] = [

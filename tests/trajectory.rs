@@ -13,7 +13,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::worst_error;
+use common::{json_cases, json_tensor, worst_error};
 use recurrent::{
     binary_cross_entropy_with_logits, clip_grad_norm, clip_grad_value, cross_entropy_with_logits,
     mse_loss, AdamConfig, CrossEntropyLoss, EmbeddingConfig, Error, GruConfig, LastHidden, Layer,
@@ -45,24 +45,9 @@ fn f64_of(v: &Value) -> f64 {
     v.as_f64().expect("a number")
 }
 
-/// A `{"shape", "data"}` tensor; 0-d and `(B)` shapes become rank 1.
+/// A `{"shape", "data"}` tensor; a 0-d shape becomes `[1]`.
 fn tensor(v: &Value) -> Tensor<f64> {
-    let mut shape: Vec<usize> = v["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(usize_of)
-        .collect();
-    if shape.is_empty() {
-        shape.push(1);
-    }
-    let data = v["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(f64_of)
-        .collect();
-    Tensor::from_vec(data, &shape).expect("the tensor matches its shape")
+    json_tensor(v).expect("a tensor")
 }
 
 /// The integers of a `{"shape", "data"}` tensor, row-major.
@@ -77,25 +62,10 @@ fn integers(v: &Value) -> Vec<usize> {
 
 /// Every trajectory case in `dir`, sorted by name.
 fn load_cases(dir: &Path) -> Vec<Case> {
-    let entries =
-        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
-    let mut cases = Vec::new();
-    for entry in entries {
-        let path = entry.expect("directory entry").path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).expect("a readable case file");
-        let json: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()));
-        if json["format"] != "recurrent-trajectory/1" || json.get("steps").is_none() {
-            continue; // index.json
-        }
-        let name = json["name"].as_str().expect("name").to_string();
-        cases.push(Case { name, json });
-    }
-    cases.sort_by(|a, b| a.name.cmp(&b.name));
-    cases
+    json_cases(dir, "recurrent-trajectory/1", "steps")
+        .into_iter()
+        .map(|(name, json)| Case { name, json })
+        .collect()
 }
 
 /// How far a run strayed from PyTorch's.

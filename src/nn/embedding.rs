@@ -9,7 +9,7 @@ use crate::data::TokenBatch;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::mode::Mode;
-use crate::nn::{Layer, LayerGrads, Sequence};
+use crate::nn::{zero_padding, Layer, LayerGrads, Sequence};
 use crate::params::{NamedTensors, Parameters};
 use crate::tensor::{Shape, Tensor};
 
@@ -360,9 +360,9 @@ impl<T: Float> Layer<T> for Embedding<T> {
         )?;
         let params = match tokens.lengths() {
             None => self.weight_gradient(tokens.ids(), d_output)?,
-            Some(lengths) => {
+            lengths => {
                 let mut d = d_output.clone();
-                zero_padding(&mut d, lengths, dim);
+                zero_padding(d.as_mut_slice(), dim, lengths);
                 self.weight_gradient(tokens.ids(), &d)?
             }
         };
@@ -392,20 +392,8 @@ impl<T: Float> Layer<T> for Embedding<T> {
     fn infer(&self, tokens: &TokenBatch) -> Result<Sequence<T>> {
         let dims = [tokens.steps(), tokens.batch_size()];
         let mut data = self.lookup(tokens.ids(), &dims)?;
-        if let Some(lengths) = tokens.lengths() {
-            zero_padding(&mut data, lengths, self.embedding_dim());
-        }
+        zero_padding(data.as_mut_slice(), self.embedding_dim(), tokens.lengths());
         Sequence::new(data, tokens.lengths().map(<[usize]>::to_vec))
-    }
-}
-
-/// Zeroes the rows of a time-major `(T, B, dim)` tensor past each sample's length.
-fn zero_padding<T: Float>(x: &mut Tensor<T>, lengths: &[usize], dim: usize) {
-    let batch = lengths.len();
-    for (row, values) in x.as_mut_slice().chunks_mut(dim.max(1)).enumerate() {
-        if row / batch >= lengths[row % batch] {
-            values.iter_mut().for_each(|v| *v = T::zero());
-        }
     }
 }
 

@@ -57,5 +57,6 @@ pub use loss::{
 };
 pub use pooling::{LastHidden, LastStep, MaxPool, MeanPool, PoolTrace};
 pub use recurrent_layer::SequenceTrace;
+pub(crate) use sequence::zero_padding;
 pub use sequence::Sequence;
 pub use time_distributed::{TimeDistributed, TimeDistributedTrace};

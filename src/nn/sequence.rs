@@ -207,3 +207,17 @@ impl<T: fmt::Debug> fmt::Debug for Sequence<T> {
             .finish()
     }
 }
+
+/// Zeroes the time-major rows of `features` values past each sample's length (one length per
+/// sample); does nothing without lengths.
+pub(crate) fn zero_padding<T: Float>(rows: &mut [T], features: usize, lengths: Option<&[usize]>) {
+    let Some(lengths) = lengths else {
+        return;
+    };
+    let batch = lengths.len();
+    for (row, values) in rows.chunks_mut(features.max(1)).enumerate() {
+        if row / batch >= lengths[row % batch] {
+            values.iter_mut().for_each(|v| *v = T::zero());
+        }
+    }
+}

@@ -5,7 +5,7 @@ use core::fmt;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::mode::Mode;
-use crate::nn::{Layer, LayerGrads, Sequence};
+use crate::nn::{zero_padding, Layer, LayerGrads, Sequence};
 use crate::params::Parameters;
 use crate::tensor::Tensor;
 
@@ -84,18 +84,19 @@ fn row_width<T: Float>(x: &Tensor<T>, rows: usize) -> Result<usize> {
     }
 }
 
-/// Zeroes the rows of a time-major `(T·B, F)` buffer past each sample's length.
-fn zero_padding<T: Float>(x: &mut Tensor<T>, batch: usize, lengths: Option<&[usize]>) {
-    let Some(lengths) = lengths else {
-        return;
-    };
-    let f_n = x.len() / x.shape()[0].max(1);
-    for (row, values) in x.as_mut_slice().chunks_mut(f_n.max(1)).enumerate() {
-        let (t, b) = (row / batch, row % batch);
-        if t >= lengths[b] {
-            values.iter_mut().for_each(|v| *v = T::zero());
-        }
-    }
+/// The steps of `input` as rows, `(T·B, F)`.
+fn rows_of<T: Float>(input: &Sequence<T>) -> Result<Tensor<T>> {
+    let (t_n, b_n, f_n) = (input.steps(), input.batch_size(), input.features());
+    input.data().clone().reshape(&[t_n * b_n, f_n])
+}
+
+/// The inner layer's rows `out` as the output sequence of `input`: one row per step, zero
+/// past each length.
+fn to_sequence<T: Float>(input: &Sequence<T>, mut out: Tensor<T>) -> Result<Sequence<T>> {
+    let (t_n, b_n) = (input.steps(), input.batch_size());
+    let f_out = row_width(&out, t_n * b_n)?;
+    zero_padding(out.as_mut_slice(), f_out, input.lengths());
+    input.with_data(out.reshape(&[t_n, b_n, f_out])?)
 }
 
 impl<T: Float, L> Layer<T> for TimeDistributed<L>
@@ -115,17 +116,13 @@ where
     type Trace = TimeDistributedTrace<L::Trace>;
 
     fn forward(&self, input: &Sequence<T>, mode: Mode) -> Result<(Sequence<T>, Self::Trace)> {
-        let (t_n, b_n, f_n) = (input.steps(), input.batch_size(), input.features());
-        let rows = input.data().clone().reshape(&[t_n * b_n, f_n])?;
-        let (mut out, inner) = self.layer.forward(&rows, mode)?;
-        let f_out = row_width(&out, t_n * b_n)?;
-        zero_padding(&mut out, b_n, input.lengths());
-        let output = input.with_data(out.reshape(&[t_n, b_n, f_out])?)?;
+        let (out, inner) = self.layer.forward(&rows_of(input)?, mode)?;
+        let output = to_sequence(input, out)?;
         let trace = TimeDistributedTrace {
             inner,
-            steps: t_n,
-            batch: b_n,
-            features: f_out,
+            steps: input.steps(),
+            batch: input.batch_size(),
+            features: output.features(),
             lengths: input.lengths().map(<[usize]>::to_vec),
         };
         Ok((output, trace))
@@ -142,12 +139,13 @@ where
             [t_n, b_n, f_out].into(),
             d_output.raw_shape(),
         )?;
+        let lengths = trace.lengths.as_deref();
         let mut d_rows = d_output.clone().reshape(&[t_n * b_n, f_out])?;
-        zero_padding(&mut d_rows, b_n, trace.lengths.as_deref());
+        zero_padding(d_rows.as_mut_slice(), f_out, lengths);
         let grads = self.layer.backward(&trace.inner, &d_rows)?;
         let mut d_input = grads.input;
         let f_in = row_width(&d_input, t_n * b_n)?;
-        zero_padding(&mut d_input, b_n, trace.lengths.as_deref());
+        zero_padding(d_input.as_mut_slice(), f_in, lengths);
         Ok(LayerGrads {
             input: d_input.reshape(&[t_n, b_n, f_in])?,
             params: grads.params,
@@ -160,12 +158,7 @@ where
     }
 
     fn infer(&self, input: &Sequence<T>) -> Result<Sequence<T>> {
-        let (t_n, b_n, f_n) = (input.steps(), input.batch_size(), input.features());
-        let rows = input.data().clone().reshape(&[t_n * b_n, f_n])?;
-        let mut out = self.layer.infer(&rows)?;
-        let f_out = row_width(&out, t_n * b_n)?;
-        zero_padding(&mut out, b_n, input.lengths());
-        input.with_data(out.reshape(&[t_n, b_n, f_out])?)
+        to_sequence(input, self.layer.infer(&rows_of(input)?)?)
     }
 }
 

@@ -96,11 +96,27 @@ impl Position {
     }
 }
 
-/// The inherent methods every schedule with a [`Position`] shares: its epoch, its base rate,
-/// and its state (inherent as well as in [`LrScheduler`], so that calling them needs no
-/// element type).
+/// What every schedule with a [`Position`] shares: its [`LrScheduler`] implementation (the
+/// schedule's own `next_lr`, then the position advances), and inherent methods for its epoch,
+/// its base rate and its state (inherent as well as in [`LrScheduler`], so that calling them
+/// needs no element type).
 macro_rules! position_methods {
     ($ty:ident, $kind:literal) => {
+        impl<T: Float> LrScheduler<T> for $ty {
+            fn step(&mut self, optimizer: &mut dyn Optimizer<T>) -> Result<()> {
+                let lr = self.next_lr(optimizer.lr());
+                self.position.advance(optimizer, lr)
+            }
+
+            fn state(&self) -> SchedulerState {
+                self.position.state($kind)
+            }
+
+            fn restore(&mut self, state: &SchedulerState) -> Result<()> {
+                self.position.restore($kind, state)
+            }
+        }
+
         impl $ty {
             /// The epoch reached: 0 after construction, 1 after the first
             /// [`step`](LrScheduler::step).
@@ -191,23 +207,15 @@ impl StepLr {
     }
 }
 
-impl<T: Float> LrScheduler<T> for StepLr {
-    fn step(&mut self, optimizer: &mut dyn Optimizer<T>) -> Result<()> {
+impl StepLr {
+    /// The rate of the next epoch, from the optimiser's current rate `lr`.
+    fn next_lr(&self, lr: f64) -> f64 {
         let epoch = self.position.last_epoch + 1;
-        let lr = if epoch % self.step_size == 0 {
-            optimizer.lr() * self.gamma
+        if epoch % self.step_size == 0 {
+            lr * self.gamma
         } else {
-            optimizer.lr()
-        };
-        self.position.advance(optimizer, lr)
-    }
-
-    fn state(&self) -> SchedulerState {
-        StepLr::state(self)
-    }
-
-    fn restore(&mut self, state: &SchedulerState) -> Result<()> {
-        StepLr::restore(self, state)
+            lr
+        }
     }
 }
 
@@ -241,18 +249,10 @@ impl ExponentialLr {
     }
 }
 
-impl<T: Float> LrScheduler<T> for ExponentialLr {
-    fn step(&mut self, optimizer: &mut dyn Optimizer<T>) -> Result<()> {
-        let lr = optimizer.lr() * self.gamma;
-        self.position.advance(optimizer, lr)
-    }
-
-    fn state(&self) -> SchedulerState {
-        ExponentialLr::state(self)
-    }
-
-    fn restore(&mut self, state: &SchedulerState) -> Result<()> {
-        ExponentialLr::restore(self, state)
+impl ExponentialLr {
+    /// The rate of the next epoch, from the optimiser's current rate `lr`.
+    fn next_lr(&self, lr: f64) -> f64 {
+        lr * self.gamma
     }
 }
 
@@ -306,23 +306,16 @@ impl CosineAnnealingLr {
     }
 }
 
-impl<T: Float> LrScheduler<T> for CosineAnnealingLr {
-    fn step(&mut self, optimizer: &mut dyn Optimizer<T>) -> Result<()> {
+impl CosineAnnealingLr {
+    /// The rate of the next epoch, by the closed form alone (the current rate is not read).
+    fn next_lr(&self, _current: f64) -> f64 {
         let e = (self.position.last_epoch + 1) as f64;
         let (base, eta_min) = (self.position.base_lr, self.eta_min);
         // as torch's _get_closed_form_lr evaluates it
         let cos = (core::f64::consts::PI * e / self.t_max as f64).cos();
         let lr = eta_min + (base - eta_min) * (1.0 + cos) / 2.0;
         // a base rate below eta_min would go negative through rounding only
-        self.position.advance(optimizer, lr.max(0.0))
-    }
-
-    fn state(&self) -> SchedulerState {
-        CosineAnnealingLr::state(self)
-    }
-
-    fn restore(&mut self, state: &SchedulerState) -> Result<()> {
-        CosineAnnealingLr::restore(self, state)
+        lr.max(0.0)
     }
 }
 
@@ -391,26 +384,17 @@ impl LinearLr {
     }
 }
 
-impl<T: Float> LrScheduler<T> for LinearLr {
-    fn step(&mut self, optimizer: &mut dyn Optimizer<T>) -> Result<()> {
+impl LinearLr {
+    /// The rate of the next epoch, from the optimiser's current rate `lr`.
+    fn next_lr(&self, lr: f64) -> f64 {
         let epoch = self.position.last_epoch + 1;
-        let lr = if epoch > self.total_iters {
-            optimizer.lr()
+        if epoch > self.total_iters {
+            lr
         } else {
             let (start, end) = (self.start_factor, self.end_factor);
             let total = self.total_iters as f64;
-            let ratio = 1.0 + (end - start) / (total * start + (epoch - 1) as f64 * (end - start));
-            optimizer.lr() * ratio
-        };
-        self.position.advance(optimizer, lr)
-    }
-
-    fn state(&self) -> SchedulerState {
-        LinearLr::state(self)
-    }
-
-    fn restore(&mut self, state: &SchedulerState) -> Result<()> {
-        LinearLr::restore(self, state)
+            lr * (1.0 + (end - start) / (total * start + (epoch - 1) as f64 * (end - start)))
+        }
     }
 }
 

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    CellParams, GruConfig, LstmConfig, Nonlinearity, RnnConfig, SequenceLayer, Tensor,
+    CellParams, Float, GruConfig, LstmConfig, Nonlinearity, Parameters, RnnConfig, SequenceLayer,
+    Tensor,
 };
 use serde_json::Value;
 
@@ -80,19 +81,7 @@ impl Case {
 
     /// `section.name` as a tensor, if present.
     pub fn tensor(&self, section: &str, name: &str) -> Option<Tensor<f64>> {
-        let v = self.json.get(section)?.get(name)?;
-        let shape: Vec<usize> = v["shape"]
-            .as_array()?
-            .iter()
-            .map(|d| d.as_u64().expect("dim") as usize)
-            .collect();
-        let data: Vec<f64> = v["data"]
-            .as_array()?
-            .iter()
-            .map(|d| d.as_f64().expect("number"))
-            .collect();
-        // PyTorch stores 0-d and 1-d shapes; everything here has rank 1 to 3
-        Some(Tensor::from_vec(data, &shape).expect("the case's tensor matches its shape"))
+        json_tensor(self.json.get(section)?.get(name)?)
     }
 
     /// The parameters of layer `k`'s cell, under the case's names with `suffix` (`""` for
@@ -111,6 +100,15 @@ impl Case {
 /// Every case of the format in `dir` (files `*.json` whose `format` is `recurrent-reference/1`),
 /// sorted by name.
 pub fn load_cases(dir: &Path) -> Vec<Case> {
+    json_cases(dir, "recurrent-reference/1", "kind")
+        .into_iter()
+        .map(|(name, json)| Case { name, json })
+        .collect()
+}
+
+/// The JSON files in `dir` whose `format` is `format` and which have the key `key` (so not
+/// their directory's index), as `(name, contents)` sorted by name.
+pub fn json_cases(dir: &Path, format: &str, key: &str) -> Vec<(String, Value)> {
     let mut cases = Vec::new();
     let entries =
         std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
@@ -122,14 +120,32 @@ pub fn load_cases(dir: &Path) -> Vec<Case> {
         let text = std::fs::read_to_string(&path).expect("readable case file");
         let json: Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()));
-        if json["format"] != "recurrent-reference/1" || json.get("kind").is_none() {
-            continue; // index.json or another layout
+        if json["format"] != format || json.get(key).is_none() {
+            continue; // an index or another layout
         }
         let name = json["name"].as_str().expect("name").to_string();
-        cases.push(Case { name, json });
+        cases.push((name, json));
     }
-    cases.sort_by(|a, b| a.name.cmp(&b.name));
+    cases.sort_by(|a, b| a.0.cmp(&b.0));
     cases
+}
+
+/// A `{"shape", "data"}` tensor of a case file, if it is one; a 0-d shape becomes `[1]`.
+pub fn json_tensor(v: &Value) -> Option<Tensor<f64>> {
+    let mut shape: Vec<usize> = v["shape"]
+        .as_array()?
+        .iter()
+        .map(|d| d.as_u64().expect("dim") as usize)
+        .collect();
+    if shape.is_empty() {
+        shape.push(1);
+    }
+    let data: Vec<f64> = v["data"]
+        .as_array()?
+        .iter()
+        .map(|d| d.as_f64().expect("number"))
+        .collect();
+    Some(Tensor::from_vec(data, &shape).expect("the case's tensor matches its shape"))
 }
 
 /// The largest `|actual − expected| / max(1, |expected|)`; NaN if any value is NaN.
@@ -205,5 +221,25 @@ pub fn with_network<W: WithNetwork>(case: &Case, w: W) -> W::Output {
             w.run(case, a.expect(built), b.expect(built))
         }
         other => panic!("{}: unknown cell {other:?}", case.name),
+    }
+}
+
+/// Named tensors as a model: parameters of any name and shape, visited in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamList<T> {
+    pub params: Vec<(String, Tensor<T>)>,
+}
+
+impl<T: Float> Parameters<T> for ParamList<T> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+        for (n, t) in &self.params {
+            f(n, t);
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        for (n, t) in &mut self.params {
+            f(n, t);
+        }
     }
 }

@@ -32,6 +32,7 @@ use crate::mode::Mode;
 use crate::params::Parameters;
 use crate::state::{State, StatePart};
 use crate::tensor::Tensor;
+use bptt::Plan;
 use trace::Stamp;
 
 /// One recurrent layer in one direction: a [`Cell`] run over every time step of a batch.
@@ -157,20 +158,8 @@ impl<C> Recurrent<C> {
     where
         C: Cell<T>,
     {
-        // once per call, not once per half
-        self.cell.validate_params()?;
-        let plan = self.plan(input, initial, lengths)?;
-        let layout = plan.layout;
-        let Some(at) = self.split_point::<T>(layout.seq_len, layout.batch) else {
-            let out = self.forward_planned(plan, input, initial)?;
-            return Ok(SequenceOutput {
-                output: out.output,
-                state: out.state,
-                trace: RecurrentTrace(SplitTrace::Whole(out.trace)),
-            });
-        };
-        let out = forward_split(layout, at, input, initial, lengths, |x, init, len| {
-            self.forward_planned(self.plan(x, init, len)?, x, init)
+        let out = self.run_planned(input, initial, lengths, |plan, x, init| {
+            self.forward_planned(plan, x, init)
         })?;
         Ok(SequenceOutput {
             output: out.output,
@@ -189,19 +178,38 @@ impl<C> Recurrent<C> {
     where
         C: Cell<T>,
     {
+        let out = self.run_planned(input, initial, lengths, |plan, x, init| {
+            self.infer_planned(plan, x, init)
+        })?;
+        Ok(out.without_trace())
+    }
+
+    /// Validates a call once, then runs `run` on its plan: on the whole batch, or on each half
+    /// of it on two threads when [`split_point`](Self::split_point) says so.
+    fn run_planned<T: Float, Tr: Send>(
+        &self,
+        input: &Tensor<T>,
+        initial: Option<&State<T>>,
+        lengths: Option<&[usize]>,
+        run: impl Fn(Plan, &Tensor<T>, Option<&State<T>>) -> Result<SequenceOutput<T, Tr>> + Sync,
+    ) -> Result<SequenceOutput<T, SplitTrace<Tr>>>
+    where
+        C: Cell<T>,
+    {
+        // once per call, not once per half
         self.cell.validate_params()?;
         let plan = self.plan(input, initial, lengths)?;
         let layout = plan.layout;
         let Some(at) = self.split_point::<T>(layout.seq_len, layout.batch) else {
-            return self.infer_planned(plan, input, initial);
+            let out = run(plan, input, initial)?;
+            return Ok(SequenceOutput {
+                output: out.output,
+                state: out.state,
+                trace: SplitTrace::Whole(out.trace),
+            });
         };
-        let out = forward_split(layout, at, input, initial, lengths, |x, init, len| {
-            self.infer_planned(self.plan(x, init, len)?, x, init)
-        })?;
-        Ok(SequenceOutput {
-            output: out.output,
-            state: out.state,
-            trace: (),
+        forward_split(layout, at, input, initial, lengths, |x, init, len| {
+            run(self.plan(x, init, len)?, x, init)
         })
     }
 
