@@ -115,12 +115,13 @@ fn compose<C: Cell<f64> + Clone>(
     let rng = &mut StdRng::seed_from_u64(p.seed);
     let layer = |input: usize, rng: &mut StdRng| Recurrent::new(make(input, rng));
     let out = make(1, &mut StdRng::seed_from_u64(0)).output_size();
-    let stack = |first_input: usize, rng: &mut StdRng| {
+    let stack_with = |first_input: usize, dropout: f64, rng: &mut StdRng| {
         let layers = (0..p.depth)
             .map(|k| layer(if k == 0 { first_input } else { out }, rng))
             .collect();
-        Stacked::new(layers).expect("sizes chain")
+        Stacked::new(layers, dropout).expect("sizes chain")
     };
+    let stack = |first_input: usize, rng: &mut StdRng| stack_with(first_input, 0.0, rng);
     match how {
         Composition::Bidirectional => {
             let bi = Bidirectional::new(layer(p.input_size, rng), layer(p.input_size, rng));
@@ -134,14 +135,14 @@ fn compose<C: Cell<f64> + Clone>(
                     Bidirectional::new(layer(input, rng), layer(input, rng)).expect("same sizes")
                 })
                 .collect();
-            check(Stacked::new(layers).expect("sizes chain"), p, rng)
+            check(Stacked::new(layers, 0.0).expect("sizes chain"), p, rng)
         }
         Composition::BidirectionalStacked => {
             let (f, r) = (stack(p.input_size, rng), stack(p.input_size, rng));
             check(Bidirectional::new(f, r).expect("same sizes"), p, rng)
         }
         Composition::StackedDropout => {
-            let stacked = stack(p.input_size, rng).with_dropout(0.3).expect("valid p");
+            let stacked = stack_with(p.input_size, 0.3, rng);
             if p.depth > 1 {
                 // the masks are really applied: evaluation mode gives another output
                 let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
@@ -234,10 +235,7 @@ fn a_stack_of_one_layer_is_that_layer() {
                 .init(rng)
                 .unwrap(),
         );
-        let stack = Stacked::new(vec![layer.clone()])
-            .unwrap()
-            .with_dropout(0.5)
-            .unwrap();
+        let stack = Stacked::new(vec![layer.clone()], 0.5).unwrap();
         let x = Tensor::randn(&[p.seq_len, p.batch, p.input_size], rng);
         let lengths: Vec<usize> = random_lengths(p.seq_len, p.batch, rng);
         let init = random_state(&layer, p.batch, rng);
@@ -421,13 +419,15 @@ fn bad_configurations_are_rejected_with_their_reason() {
 
     let a = Recurrent::new(GruCellConfig::new(3, 4).init::<f32>(rng).unwrap());
     let b = Recurrent::new(GruCellConfig::new(5, 4).init::<f32>(rng).unwrap());
-    let e = Stacked::new(vec![a.clone(), b.clone()]).unwrap_err();
+    let e = Stacked::new(vec![a.clone(), b.clone()], 0.0).unwrap_err();
     assert!(
         e.to_string()
             .contains("layer 1 reads 5 features but layer 0 outputs 4"),
         "{e}"
     );
-    assert!(Stacked::<Recurrent<recurrent::GruCell<f32>>>::new(vec![]).is_err());
+    assert!(Stacked::<Recurrent<recurrent::GruCell<f32>>>::new(vec![], 0.0).is_err());
+    let e = Stacked::new(vec![a.clone()], 1.0).unwrap_err();
+    assert_eq!(e.to_string(), "invalid dropout: 1 is not in [0, 1)");
     let e = Bidirectional::new(a.clone(), b).unwrap_err();
     assert!(
         e.to_string().contains("the forward layer has input 3"),
@@ -502,7 +502,7 @@ fn layers_whose_names_would_clash_are_rejected() {
     let config = LstmConfig::new(3, 3).with_num_layers(2);
     let (a, b) = (config.init::<f32>(rng).unwrap(), config.init(rng).unwrap());
     // a stack of stacks numbers both inner stacks from l0
-    let e = Stacked::new(vec![a, b]).unwrap_err();
+    let e = Stacked::new(vec![a, b], 0.0).unwrap_err();
     assert!(
         e.to_string()
             .contains("two parameters are named `bias_hh_l0`"),

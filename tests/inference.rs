@@ -106,22 +106,19 @@ fn check_compositions<T: Float, C: Cell<T> + Clone>(
         let bi = pair(INPUT, rng);
         assert_infer_is_forward(&bi, &bi, &what("bidirectional"), rng);
         let stack = vec![layer(INPUT, rng), layer(h_out, rng), layer(h_out, rng)];
-        let stack = Stacked::new(stack).unwrap();
+        let stack = Stacked::new(stack, 0.0).unwrap();
         assert_infer_is_forward(&stack, &stack, &what("stacked"), rng);
         let stack_bi = vec![pair(INPUT, rng), pair(2 * h_out, rng)];
-        let stack_bi = Stacked::new(stack_bi).unwrap();
+        let stack_bi = Stacked::new(stack_bi, 0.0).unwrap();
         assert_infer_is_forward(&stack_bi, &stack_bi, &what("stacked bidirectional"), rng);
         let bi_stack = Bidirectional::new(
-            Stacked::new(vec![layer(INPUT, rng), layer(h_out, rng)]).unwrap(),
-            Stacked::new(vec![layer(INPUT, rng), layer(h_out, rng)]).unwrap(),
+            Stacked::new(vec![layer(INPUT, rng), layer(h_out, rng)], 0.0).unwrap(),
+            Stacked::new(vec![layer(INPUT, rng), layer(h_out, rng)], 0.0).unwrap(),
         )
         .unwrap();
         assert_infer_is_forward(&bi_stack, &bi_stack, &what("bidirectional stacked"), rng);
         // dropout is off in infer, as in evaluation mode, even in training mode
-        let dropped = Stacked::new(vec![layer(INPUT, rng), layer(h_out, rng)])
-            .unwrap()
-            .with_dropout(0.5)
-            .unwrap();
+        let dropped = Stacked::new(vec![layer(INPUT, rng), layer(h_out, rng)], 0.5).unwrap();
         let eval = dropped.clone();
         assert_infer_is_forward(&dropped, &eval, &what("stacked with dropout"), rng);
     }

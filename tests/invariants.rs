@@ -422,10 +422,13 @@ fn networks(p: &Problem, rng: &mut StdRng) -> Networks {
         .init(rng)
         .unwrap();
     let mut stack = || {
-        Stacked::new(vec![
-            Recurrent::new(RnnCellConfig::new(i, h).init(rng).unwrap()),
-            Recurrent::new(RnnCellConfig::new(h, h).init(rng).unwrap()),
-        ])
+        Stacked::new(
+            vec![
+                Recurrent::new(RnnCellConfig::new(i, h).init(rng).unwrap()),
+                Recurrent::new(RnnCellConfig::new(h, h).init(rng).unwrap()),
+            ],
+            0.0,
+        )
         .unwrap()
     };
     let (forward, reverse) = (stack(), stack());

@@ -26,7 +26,7 @@ use crate::tensor::Tensor;
 ///
 /// # Dropout
 ///
-/// With [`with_dropout`](Stacked::with_dropout)`(p)`, in [`Mode::Train`] each element of
+/// With a dropout `p` ([`Stacked::new`]'s second argument), in [`Mode::Train`] each element of
 /// every layer's output except the last layer's is zeroed with probability `p` and the others
 /// are scaled by `1/(1 − p)`. The masks of a call are drawn from a generator seeded with the
 /// mode's seed, and nothing else: a forward pass is a function of its inputs, its parameters
@@ -44,8 +44,7 @@ use crate::tensor::Tensor;
 /// let stack = Stacked::new(vec![
 ///     Recurrent::new(LstmCellConfig::new(4, 8).init::<f32>(&mut rng)?),
 ///     Recurrent::new(LstmCellConfig::new(8, 8).init(&mut rng)?),
-/// ])?
-/// .with_dropout(0.2)?;
+/// ], 0.2)?;
 /// let x = Tensor::randn(&[5, 3, 4], &mut rng);
 /// let out = stack.forward_with_state(&x, None, None, Mode::Train { seed: 7 })?;
 /// assert_eq!(out.state.h().shape(), &[2, 3, 8]);
@@ -83,13 +82,17 @@ impl<L> Stacked<L> {
     /// The layers in order, each placed at its depth so that its parameters carry PyTorch's
     /// names (`weight_ih_l{k}`).
     ///
+    /// `dropout` is the probability of zeroing each element of every layer's output but the
+    /// last, in training mode (PyTorch's `dropout` argument; 0 for none).
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] if there is no layer, if a layer's input size is not the
     /// previous layer's output size, if the layers differ in state layout or in layout
-    /// (batch-first or not), or if two of their parameters end up with the same name (a layer
-    /// that does not implement [`SequenceLayer::set_position`], or a stack inside a stack).
-    pub fn new<T: Float>(layers: Vec<L>) -> Result<Self>
+    /// (batch-first or not), if two of their parameters end up with the same name (a layer
+    /// that does not implement [`SequenceLayer::set_position`], or a stack inside a stack), or
+    /// unless `0 ≤ dropout < 1`.
+    pub fn new<T: Float>(layers: Vec<L>, dropout: f64) -> Result<Self>
     where
         L: SequenceLayer<T>,
     {
@@ -123,24 +126,11 @@ impl<L> Stacked<L> {
                 )));
             }
         }
-        let mut stack = Stacked {
-            layers,
-            dropout: 0.0,
-        };
+        check_probability("dropout", dropout)?;
+        let mut stack = Stacked { layers, dropout };
         SequenceLayer::<T>::set_position(&mut stack, 0, Direction::Forward);
         check_unique_names("stacked layers", &stack)?;
         Ok(stack)
-    }
-
-    /// Dropout with probability `p` on every layer's output but the last, in training mode.
-    /// Defaults to 0.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] unless `0 ≤ p < 1`.
-    pub fn with_dropout(self, p: f64) -> Result<Self> {
-        check_probability("dropout", p)?;
-        Ok(Stacked { dropout: p, ..self })
     }
 
     /// The layers, first to last.
@@ -389,7 +379,7 @@ mod tests {
             Recurrent::new(GruCellConfig::new(2, 50).init::<f64>(rng).unwrap()),
             Recurrent::new(GruCellConfig::new(50, 50).init(rng).unwrap()),
         ];
-        let stack = Stacked::new(layers).unwrap().with_dropout(0.25).unwrap();
+        let stack = Stacked::new(layers, 0.25).unwrap();
         let x = Tensor::randn(&[40, 8, 2], rng);
         let out = stack
             .forward_with_state(&x, None, None, Mode::Train { seed: 5 })

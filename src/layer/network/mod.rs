@@ -125,12 +125,12 @@ impl<C> Network<C> {
             let layers = (0..shared.num_layers)
                 .map(|k| Bidirectional::new(recurrent(k)?, recurrent(k)?))
                 .collect::<Result<Vec<_>>>()?;
-            Layers::Bidirectional(Stacked::new(layers)?.with_dropout(shared.dropout)?)
+            Layers::Bidirectional(Stacked::new(layers, shared.dropout)?)
         } else {
             let layers = (0..shared.num_layers)
                 .map(recurrent)
                 .collect::<Result<Vec<_>>>()?;
-            Layers::Forward(Stacked::new(layers)?.with_dropout(shared.dropout)?)
+            Layers::Forward(Stacked::new(layers, shared.dropout)?)
         };
         Ok(Network { layers })
     }
