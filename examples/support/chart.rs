@@ -1,0 +1,364 @@
+//! Line and bar charts as PNG files, drawn with `plotters` in the DejaVu Sans font embedded in
+//! the binary (so that no system font is needed).
+
+use std::error::Error;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+
+use super::report::sig;
+
+type DrawResult<T = ()> = Result<T, Box<dyn Error>>;
+
+/// The colours of the series, in order.
+const COLOURS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// Size of a single chart, in pixels.
+pub const SIZE: (u32, u32) = (960, 560);
+
+fn register_font() {
+    static FONT: Once = Once::new();
+    FONT.call_once(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .map_err(|_| "the embedded font")
+            .expect("DejaVu Sans parses");
+    });
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mark {
+    /// A solid line.
+    Line,
+    /// A dashed line.
+    Dashed,
+    /// A dot at each point.
+    Dots,
+}
+
+/// A named series of `(x, y)` points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    name: String,
+    points: Vec<(f64, f64)>,
+    mark: Mark,
+    colour: Option<usize>,
+}
+
+/// A chart of series over a shared x axis, with optional vertical and horizontal markers.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    title: String,
+    x_label: String,
+    y_label: String,
+    log_y: bool,
+    series: Vec<Series>,
+    vlines: Vec<(f64, String)>,
+    hlines: Vec<(f64, String)>,
+    x_range: Option<Range<f64>>,
+    y_range: Option<Range<f64>>,
+}
+
+impl Chart {
+    /// An empty chart with a title and axis labels.
+    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            log_y: false,
+            series: Vec::new(),
+            vlines: Vec::new(),
+            hlines: Vec::new(),
+            x_range: None,
+            y_range: None,
+        }
+    }
+
+    /// A logarithmic y axis (points with y ≤ 0 are left out).
+    pub fn log_y(mut self) -> Self {
+        self.log_y = true;
+        self
+    }
+
+    /// Adds a series drawn as a solid line.
+    pub fn line(self, name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        self.series(name, points, Mark::Line)
+    }
+
+    /// Adds a series drawn as `mark`.
+    pub fn series(mut self, name: impl Into<String>, points: Vec<(f64, f64)>, mark: Mark) -> Self {
+        self.series.push(Series { name: name.into(), points, mark, colour: None });
+        self
+    }
+
+    /// Adds a series drawn as `mark` in the colour of series number `colour` (so that related
+    /// series, for instance the same model's training and test curves, share a colour).
+    pub fn series_coloured(
+        mut self,
+        name: impl Into<String>,
+        points: Vec<(f64, f64)>,
+        mark: Mark,
+        colour: usize,
+    ) -> Self {
+        self.series.push(Series { name: name.into(), points, mark, colour: Some(colour) });
+        self
+    }
+
+    /// A labelled vertical line at `x`.
+    pub fn vline(mut self, x: f64, label: impl Into<String>) -> Self {
+        self.vlines.push((x, label.into()));
+        self
+    }
+
+    /// A labelled horizontal line at `y`.
+    pub fn hline(mut self, y: f64, label: impl Into<String>) -> Self {
+        self.hlines.push((y, label.into()));
+        self
+    }
+
+    /// Shows only `range` of the x axis (the series are clipped to it).
+    pub fn x_range(mut self, range: Range<f64>) -> Self {
+        self.x_range = Some(range);
+        self
+    }
+
+    /// Fixes the y axis to `range`.
+    pub fn y_range(mut self, range: Range<f64>) -> Self {
+        self.y_range = Some(range);
+        self
+    }
+
+    /// Draws the chart alone into a PNG file.
+    pub fn save(&self, path: &Path) -> DrawResult {
+        register_font();
+        let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        self.draw(&root)?;
+        root.present()?;
+        Ok(())
+    }
+
+    fn visible(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        let x_range = self.x_range.clone();
+        self.series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(move |&(x, y)| {
+                y.is_finite()
+                    && x.is_finite()
+                    && x_range.as_ref().is_none_or(|r| r.start <= x && x <= r.end)
+            })
+    }
+
+    fn ranges(&self) -> (Range<f64>, Range<f64>) {
+        let bounds = |values: &mut dyn Iterator<Item = f64>| {
+            values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        };
+        let (x0, x1) = match &self.x_range {
+            Some(r) => (r.start, r.end),
+            None => bounds(&mut self.visible().map(|p| p.0).chain(self.vlines.iter().map(|v| v.0))),
+        };
+        let ys = self.visible().map(|p| p.1).chain(self.hlines.iter().map(|h| h.0));
+        let (y0, y1) = if self.log_y {
+            bounds(&mut ys.filter(|&y| y > 0.0))
+        } else {
+            bounds(&mut ys.into_iter())
+        };
+        let (x0, x1) = if x0 < x1 { (x0, x1) } else if x0.is_finite() { (x0 - 0.5, x0 + 0.5) } else { (0.0, 1.0) };
+        let y = match &self.y_range {
+            Some(r) => r.clone(),
+            None if self.log_y => {
+                let (y0, y1) = if y0.is_finite() && y0 > 0.0 { (y0, y1.max(y0 * 10.0)) } else { (1e-3, 1.0) };
+                y0 / 1.5..y1 * 1.5
+            }
+            None => {
+                let (y0, y1) = if y0 < y1 { (y0, y1) } else if y0.is_finite() { (y0 - 0.5, y0 + 0.5) } else { (0.0, 1.0) };
+                let pad = 0.05 * (y1 - y0);
+                y0 - pad..y1 + pad
+            }
+        };
+        (x0..x1, y)
+    }
+
+    /// Draws the chart into a part of a figure.
+    pub fn draw(&self, area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> DrawResult {
+        register_font();
+        let (x, y) = self.ranges();
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .caption(&self.title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(72);
+        if self.log_y {
+            let chart = builder.build_cartesian_2d(x, y.log_scale())?;
+            self.draw_on(chart)
+        } else {
+            let chart = builder.build_cartesian_2d(x, y)?;
+            self.draw_on(chart)
+        }
+    }
+
+    fn draw_on<'a, Y>(
+        &self,
+        mut chart: ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    ) -> DrawResult
+    where
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| tick(*x))
+            .y_label_formatter(&|y| tick(*y))
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 17))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        let (x_lo, x_hi) = {
+            let r = chart.x_range();
+            (r.start, r.end)
+        };
+        let (y_lo, y_hi) = {
+            let r = chart.y_range();
+            (r.start, r.end)
+        };
+        let keep = |&(x, y): &(f64, f64)| {
+            x.is_finite() && y.is_finite() && x >= x_lo && x <= x_hi && (!self.log_y || y > 0.0)
+        };
+        let mut labelled = false;
+        for (k, s) in self.series.iter().enumerate() {
+            let colour = COLOURS[s.colour.unwrap_or(k) % COLOURS.len()];
+            let points: Vec<(f64, f64)> = s.points.iter().copied().filter(keep).collect();
+            let series = match s.mark {
+                Mark::Line => chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?,
+                Mark::Dashed => chart.draw_series(DashedLineSeries::new(points, 8, 5, colour.stroke_width(2)))?,
+                Mark::Dots => chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?,
+            };
+            if !s.name.is_empty() {
+                labelled = true;
+                series.label(s.name.clone()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                });
+            }
+        }
+        let grey = RGBColor(90, 90, 90);
+        for (x, label) in &self.vlines {
+            chart.draw_series(DashedLineSeries::new(vec![(*x, y_lo), (*x, y_hi)], 6, 4, grey.stroke_width(1)))?;
+            chart.draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (*x, y_hi),
+                ("sans-serif", 14).into_font().color(&grey),
+            )))?;
+        }
+        for (y, label) in &self.hlines {
+            chart.draw_series(DashedLineSeries::new(vec![(x_lo, *y), (x_hi, *y)], 6, 4, grey.stroke_width(1)))?;
+            chart.draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (x_lo, *y),
+                ("sans-serif", 14).into_font().color(&grey),
+            )))?;
+        }
+        if labelled {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .label_font(("sans-serif", 15))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()?;
+        }
+        Ok(())
+    }
+}
+
+/// An axis label: short decimals for ordinary sizes, `1e-5` style for the others.
+fn tick(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    if (1e-3..1e5).contains(&x.abs()) {
+        let fixed = format!("{x:.6}");
+        fixed.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        let s = format!("{x:.2e}");
+        let (mantissa, exponent) = s.split_once('e').expect("an exponent");
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        format!("{mantissa}e{exponent}")
+    }
+}
+
+/// Several charts in one PNG file, `columns` to a row, under a common title.
+pub fn save_grid(path: &Path, title: &str, columns: usize, charts: &[Chart]) -> DrawResult {
+    register_font();
+    let rows = charts.len().div_ceil(columns);
+    let size = (SIZE.0 * columns as u32 * 3 / 4, SIZE.1 * rows as u32 * 3 / 4 + 50);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 26))?;
+    for (chart, area) in charts.iter().zip(root.split_evenly((rows, columns))) {
+        chart.draw(&area)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// A bar chart of named values into a PNG file, each bar labelled with its value.
+pub fn save_bars(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]) -> DrawResult {
+    register_font();
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = bars.iter().map(|b| b.1).fold(0.0, f64::max) * 1.15;
+    let top = if top > 0.0 { top } else { 1.0 };
+    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d((0..bars.len().max(1) - 1).into_segmented(), 0.0..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_desc(y_label)
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()?;
+    for (i, (_, value)) in bars.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let mut bar = Rectangle::new(
+            [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), *value)],
+            colour.mix(0.8).filled(),
+        );
+        bar.set_margin(0, 0, 30, 30);
+        chart.draw_series(std::iter::once(bar))?;
+        chart.draw_series(std::iter::once(Text::new(
+            sig(*value),
+            (SegmentValue::CenterOf(i), *value + top * 0.02),
+            ("sans-serif", 16).into_font(),
+        )))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
