@@ -114,6 +114,75 @@ fn last_value(stdout: &str, key: &str) -> f64 {
         .unwrap_or_else(|_| panic!("no number after `{key}` in {line}"))
 }
 
+/// A fresh output folder for an example's charts.
+fn out_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("recurrent-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Asserts that each chart was written as a non-empty PNG file.
+fn assert_charts(dir: &std::path::Path, charts: &[&str]) {
+    for chart in charts {
+        let bytes = std::fs::read(dir.join(chart)).unwrap_or_else(|e| panic!("{chart}: {e}"));
+        assert!(
+            bytes.len() > 1000 && bytes.starts_with(b"\x89PNG"),
+            "{chart} is not a PNG"
+        );
+    }
+}
+
+#[test]
+fn the_sequence_comparison_measures_every_cell_and_checks_its_bptt() {
+    let dir = out_dir("ex03");
+    let stdout = run_ok(
+        "ex_03_sequence_comparison",
+        &["--quick", "--out", dir.to_str().expect("a UTF-8 path")],
+    );
+    // the example fails unless each cell beats repeating the last value on the sine task and
+    // the step-by-step gradients equal the fused backward pass; here: every table has its rows
+    let table = std::fs::read_to_string(dir.join("results.md")).expect("results.md");
+    for title in [
+        "Sine:",
+        "y_t = x_0·x_t:",
+        "Speed:",
+        "Gradient flow:",
+        "Vanishing gradients",
+        "Adding problem: hidden 128",
+        "Adding problem: time per training step",
+    ] {
+        assert!(table.contains(title), "no table {title}:\n{table}");
+    }
+    for cell in ["RNN", "LSTM", "GRU"] {
+        let rows = table
+            .lines()
+            .filter(|l| l.split('|').any(|c| c.trim() == cell))
+            .count();
+        // sine, product, speed, flow, 2 vanishing states; 2 lengths × (results, speed)
+        assert_eq!(rows, 10, "{cell} rows in:\n{table}");
+    }
+    assert!(
+        stdout.contains("step-by-step BPTT equals the fused backward pass"),
+        "{stdout}"
+    );
+    assert_charts(
+        &dir,
+        &[
+            "sine_loss.png",
+            "sine_predictions.png",
+            "product_loss.png",
+            "product_predictions.png",
+            "speed.png",
+            "gradient_flow_steps.png",
+            "gradient_flow_epochs.png",
+            "adding_mse_by_length.png",
+            "adding_curves.png",
+            "vanishing_gradients.png",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn the_tagger_learns_and_its_saved_model_predicts_the_same() {
     let path = std::env::temp_dir().join(format!("recurrent-tagger-{}.st", std::process::id()));

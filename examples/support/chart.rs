@@ -74,7 +74,11 @@ pub struct Chart {
 
 impl Chart {
     /// An empty chart with a title and axis labels.
-    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+    ) -> Self {
         Self {
             title: title.into(),
             x_label: x_label.into(),
@@ -101,7 +105,12 @@ impl Chart {
 
     /// Adds a series drawn as `mark`.
     pub fn series(mut self, name: impl Into<String>, points: Vec<(f64, f64)>, mark: Mark) -> Self {
-        self.series.push(Series { name: name.into(), points, mark, colour: None });
+        self.series.push(Series {
+            name: name.into(),
+            points,
+            mark,
+            colour: None,
+        });
         self
     }
 
@@ -114,7 +123,12 @@ impl Chart {
         mark: Mark,
         colour: usize,
     ) -> Self {
-        self.series.push(Series { name: name.into(), points, mark, colour: Some(colour) });
+        self.series.push(Series {
+            name: name.into(),
+            points,
+            mark,
+            colour: Some(colour),
+        });
         self
     }
 
@@ -166,27 +180,53 @@ impl Chart {
 
     fn ranges(&self) -> (Range<f64>, Range<f64>) {
         let bounds = |values: &mut dyn Iterator<Item = f64>| {
-            values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+            values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            })
         };
         let (x0, x1) = match &self.x_range {
             Some(r) => (r.start, r.end),
-            None => bounds(&mut self.visible().map(|p| p.0).chain(self.vlines.iter().map(|v| v.0))),
+            None => bounds(
+                &mut self
+                    .visible()
+                    .map(|p| p.0)
+                    .chain(self.vlines.iter().map(|v| v.0)),
+            ),
         };
-        let ys = self.visible().map(|p| p.1).chain(self.hlines.iter().map(|h| h.0));
+        let ys = self
+            .visible()
+            .map(|p| p.1)
+            .chain(self.hlines.iter().map(|h| h.0));
         let (y0, y1) = if self.log_y {
             bounds(&mut ys.filter(|&y| y > 0.0))
         } else {
             bounds(&mut ys.into_iter())
         };
-        let (x0, x1) = if x0 < x1 { (x0, x1) } else if x0.is_finite() { (x0 - 0.5, x0 + 0.5) } else { (0.0, 1.0) };
+        let (x0, x1) = if x0 < x1 {
+            (x0, x1)
+        } else if x0.is_finite() {
+            (x0 - 0.5, x0 + 0.5)
+        } else {
+            (0.0, 1.0)
+        };
         let y = match &self.y_range {
             Some(r) => r.clone(),
             None if self.log_y => {
-                let (y0, y1) = if y0.is_finite() && y0 > 0.0 { (y0, y1.max(y0 * 10.0)) } else { (1e-3, 1.0) };
+                let (y0, y1) = if y0.is_finite() && y0 > 0.0 {
+                    (y0, y1.max(y0 * 3.0))
+                } else {
+                    (1e-3, 1.0)
+                };
                 y0 / 1.5..y1 * 1.5
             }
             None => {
-                let (y0, y1) = if y0 < y1 { (y0, y1) } else if y0.is_finite() { (y0 - 0.5, y0 + 0.5) } else { (0.0, 1.0) };
+                let (y0, y1) = if y0 < y1 {
+                    (y0, y1)
+                } else if y0.is_finite() {
+                    (y0 - 0.5, y0 + 0.5)
+                } else {
+                    (0.0, 1.0)
+                };
                 let pad = 0.05 * (y1 - y0);
                 y0 - pad..y1 + pad
             }
@@ -195,7 +235,10 @@ impl Chart {
     }
 
     /// Draws the chart into a part of a figure.
-    pub fn draw(&self, area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> DrawResult {
+    pub fn draw(
+        &self,
+        area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    ) -> DrawResult {
         register_font();
         let (x, y) = self.ranges();
         let mut builder = ChartBuilder::on(area);
@@ -247,8 +290,17 @@ impl Chart {
             let points: Vec<(f64, f64)> = s.points.iter().copied().filter(keep).collect();
             let series = match s.mark {
                 Mark::Line => chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?,
-                Mark::Dashed => chart.draw_series(DashedLineSeries::new(points, 8, 5, colour.stroke_width(2)))?,
-                Mark::Dots => chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?,
+                Mark::Dashed => chart.draw_series(DashedLineSeries::new(
+                    points,
+                    8,
+                    5,
+                    colour.stroke_width(2),
+                ))?,
+                Mark::Dots => chart.draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, colour.filled())),
+                )?,
             };
             if !s.name.is_empty() {
                 labelled = true;
@@ -259,7 +311,12 @@ impl Chart {
         }
         let grey = RGBColor(90, 90, 90);
         for (x, label) in &self.vlines {
-            chart.draw_series(DashedLineSeries::new(vec![(*x, y_lo), (*x, y_hi)], 6, 4, grey.stroke_width(1)))?;
+            chart.draw_series(DashedLineSeries::new(
+                vec![(*x, y_lo), (*x, y_hi)],
+                6,
+                4,
+                grey.stroke_width(1),
+            ))?;
             chart.draw_series(std::iter::once(Text::new(
                 label.clone(),
                 (*x, y_hi),
@@ -267,7 +324,12 @@ impl Chart {
             )))?;
         }
         for (y, label) in &self.hlines {
-            chart.draw_series(DashedLineSeries::new(vec![(x_lo, *y), (x_hi, *y)], 6, 4, grey.stroke_width(1)))?;
+            chart.draw_series(DashedLineSeries::new(
+                vec![(x_lo, *y), (x_hi, *y)],
+                6,
+                4,
+                grey.stroke_width(1),
+            ))?;
             chart.draw_series(std::iter::once(Text::new(
                 label.clone(),
                 (x_lo, *y),
@@ -294,7 +356,10 @@ fn tick(x: f64) -> String {
     }
     if (1e-3..1e5).contains(&x.abs()) {
         let fixed = format!("{x:.6}");
-        fixed.trim_end_matches('0').trim_end_matches('.').to_string()
+        fixed
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     } else {
         let s = format!("{x:.2e}");
         let (mantissa, exponent) = s.split_once('e').expect("an exponent");
@@ -307,7 +372,10 @@ fn tick(x: f64) -> String {
 pub fn save_grid(path: &Path, title: &str, columns: usize, charts: &[Chart]) -> DrawResult {
     register_font();
     let rows = charts.len().div_ceil(columns);
-    let size = (SIZE.0 * columns as u32 * 3 / 4, SIZE.1 * rows as u32 * 3 / 4 + 50);
+    let size = (
+        SIZE.0 * columns as u32 * 3 / 4,
+        SIZE.1 * rows as u32 * 3 / 4 + 50,
+    );
     let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 26))?;
@@ -347,7 +415,10 @@ pub fn save_bars(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]
     for (i, (_, value)) in bars.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let mut bar = Rectangle::new(
-            [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), *value)],
+            [
+                (SegmentValue::Exact(i), 0.0),
+                (SegmentValue::Exact(i + 1), *value),
+            ],
             colour.mix(0.8).filled(),
         );
         bar.set_margin(0, 0, 30, 30);
@@ -361,4 +432,3 @@ pub fn save_bars(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]
     root.present()?;
     Ok(())
 }
-

@@ -36,6 +36,9 @@ impl CommonArgs {
 
 /// Prints the sentence that introduces an experiment, with a rule above it.
 pub fn section(title: &str, what: &str) {
-    println!("\n── {title} {}", "─".repeat(78usize.saturating_sub(title.len() + 4)));
+    println!(
+        "\n── {title} {}",
+        "─".repeat(78usize.saturating_sub(title.len() + 4))
+    );
     println!("{what}");
 }

@@ -125,17 +125,19 @@ where
     let mut rng = StdRng::seed_from_u64(training.seed);
     let mut order: Vec<usize> = (0..task.train.len()).collect();
     let mut epoch_loss = Vec::with_capacity(training.epochs);
+    let mut step = 0;
     let start = Instant::now();
     for _ in 0..training.epochs {
         order.shuffle(&mut rng);
         let (mut sum, mut count) = (0.0, 0);
         for indices in order.chunks(training.batch) {
             let (x, y) = task.train.batch(indices)?;
-            let (prediction, trace) = model.forward(&x, Mode::Eval)?;
+            let (prediction, trace) = model.forward(&x, Mode::Train { seed: step })?;
             let loss = mse_loss(&prediction, &y)?;
             let grads = model.backward(&trace, &loss.grad)?.params;
             adam.step(&mut model, &grads)?;
             sum += f64::from(loss.value) * indices.len() as f64;
+            step += 1;
             count += indices.len();
         }
         epoch_loss.push(sum / count as f64);
