@@ -70,6 +70,7 @@ pub struct Chart {
     hlines: Vec<(f64, String)>,
     x_range: Option<Range<f64>>,
     y_range: Option<Range<f64>>,
+    legend_below: bool,
 }
 
 impl Chart {
@@ -89,6 +90,7 @@ impl Chart {
             hlines: Vec::new(),
             x_range: None,
             y_range: None,
+            legend_below: false,
         }
     }
 
@@ -147,6 +149,13 @@ impl Chart {
     /// Shows only `range` of the x axis (the series are clipped to it).
     pub fn x_range(mut self, range: Range<f64>) -> Self {
         self.x_range = Some(range);
+        self
+    }
+
+    /// Puts the legend in the lower right corner (default: upper right), where the curves
+    /// leave room for it.
+    pub fn legend_lower_right(mut self) -> Self {
+        self.legend_below = true;
         self
     }
 
@@ -342,7 +351,11 @@ impl Chart {
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.4))
                 .label_font(("sans-serif", 15))
-                .position(SeriesLabelPosition::UpperRight)
+                .position(if self.legend_below {
+                    SeriesLabelPosition::LowerRight
+                } else {
+                    SeriesLabelPosition::UpperRight
+                })
                 .draw()?;
         }
         Ok(())
