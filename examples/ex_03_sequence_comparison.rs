@@ -780,7 +780,7 @@ fn adding_problem(args: &Args, dir: &std::path::Path) -> Res<Adding> {
                         jobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
                     {
                         let run = adding_run(arch, steps, seed, &args, &bar).map_err(|e| e.to_string())?;
-                        bar.println(format!(
+                        let line = format!(
                             "  {:4} T = {:3} seed {seed}: test MSE {} after {} steps{} ({:.1} ms/step)",
                             arch.label(),
                             steps,
@@ -788,7 +788,9 @@ fn adding_problem(args: &Args, dir: &std::path::Path) -> Res<Adding> {
                             run.trained,
                             run.solved_at.map_or(String::new(), |s| format!(", below 0.01 at step {s}")),
                             1e3 * run.seconds / run.trained as f64
-                        ));
+                        );
+                        // printed around the bar, also when the bar is hidden (no terminal)
+                        bar.suspend(|| println!("{line}"));
                         runs.lock().map_err(|e| e.to_string())?.push(run);
                     }
                     Ok(())
