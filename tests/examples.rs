@@ -235,3 +235,38 @@ fn the_sine_regressor_ends_below_the_signal_variance() {
         "test mse {mse} against {repeat}:\n{stdout}"
     );
 }
+
+#[test]
+fn the_gru_exercise_checks_its_step_by_hand_and_writes_its_charts() {
+    let dir = std::env::temp_dir().join(format!("recurrent-ex02-{}", std::process::id()));
+    let stdout = run_ok(
+        "ex_02_gru_implementation",
+        &["--quick", "--out", dir.to_str().expect("a UTF-8 path")],
+    );
+    for expected in [
+        "gradcheck of the step's backward: worst error",
+        "| walk-through",
+        "| A sine, hidden 10",
+        "| B copy, 100 sequences",
+        "| B copy, 1000 sequences",
+        "| C sine, hidden 20",
+        "| D one-unit GRU",
+        "Parameter counts",
+        "0.75 |",
+    ] {
+        assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
+    }
+    for chart in [
+        "ex02_sine.png",
+        "ex02_copy.png",
+        "ex02_copy_positions.png",
+        "ex02_hidden_sizes.png",
+        "ex02_gru_gates.png",
+        "ex02_gru_gates_zoom.png",
+    ] {
+        let size = std::fs::metadata(dir.join(chart)).map_or(0, |m| m.len());
+        assert!(size > 0, "{chart} is missing or empty");
+    }
+    assert!(dir.join("results.md").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
