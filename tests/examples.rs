@@ -166,3 +166,39 @@ fn the_sine_regressor_ends_below_the_signal_variance() {
         "test mse {mse} against {repeat}:\n{stdout}"
     );
 }
+
+#[test]
+fn ex_01_quick_checks_the_hand_computed_step_and_beats_every_baseline() {
+    let dir = std::env::temp_dir().join(format!("recurrent-ex01-{}", std::process::id()));
+    let stdout = run_ok(
+        "ex_01_lstm_implementation",
+        &["--quick", "--out", dir.to_str().expect("a UTF-8 path")],
+    );
+    for line in [
+        "forget gate f",
+        "hidden state h",
+        "| h: max abs(hand − Cell::forward)",
+        "| gradcheck, one step",
+        "| gradcheck, BPTT over 6 steps",
+        "| A sine, hidden 10",
+        "| B memory, hidden 10 (last step)",
+        "| C sine, hidden 20",
+        "all 9 checks passed",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    for chart in [
+        "sine_loss",
+        "sine_predictions",
+        "memory_loss",
+        "memory_recall",
+        "hidden_sizes",
+    ] {
+        let path = dir.join(format!("{chart}.png"));
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        assert!(size > 0, "{} is missing or empty", path.display());
+    }
+    assert!(dir.join("results.md").exists(), "no results.md");
+    let _ = std::fs::remove_dir_all(&dir);
+}
