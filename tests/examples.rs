@@ -238,7 +238,7 @@ fn the_sine_regressor_ends_below_the_signal_variance() {
 
 #[test]
 fn the_gru_exercise_checks_its_step_by_hand_and_writes_its_charts() {
-    let dir = std::env::temp_dir().join(format!("recurrent-ex02-{}", std::process::id()));
+    let dir = out_dir("ex02");
     let stdout = run_ok(
         "ex_02_gru_implementation",
         &["--quick", "--out", dir.to_str().expect("a UTF-8 path")],
@@ -256,17 +256,52 @@ fn the_gru_exercise_checks_its_step_by_hand_and_writes_its_charts() {
     ] {
         assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
     }
-    for chart in [
-        "ex02_sine.png",
-        "ex02_copy.png",
-        "ex02_copy_positions.png",
-        "ex02_hidden_sizes.png",
-        "ex02_gru_gates.png",
-        "ex02_gru_gates_zoom.png",
-    ] {
-        let size = std::fs::metadata(dir.join(chart)).map_or(0, |m| m.len());
-        assert!(size > 0, "{chart} is missing or empty");
-    }
+    assert_charts(
+        &dir,
+        &[
+            "ex02_sine.png",
+            "ex02_copy.png",
+            "ex02_copy_positions.png",
+            "ex02_hidden_sizes.png",
+            "ex02_gru_gates.png",
+            "ex02_gru_gates_zoom.png",
+        ],
+    );
     assert!(dir.join("results.md").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ex_01_quick_checks_the_hand_computed_step_and_beats_every_baseline() {
+    let dir = out_dir("ex01");
+    let stdout = run_ok(
+        "ex_01_lstm_implementation",
+        &["--quick", "--out", dir.to_str().expect("a UTF-8 path")],
+    );
+    for line in [
+        "forget gate f",
+        "hidden state h",
+        "| h: max abs(hand − Cell::forward)",
+        "| gradcheck, one step",
+        "| gradcheck, BPTT over 6 steps",
+        "| A sine, hidden 10",
+        "| B memory, hidden 10 (last step)",
+        "| C sine, hidden 20",
+        "all 9 checks passed",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    assert_charts(
+        &dir,
+        &[
+            "sine_loss.png",
+            "sine_predictions.png",
+            "memory_loss.png",
+            "memory_recall.png",
+            "hidden_sizes.png",
+        ],
+    );
+    assert!(dir.join("results.md").exists(), "no results.md");
     let _ = std::fs::remove_dir_all(&dir);
 }
