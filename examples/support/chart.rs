@@ -272,10 +272,12 @@ impl Chart {
     where
         Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
+        let x_span = chart.x_range().end - chart.x_range().start;
+        let y_span = chart.y_range().end - chart.y_range().start;
         chart
             .configure_mesh()
-            .x_label_formatter(&|x| tick(*x))
-            .y_label_formatter(&|y| tick(*y))
+            .x_label_formatter(&|x| tick(snap(*x, x_span)))
+            .y_label_formatter(&|y| tick(if self.log_y { *y } else { snap(*y, y_span) }))
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
             .label_style(("sans-serif", 15))
@@ -359,6 +361,16 @@ impl Chart {
                 .draw()?;
         }
         Ok(())
+    }
+}
+
+/// `x`, or 0 where it differs from 0 only by rounding (a tick at 0 computed as 2.2e-16) on an
+/// axis `span` long.
+fn snap(x: f64, span: f64) -> f64 {
+    if x.abs() < 1e-9 * span.abs() {
+        0.0
+    } else {
+        x
     }
 }
 

@@ -22,10 +22,12 @@ impl Table {
         }
     }
 
-    /// Appends a row; it must have one cell per column.
+    /// Appends a row; it must have one cell per column. A `|` in a cell is escaped, so that
+    /// it does not end the cell in Markdown.
     pub fn row(&mut self, cells: Vec<String>) {
         assert_eq!(cells.len(), self.headers.len(), "one cell per column");
-        self.rows.push(cells);
+        self.rows
+            .push(cells.into_iter().map(|c| c.replace('|', "\\|")).collect());
     }
 
     /// The rows so far.
