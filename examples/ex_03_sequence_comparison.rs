@@ -195,8 +195,11 @@ fn main() -> Res {
 
         section(
             "6. Vanishing gradients, measured",
-            "‖dL/dh_t‖ on the adding problem at T = 100, in f64, against the distance from the \
-             loss, at initialisation and after training.",
+            &format!(
+                "‖dL/dh_t‖ on the adding problem at T = {}, in f64, against the distance from \
+                 the loss, at initialisation and after training.",
+                adding.length
+            ),
         );
         tables.push(vanishing(&dir, &adding, seed)?);
         tables.push(adding.table);
@@ -648,7 +651,7 @@ struct Run {
     arch: Arch,
     steps: usize,
     seed: u64,
-    /// `(training step, test MSE)` every 100 steps.
+    /// `(training step, test MSE)` every 100 steps and at the end.
     curve: Vec<(f64, f64)>,
     /// The first step whose test MSE was below 0.01.
     solved_at: Option<usize>,
@@ -680,7 +683,8 @@ fn adding_run(
         let (mut curve, mut solved_at, mut seconds, mut trained) = (Vec::new(), None, 0.0, 0);
         while trained < args.steps {
             let start = Instant::now();
-            for _ in 0..EVAL_EVERY {
+            let chunk = EVAL_EVERY.min(args.steps - trained);
+            for _ in 0..chunk {
                 let (x, y) = adding_data::<f32>(64, steps, &mut rng)?;
                 let (out, trace) = model.forward(
                     &x,
@@ -695,7 +699,7 @@ fn adding_run(
                 trained += 1;
             }
             seconds += start.elapsed().as_secs_f64();
-            bar.inc(EVAL_EVERY as u64);
+            bar.inc(chunk as u64);
             let mse = f64::from(mse_loss(&model.infer(&test_x)?, &test_y)?.value);
             curve.push((trained as f64, mse));
             if mse < 0.01 && solved_at.is_none() {
