@@ -48,14 +48,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use recurrent::rand::seq::SliceRandom;
 use recurrent::rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    clip_grad_norm, mse_loss, AdamConfig, Cell, CellParams, Gradcheck, Layer, LinearConfig,
-    LstmCell, LstmCellConfig, Mode, Optimizer, Recurrent, Sequence, State, Tensor, TimeDistributed,
+    mse_loss, Cell, CellParams, Gradcheck, Layer, LinearConfig, LstmCell, LstmCellConfig,
+    Recurrent, Sequence, State, Tensor, TimeDistributed,
 };
-use support::chart::{Chart, Mark};
-use support::report::{sig, Table};
+use support::chart::{numbered, Chart, Mark};
+use support::report::{sig, vector, Table};
+use support::steps::{fit_steps, StepData};
 use support::tasks::{fit_last_step, sine_task, Fitted, Training, Windows};
 use support::{progress, section, CommonArgs};
 
@@ -153,12 +153,6 @@ fn add_row(table: &mut Table, name: String, fitted: &Fitted, baseline: f64, base
     ]);
 }
 
-/// A vector as `[+0.123456, -0.567890]`.
-fn show(v: &[f64]) -> String {
-    let parts: Vec<String> = v.iter().map(|x| format!("{x:+.6}")).collect();
-    format!("[{}]", parts.join(", "))
-}
-
 /// The logistic sigmoid `σ(z) = 1 / (1 + e^(−z))`.
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
@@ -194,7 +188,7 @@ fn walk_through(seed: u64) -> Result<Table, Box<dyn Error>> {
     );
     let cell = LstmCellConfig::new(3, 2).init_seeded::<f64>(seed)?;
     let (x, h_prev, c_prev) = ([0.5, -1.0, 0.25], [0.3, -0.1], [0.8, -0.5]);
-    let [x_, h_prev_, c_prev_] = [&x[..], &h_prev[..], &c_prev[..]].map(show);
+    let [x_, h_prev_, c_prev_] = [&x[..], &h_prev[..], &c_prev[..]].map(|v| vector(v, 6));
     println!("{cell}\nx = {x_}, h_prev = {h_prev_}, c_prev = {c_prev_}");
     let p = cell.params();
 
@@ -210,7 +204,7 @@ fn walk_through(seed: u64) -> Result<Table, Box<dyn Error>> {
     let o = gate(p, 3, &x, &h_prev, sigmoid);
     // h = o ⊙ tanh(c)
     let h: Vec<f64> = (0..2).map(|k| o[k] * c[k].tanh()).collect();
-    let [f_, i_, g_, c_, o_, h_] = [&f, &i, &g, &c, &o, &h].map(|v| show(v));
+    let [f_, i_, g_, c_, o_, h_] = [&f, &i, &g, &c, &o, &h].map(|v| vector(v, 6));
     println!("forget gate f     {f_}  how much of the old cell state to keep (0 forgets, 1 keeps)");
     println!("input gate i      {i_}  how much of the candidate to write into the cell");
     println!("candidate g       {g_}  the new content proposed for the cell, in (−1, 1)");
@@ -223,7 +217,7 @@ fn walk_through(seed: u64) -> Result<Table, Box<dyn Error>> {
     let prev = State::from_hc(h_prev, Tensor::from_vec(c_prev.to_vec(), &[1, 2])?);
     let (next, _trace) = cell.forward(&x, Some(&prev))?;
     let next_c = next.c().ok_or("an LSTM state has a cell part")?;
-    let [h_, c_] = [next.h(), next_c].map(|t| show(t.as_slice()));
+    let [h_, c_] = [next.h(), next_c].map(|t| vector(t.as_slice(), 6));
     println!("Cell::forward     h = {h_}, c = {c_}");
     let h_error = next.h().max_abs_diff(&Tensor::from_vec(h, &[1, 2])?)?;
     let c_error = next_c.max_abs_diff(&Tensor::from_vec(c, &[1, 2])?)?;
@@ -275,20 +269,6 @@ fn training(epochs: usize, seed: u64) -> Training {
     }
 }
 
-/// The MSE of predicting each window's next sample by repeating its last one.
-fn repeat_last_mse(windows: &Windows) -> f64 {
-    let errors = windows.inputs.iter().zip(&windows.targets);
-    let sum: f64 = errors
-        .map(|(x, &y)| f64::from(x[x.len() - 1] - y).powi(2))
-        .sum();
-    sum / windows.len() as f64
-}
-
-/// `(epoch, loss)` points of a loss curve, epochs counted from 1.
-fn curve(losses: &[f64]) -> Vec<(f64, f64)> {
-    (1..).zip(losses).map(|(e, &l)| (f64::from(e), l)).collect()
-}
-
 /// Experiment A: the next sample of a sine wave, hidden 10.
 fn sine_experiment(run: &Run, table: &mut Table) -> Result<(), Box<dyn Error>> {
     let (quick, seed, dir) = (run.quick, run.seed, &run.dir);
@@ -304,7 +284,7 @@ fn sine_experiment(run: &Run, table: &mut Table) -> Result<(), Box<dyn Error>> {
     let rnn = lstm(LstmCellConfig::new(1, 10), seed)?;
     let fitted = fit_last_step(rnn, 10, &task, training, &bar)?;
     bar.finish_and_clear();
-    let baseline = repeat_last_mse(&task.test);
+    let baseline = task.test.repeat_last_mse();
     println!(
         "{} training and {} test windows, {} epochs: test MSE {} against {} for repeating the \
          last value ({:.1} s)",
@@ -320,7 +300,7 @@ fn sine_experiment(run: &Run, table: &mut Table) -> Result<(), Box<dyn Error>> {
         .log_y()
         .line(
             "training loss (mean over the epoch)",
-            curve(&fitted.epoch_loss),
+            numbered(fitted.epoch_loss.iter().copied(), 1.0),
         )
         .hline(baseline, "repeating the last value (test set)")
         .save(&dir.join("sine_loss.png"))?;
@@ -388,27 +368,27 @@ fn fit_memory(train: &Windows, test: &Windows, seed: u64) -> Result<Fitted, Box<
     let rnn = lstm(LstmCellConfig::new(1, 10).with_forget_bias(2.0), seed)?;
     let head = LinearConfig::new(10, 1).init_seeded(seed.wrapping_add(1))?;
     let mut model = rnn.then(TimeDistributed::new(head));
-    let mut adam = AdamConfig::new(LR).init()?;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut epoch_loss = Vec::with_capacity(MEMORY_EPOCHS);
+    let (x, y) = memory_batch(train, &(0..train.len()).collect::<Vec<_>>())?;
+    let data = StepData {
+        x: x.into_data(),
+        y,
+    };
+    let training = Training {
+        epochs: MEMORY_EPOCHS,
+        lr: LR,
+        batch: MEMORY_BATCH,
+        seed,
+    };
     let bar = progress::bar(MEMORY_EPOCHS as u64, "memory, hidden 10");
     let start = Instant::now();
-    for epoch in 0..MEMORY_EPOCHS as u64 {
-        order.shuffle(&mut rng);
-        let mut sum = 0.0;
-        for indices in order.chunks(MEMORY_BATCH) {
-            let (x, target) = memory_batch(train, indices)?;
-            let (prediction, trace) = model.forward(&x, Mode::Train { seed: epoch })?;
-            let loss = mse_loss(prediction.data(), &target)?;
-            let mut grads = model.backward(&trace, &loss.grad)?.params;
-            clip_grad_norm(&mut grads, 1.0)?;
-            adam.step(&mut model, &grads)?;
-            sum += f64::from(loss.value) * indices.len() as f64;
-        }
-        epoch_loss.push(sum / train.len() as f64);
-        bar.inc(1);
-    }
+    let epoch_loss = fit_steps(
+        &mut model,
+        &data,
+        0..MEMORY_STEPS,
+        training,
+        Some(1.0),
+        &bar,
+    )?;
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
 
@@ -461,7 +441,7 @@ fn memory_experiment(run: &Run, table: &mut Table) -> Result<(), Box<dyn Error>>
     .log_y()
     .line(
         "training loss (mean over the epoch)",
-        curve(&fitted.epoch_loss),
+        numbered(fitted.epoch_loss.iter().copied(), 1.0),
     )
     .hline(always_zero, "always answering 0 (held-out set)")
     .save(&dir.join("memory_loss.png"))?;
@@ -502,7 +482,7 @@ fn hidden_size_experiment(run: &Run, table: &mut Table) -> Result<(), Box<dyn Er
         task.test.len(),
     );
     section("Experiment C: hidden sizes", &what);
-    let baseline = repeat_last_mse(&task.test);
+    let baseline = task.test.repeat_last_mse();
     let mut chart = Chart::new(
         "Hidden sizes: training loss on the sine task",
         "epoch",
@@ -519,7 +499,10 @@ fn hidden_size_experiment(run: &Run, table: &mut Table) -> Result<(), Box<dyn Er
             sig(baseline),
             fitted.seconds
         );
-        chart = chart.line(format!("hidden {hidden}"), curve(&fitted.epoch_loss));
+        chart = chart.line(
+            format!("hidden {hidden}"),
+            numbered(fitted.epoch_loss.iter().copied(), 1.0),
+        );
         add_row(
             table,
             format!("C sine, hidden {hidden}"),

@@ -60,14 +60,14 @@ use std::ops::Range;
 use std::path::Path;
 
 use clap::Parser;
-use recurrent::rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use recurrent::rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    clip_grad_norm, mse_loss, AdamConfig, Cell, CellParams, Direction, Float, Gradcheck,
-    GruCellConfig, GruConfig, Layer, LinearConfig, LstmConfig, Mode, Optimizer, Parameters,
-    Sequence, SequenceLayer, State, Tensor, TimeDistributed,
+    Cell, CellParams, Direction, Float, Gradcheck, GruCellConfig, GruConfig, Layer, LinearConfig,
+    LstmConfig, Parameters, SequenceLayer, State, Tensor, TimeDistributed,
 };
-use support::chart::{save_grid, Chart, Mark};
-use support::report::{sig, Table};
+use support::chart::{numbered, save_grid, Chart, Mark};
+use support::report::{sig, vector, Table};
+use support::steps::{fit_steps, scored_mse, StepData};
 use support::tasks::{fit_last_step, sine_task, Fitted, Training};
 
 /// What the example's functions return.
@@ -214,12 +214,6 @@ impl HandGru {
     }
 }
 
-/// A vector with four decimals.
-fn show(v: &[f64]) -> String {
-    let parts: Vec<String> = v.iter().map(|x| format!("{x:+.4}")).collect();
-    format!("[{}]", parts.join(", "))
-}
-
 /// The largest absolute difference between two vectors.
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter()
@@ -257,17 +251,17 @@ fn walkthrough(seed: u64, results: &mut Table) -> Res {
         ("h'", &s.h, "new state: (1 − z) ⊙ n + z ⊙ h"),
     ];
     for (name, values, role) in rows {
-        println!("{name} = {}  {role}", show(values));
+        println!("{name} = {}  {role}", vector(values, 4));
     }
     let z_course: Vec<f64> = s.z.iter().map(|z| 1.0 - z).collect();
     println!(
         "The course's z is this 1 − z = {}: (1 − z_course)·h + z_course·n is the same h'.",
-        show(&z_course)
+        vector(&z_course, 4)
     );
     println!(
         "Resetting h before W_hn (Cho et al. 2014) would give the candidate {} here: another \
          function of parameters of the same shapes (this crate, like PyTorch, resets after).",
-        show(&s.n_reset_before)
+        vector(&s.n_reset_before, 4)
     );
 
     let state = State::from_h(h);
@@ -275,7 +269,7 @@ fn walkthrough(seed: u64, results: &mut Table) -> Res {
     let diff = max_diff(next.h().as_slice(), &s.h);
     println!(
         "the crate's step: h' = {}, largest difference {diff:.1e}",
-        show(next.h().as_slice())
+        vector(next.h().as_slice(), 4)
     );
     let report = Gradcheck::new().check_cell(&cell, &x, Some(&state))?;
     println!("gradcheck of the step's backward: {report}");
@@ -340,15 +334,6 @@ fn fit_sine(hidden: usize, seed: u64, epochs: usize) -> Res<Fitted> {
     Ok(fitted)
 }
 
-/// Points `(first + i, value_i)`.
-fn indexed(values: impl IntoIterator<Item = f64>, first: f64) -> Vec<(f64, f64)> {
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (first + i as f64, v))
-        .collect()
-}
-
 /// Experiment A: the sine task with 10 hidden units, against repeating the last value.
 fn sine_experiment(seed: u64, epochs: usize, dir: &Path, results: &mut Table) -> Res<Fitted> {
     support::section(
@@ -358,13 +343,8 @@ fn sine_experiment(seed: u64, epochs: usize, dir: &Path, results: &mut Table) ->
     );
     let fitted = fit_sine(10, seed, epochs)?;
     let test = sine_task(500, 10.0 * PI, 20, 0.8).test;
-    let last_input = test.inputs.iter().map(|w| f64::from(w[w.len() - 1]));
     let truth: Vec<f64> = test.targets.iter().map(|&t| f64::from(t)).collect();
-    let repeat = last_input
-        .zip(&truth)
-        .map(|(p, t)| (p - t).powi(2))
-        .sum::<f64>()
-        / test.len() as f64;
+    let repeat = test.repeat_last_mse();
     let (first, last) = (fitted.epoch_loss[0], fitted.epoch_loss[epochs - 1]);
     println!(
         "training loss {} → {}; test MSE {} against {} for repeating the last value ({:.1} s)",
@@ -376,12 +356,12 @@ fn sine_experiment(seed: u64, epochs: usize, dir: &Path, results: &mut Table) ->
     );
     let loss = Chart::new("Training loss", "epoch", "MSE (log)")
         .log_y()
-        .line("GRU, hidden 10", indexed(fitted.epoch_loss.clone(), 1.0));
+        .line("GRU, hidden 10", numbered(fitted.epoch_loss.clone(), 1.0));
     let predicted = fitted.test_predictions.iter().map(|&v| f64::from(v));
     let predictions = Chart::new("Test windows: next value", "test window", "sin")
         .y_range(-1.2..1.2)
-        .line("truth", indexed(truth, 0.0))
-        .series("GRU prediction", indexed(predicted, 0.0), Mark::Dots);
+        .line("truth", numbered(truth, 0.0))
+        .series("GRU prediction", numbered(predicted, 0.0), Mark::Dots);
     let title = "Experiment A: a GRU predicts a sine wave";
     save_grid(&dir.join("ex02_sine.png"), title, 2, &[loss, predictions])?;
     let against = format!("repeat last value {}", sig(repeat));
@@ -393,90 +373,8 @@ fn sine_experiment(seed: u64, epochs: usize, dir: &Path, results: &mut Table) ->
     Ok(fitted)
 }
 
-/// Sequences with one target per step: inputs `(T, N, F)` and targets `(T, N, 1)`.
-struct StepData {
-    x: Tensor<f64>,
-    y: Tensor<f64>,
-}
-
-impl StepData {
-    /// The sequences `indices` as a batch.
-    fn batch(&self, indices: &[usize]) -> Res<(Sequence<f64>, Tensor<f64>)> {
-        let gather = |t: &Tensor<f64>| -> Res<Tensor<f64>> {
-            let [steps, n, f] = [t.shape()[0], t.shape()[1], t.shape()[2]];
-            let mut out = Vec::with_capacity(steps * indices.len() * f);
-            for s in 0..steps {
-                for &i in indices {
-                    out.extend_from_slice(&t.as_slice()[(s * n + i) * f..(s * n + i + 1) * f]);
-                }
-            }
-            Ok(Tensor::from_vec(out, &[steps, indices.len(), f])?)
-        };
-        Ok((Sequence::new(gather(&self.x)?, None)?, gather(&self.y)?))
-    }
-
-    /// How many sequences.
-    fn len(&self) -> usize {
-        self.x.shape()[1]
-    }
-}
-
-/// The MSE over the steps `scored` of a time-major prediction, and its gradient (zero at the
-/// other steps).
-fn scored_mse(
-    p: &Tensor<f64>,
-    target: &Tensor<f64>,
-    scored: &Range<usize>,
-) -> Res<(f64, Tensor<f64>)> {
-    let per_step = p.len() / p.shape()[0];
-    let span = scored.start * per_step..scored.end * per_step;
-    let part =
-        |t: &Tensor<f64>| Tensor::from_vec(t.as_slice()[span.clone()].to_vec(), &[span.len()]);
-    let loss = mse_loss(&part(p)?, &part(target)?)?;
-    let mut grad = p.zeros_like();
-    grad.as_mut_slice()[span].copy_from_slice(loss.grad.as_slice());
-    Ok((loss.value, grad))
-}
-
-/// Trains `model` with Adam (gradients clipped to norm 1) on the steps `scored` of `data`, in
-/// shuffled batches; returns the mean loss of each epoch.
-fn fit_steps<M>(
-    model: &mut M,
-    data: &StepData,
-    scored: Range<usize>,
-    training: Training,
-    label: &str,
-) -> Res<Vec<f64>>
-where
-    M: Layer<f64, Input = Sequence<f64>, Output = Sequence<f64>, OutputGrad = Tensor<f64>>
-        + Parameters<f64>,
-{
-    let bar = support::progress::bar(training.epochs as u64, label);
-    let mut adam = AdamConfig::new(training.lr).init()?;
-    let mut rng = StdRng::seed_from_u64(training.seed);
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let mut epoch_loss = Vec::with_capacity(training.epochs);
-    for _ in 0..training.epochs {
-        order.shuffle(&mut rng);
-        let mut sum = 0.0;
-        for indices in order.chunks(training.batch) {
-            let (x, y) = data.batch(indices)?;
-            let (prediction, trace) = model.forward(&x, Mode::Eval)?;
-            let (loss, grad) = scored_mse(prediction.data(), &y, &scored)?;
-            let mut grads = model.backward(&trace, &grad)?.params;
-            clip_grad_norm(&mut grads, 1.0)?;
-            adam.step(model, &grads)?;
-            sum += loss * indices.len() as f64;
-        }
-        epoch_loss.push(sum / data.len() as f64);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok(epoch_loss)
-}
-
 /// `n` copy-task sequences: inputs (value, recall cue), targets the values at the last steps.
-fn copy_data(n: usize, rng: &mut StdRng) -> Res<StepData> {
+fn copy_data(n: usize, rng: &mut StdRng) -> Res<StepData<f64>> {
     let (mut x, mut y) = (vec![0.0; COPY_STEPS * n * 2], vec![0.0; COPY_STEPS * n]);
     for b in 0..n {
         for k in 0..COPY_VALUES {
@@ -507,7 +405,7 @@ struct CopyRun {
 
 /// Trains a GRU of 20 units with a linear head at every step on `sequences` copy-task
 /// sequences (the first 100 are the same whatever their number), then scores it on `test`.
-fn fit_copy(sequences: usize, seed: u64, epochs: usize, test: &StepData) -> Res<CopyRun> {
+fn fit_copy(sequences: usize, seed: u64, epochs: usize, test: &StepData<f64>) -> Res<CopyRun> {
     let train = copy_data(sequences, &mut StdRng::seed_from_u64(seed + 10))?;
     let head = TimeDistributed::new(LinearConfig::new(20, 1).init_seeded(seed + 12)?);
     let mut model = GruConfig::new(2, 20)
@@ -515,13 +413,15 @@ fn fit_copy(sequences: usize, seed: u64, epochs: usize, test: &StepData) -> Res<
         .then(head);
     let training = adam(epochs, 0.01, 10, seed);
     let label = format!("copy, {sequences} sequences");
-    let loss = fit_steps(&mut model, &train, COPY_ANSWERS, training, &label)?;
+    let bar = support::progress::bar(epochs as u64, label);
+    let loss = fit_steps(&mut model, &train, COPY_ANSWERS, training, Some(1.0), &bar)?;
+    bar.finish_and_clear();
     let (x, y) = test.batch(&(0..test.len()).collect::<Vec<_>>())?;
     let outputs = model.infer(&x)?.into_data();
     let (mse, _) = scored_mse(&outputs, &y, &COPY_ANSWERS)?;
     let by_position = COPY_ANSWERS
         .map(|s| scored_mse(&outputs, &y, &(s..s + 1)).map(|(m, _)| m))
-        .collect::<Res<Vec<f64>>>()?;
+        .collect::<recurrent::Result<Vec<f64>>>()?;
     println!(
         "{sequences} training sequences: final training loss {}, held-out MSE on the answers {}",
         sig(loss[epochs - 1]),
@@ -588,7 +488,7 @@ fn copy_experiment(seed: u64, epochs: usize, quick: bool, dir: &Path, results: &
     .hline(baseline, "always the mean");
     for run in &runs {
         let name = format!("{} training sequences", run.sequences);
-        by_position = by_position.line(name, indexed(run.by_position.clone(), 1.0));
+        by_position = by_position.line(name, numbered(run.by_position.clone(), 1.0));
     }
     by_position.save(&dir.join("ex02_copy_positions.png"))?;
 
@@ -644,7 +544,7 @@ fn size_experiment(
             fitted.seconds
         );
         let name = format!("hidden {hidden} (test MSE {})", sig(mse));
-        chart = chart.line(name, indexed(fitted.epoch_loss.clone(), 1.0));
+        chart = chart.line(name, numbered(fitted.epoch_loss.clone(), 1.0));
         let against = format!("predict 0: 0.5; {:.1} s", fitted.seconds);
         let experiment = format!("C sine, hidden {hidden}");
         row(results, &experiment, "test MSE", sig(mse), against);
@@ -659,7 +559,7 @@ fn size_experiment(
 /// The four panels of experiment D over `range` of the steps, the gates on their full scale
 /// (`full_scale`) or fitted to what the range shows.
 fn probe_charts(x: &[f64], steps: &[HandStep], range: Range<f64>, full_scale: bool) -> Vec<Chart> {
-    let over = |f: &dyn Fn(&HandStep) -> f64| indexed(steps.iter().map(f), 0.0);
+    let over = |f: &dyn Fn(&HandStep) -> f64| numbered(steps.iter().map(f), 0.0);
     let panel = |title: &str, y: &str| Chart::new(title, "step", y).x_range(range.clone());
     let gate = |title: &str, y: &str| match full_scale {
         true => panel(title, y).y_range(0.0..1.0),
@@ -668,7 +568,7 @@ fn probe_charts(x: &[f64], steps: &[HandStep], range: Range<f64>, full_scale: bo
     vec![
         panel("Input and hidden state", "value")
             .y_range(-1.0..1.5)
-            .line("input x", indexed(x.iter().copied(), 0.0))
+            .line("input x", numbered(x.iter().copied(), 0.0))
             .line("hidden state h", over(&|s| s.h[0])),
         gate("Update gate z (share of the old state kept)", "z").line("", over(&|s| s.z[0])),
         gate("Reset gate r (share of W_hn h + b_hn used)", "r").line("", over(&|s| s.r[0])),
@@ -705,7 +605,9 @@ fn probe_experiment(seed: u64, epochs: usize, dir: &Path, results: &mut Table) -
         .init_seeded::<f64>(seed + 20)?
         .then(head);
     let training = adam(epochs, 0.02, 1, seed);
-    let loss = fit_steps(&mut model, &data, 0..100, training, "one-unit GRU")?;
+    let bar = support::progress::bar(epochs as u64, "one-unit GRU");
+    let loss = fit_steps(&mut model, &data, 0..100, training, Some(1.0), &bar)?;
+    bar.finish_and_clear();
     let (x, y) = data.batch(&[0])?;
     let (mse, _) = scored_mse(model.infer(&x)?.data(), &y, &(0..100))?;
     let (zero, _) = scored_mse(&y.map(|_| 0.0), &y, &(0..100))?;

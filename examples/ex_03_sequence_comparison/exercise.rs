@@ -5,14 +5,16 @@ use std::time::Instant;
 
 use recurrent::rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    mse_loss, AdamConfig, Layer, LinearConfig, Mode, Optimizer, Sequence, Tensor, TimeDistributed,
+    mse_loss, AdamConfig, Layer, LinearConfig, Mode, Optimizer, Tensor, TimeDistributed,
 };
 
+use crate::support::chart::numbered;
 use crate::support::chart::{save_bars, Chart, Mark};
 use crate::support::progress;
 use crate::support::report::{sig, Table};
-use crate::support::tasks::{fit_last_step, sine_task, Training, Windows};
-use crate::{numbered, Arch, Res};
+use crate::support::steps::StepData;
+use crate::support::tasks::{fit_last_step, sine_task, Training};
+use crate::{Arch, Res};
 
 // ───────────────────────────── 1. sine ─────────────────────────────
 
@@ -26,7 +28,7 @@ pub(crate) fn sine(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
         batch: 32,
         seed,
     };
-    let repeat = repeat_last_mse(&task.test);
+    let repeat = task.test.repeat_last_mse();
     let mut table = Table::new(
         format!(
             "Sine: {} training / {} test windows, hidden 10, {epochs} epochs",
@@ -71,51 +73,36 @@ pub(crate) fn sine(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
             sig(repeat),
             format!("{:.2}", fit.seconds),
         ]);
-        losses = losses.line(arch.label(), numbered(&fit.epoch_loss, 1));
+        losses = losses.line(arch.label(), numbered(fit.epoch_loss.iter().copied(), 1.0));
         let p: Vec<f64> = fit.test_predictions[..shown]
             .iter()
             .map(|&v| v.into())
             .collect();
-        predictions = predictions.line(arch.label(), numbered(&p, 0));
+        predictions = predictions.line(arch.label(), numbered(p.iter().copied(), 0.0));
     }
     losses.save(&dir.join("sine_loss.png"))?;
     predictions.save(&dir.join("sine_predictions.png"))?;
     Ok(table)
 }
 
-/// The MSE of predicting that the next value repeats the last one.
-fn repeat_last_mse(w: &Windows) -> f64 {
-    let sum: f64 = w
-        .inputs
-        .iter()
-        .zip(&w.targets)
-        .map(|(x, &y)| f64::from(x[x.len() - 1] - y).powi(2))
-        .sum();
-    sum / w.len() as f64
-}
-
 // ───────────────────────────── 2. y_t = x_0 · x_t ─────────────────────────────
 
-/// `n` sequences of `steps` values in U(0, 1), `(T, B, 1)`, and `y_t = x_0·x_t`, `(T, B, 1)`.
-fn product_data(
-    n: usize,
-    steps: usize,
-    rng: &mut StdRng,
-) -> recurrent::Result<(Sequence<f32>, Tensor<f32>)> {
+/// `n` sequences of `steps` values in U(0, 1), `(T, N, 1)`, and `y_t = x_0·x_t`, `(T, N, 1)`.
+fn product_data(n: usize, steps: usize, rng: &mut StdRng) -> recurrent::Result<StepData<f32>> {
     let x: Vec<f32> = (0..steps * n).map(|_| rng.random::<f32>()).collect();
     let y: Vec<f32> = (0..steps * n).map(|i| x[i % n] * x[i]).collect();
-    Ok((
-        Sequence::new(Tensor::from_vec(x, &[steps, n, 1])?, None)?,
-        Tensor::from_vec(y, &[steps, n, 1])?,
-    ))
+    Ok(StepData {
+        x: Tensor::from_vec(x, &[steps, n, 1])?,
+        y: Tensor::from_vec(y, &[steps, n, 1])?,
+    })
 }
 
 /// The long-term dependency task for each cell, with a linear head at every step.
 pub(crate) fn product(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
     let (steps, hidden, epochs, batch) = (50, 20, if quick { 15 } else { 100 }, 16);
     let mut rng = StdRng::seed_from_u64(seed);
-    let (train_x, train_y) = product_data(160, steps, &mut rng)?;
-    let (test_x, test_y) = product_data(40, steps, &mut rng)?;
+    let train = product_data(160, steps, &mut rng)?;
+    let (test_x, test_y) = product_data(40, steps, &mut rng)?.all()?;
     // ignoring x_0: the best guess is E[x_0]·x_t = x_t / 2
     let ignore = mse_loss(&test_x.data().map(|v| v * 0.5), &test_y)?.value;
     let mut table = Table::new(
@@ -137,7 +124,7 @@ pub(crate) fn product(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
         "step t",
         "y_t",
     )
-    .series("truth", numbered(&truth, 0), Mark::Dots)
+    .series("truth", numbered(truth.iter().copied(), 0.0), Mark::Dots)
     .hline(x0, format!("x_0 = {x0:.2}"));
     for arch in Arch::ALL {
         let bar = progress::bar(epochs as u64, format!("x0·xt {}", arch.label()));
@@ -151,7 +138,7 @@ pub(crate) fn product(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
             for epoch in 0..epochs {
                 let mut sum = 0.0;
                 for first in (0..160).step_by(batch) {
-                    let (x, y) = slice_batch(&train_x, &train_y, first, batch)?;
+                    let (x, y) = train.batch(&(first..first + batch).collect::<Vec<_>>())?;
                     let (out, trace) = model.forward(&x, Mode::Train { seed: epoch as u64 })?;
                     let loss = mse_loss(out.data(), &y)?;
                     let grads = model.backward(&trace, &loss.grad)?.params;
@@ -174,37 +161,15 @@ pub(crate) fn product(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
             sig(ignore.into()),
             format!("{seconds:.2}"),
         ]);
-        losses = losses.line(arch.label(), numbered(&curve, 1));
+        losses = losses.line(arch.label(), numbered(curve.iter().copied(), 1.0));
         let p: Vec<f64> = (0..steps)
             .map(|t| f64::from(prediction.data().as_slice()[t * 40 + shown]))
             .collect();
-        overlay = overlay.line(arch.label(), numbered(&p, 0));
+        overlay = overlay.line(arch.label(), numbered(p.iter().copied(), 0.0));
     }
     losses.save(&dir.join("product_loss.png"))?;
     overlay.save(&dir.join("product_predictions.png"))?;
     Ok(table)
-}
-
-/// Sequences `first .. first + len` of a time-major `(T, N, 1)` set and their targets.
-fn slice_batch(
-    x: &Sequence<f32>,
-    y: &Tensor<f32>,
-    first: usize,
-    len: usize,
-) -> recurrent::Result<(Sequence<f32>, Tensor<f32>)> {
-    let (steps, n) = (x.data().shape()[0], x.data().shape()[1]);
-    let pick = |data: &[f32]| -> Vec<f32> {
-        (0..steps)
-            .flat_map(|t| data[t * n + first..t * n + first + len].to_vec())
-            .collect()
-    };
-    Ok((
-        Sequence::new(
-            Tensor::from_vec(pick(x.data().as_slice()), &[steps, len, 1])?,
-            None,
-        )?,
-        Tensor::from_vec(pick(y.as_slice()), &[steps, len, 1])?,
-    ))
 }
 
 // ───────────────────────────── 3. speed ─────────────────────────────

@@ -11,10 +11,11 @@ use recurrent::{
 };
 
 use crate::adding::{adding_data, Adding};
+use crate::support::chart::numbered;
 use crate::support::chart::{Chart, Mark};
 use crate::support::progress;
 use crate::support::report::{sig, Table};
-use crate::{numbered, Arch, Res};
+use crate::{Arch, Res};
 
 // ───────────────────────────── 4. gradient flow ─────────────────────────────
 
@@ -164,9 +165,24 @@ pub(crate) fn gradient_flow(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
             sig(ratio(&last)),
         ]);
         per_step = per_step
-            .series_coloured(arch.label(), numbered(&last.norms, 0), Mark::Line, k)
-            .series_coloured("", numbered(&first.norms, 0), Mark::Dashed, k);
-        per_epoch = per_epoch.series_coloured(arch.label(), numbered(&means, 1), Mark::Line, k);
+            .series_coloured(
+                arch.label(),
+                numbered(last.norms.iter().copied(), 0.0),
+                Mark::Line,
+                k,
+            )
+            .series_coloured(
+                "",
+                numbered(first.norms.iter().copied(), 0.0),
+                Mark::Dashed,
+                k,
+            );
+        per_epoch = per_epoch.series_coloured(
+            arch.label(),
+            numbered(means.iter().copied(), 1.0),
+            Mark::Line,
+            k,
+        );
     }
     println!("  step-by-step BPTT equals the fused backward pass: worst relative difference {agreement:.1e}");
     per_step.save(&dir.join("gradient_flow_steps.png"))?;

@@ -209,12 +209,3 @@ fn main() -> Res {
     support::report::finish(&dir, &tables)?;
     Ok(())
 }
-
-/// `(first + i, v_i)` for a curve.
-pub(crate) fn numbered(values: &[f64], first: usize) -> Vec<(f64, f64)> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| ((first + i) as f64, v))
-        .collect()
-}

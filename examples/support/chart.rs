@@ -14,6 +14,16 @@ use super::report::sig;
 
 type DrawResult<T = ()> = Result<T, Box<dyn Error>>;
 
+/// The points `(first + i, value_i)` of a curve: a loss per epoch from `first = 1`, a value per
+/// step from `first = 0`.
+pub fn numbered(values: impl IntoIterator<Item = f64>, first: f64) -> Vec<(f64, f64)> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (first + i as f64, v))
+        .collect()
+}
+
 /// The colours of the series, in order.
 const COLOURS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),

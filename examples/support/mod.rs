@@ -6,6 +6,7 @@
 pub mod chart;
 pub mod progress;
 pub mod report;
+pub mod steps;
 pub mod tasks;
 
 use std::path::PathBuf;

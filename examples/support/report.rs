@@ -91,6 +91,12 @@ pub fn finish(dir: &Path, tables: &[Table]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A vector as `[+0.1235, -0.5679]`, with `decimals` decimals.
+pub fn vector(v: &[f64], decimals: usize) -> String {
+    let parts: Vec<String> = v.iter().map(|x| format!("{x:+.decimals$}")).collect();
+    format!("[{}]", parts.join(", "))
+}
+
 /// A number in a form that keeps 3 significant digits whatever its size.
 pub fn sig(x: f64) -> String {
     if !x.is_finite() {

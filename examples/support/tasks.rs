@@ -26,6 +26,15 @@ impl Windows {
         self.inputs.len()
     }
 
+    /// The MSE of predicting each sequence's target by repeating its last value.
+    pub fn repeat_last_mse(&self) -> f64 {
+        let errors = self.inputs.iter().zip(&self.targets);
+        let sum: f64 = errors
+            .map(|(x, &y)| f64::from(x[x.len() - 1] - y).powi(2))
+            .sum();
+        sum / self.len() as f64
+    }
+
     /// The sequences `indices` as a time-major `(T, B, 1)` batch, and their targets `(B, 1)`.
     pub fn batch(&self, indices: &[usize]) -> recurrent::Result<(Sequence<f32>, Tensor<f32>)> {
         let steps = self.inputs[indices[0]].len();
