@@ -69,6 +69,14 @@ struct Position {
 }
 
 impl Position {
+    /// Epoch 0 of a schedule starting from `base_lr`.
+    fn start(base_lr: f64) -> Self {
+        Position {
+            base_lr,
+            last_epoch: 0,
+        }
+    }
+
     fn state(&self, kind: &str) -> SchedulerState {
         SchedulerState::new(
             kind,
@@ -199,10 +207,7 @@ impl StepLr {
         Ok(StepLr {
             step_size,
             gamma,
-            position: Position {
-                base_lr: optimizer.lr(),
-                last_epoch: 0,
-            },
+            position: Position::start(optimizer.lr()),
         })
     }
 }
@@ -241,10 +246,7 @@ impl ExponentialLr {
         check_non_negative("gamma", gamma)?;
         Ok(ExponentialLr {
             gamma,
-            position: Position {
-                base_lr: optimizer.lr(),
-                last_epoch: 0,
-            },
+            position: Position::start(optimizer.lr()),
         })
     }
 }
@@ -298,10 +300,7 @@ impl CosineAnnealingLr {
         Ok(CosineAnnealingLr {
             t_max,
             eta_min,
-            position: Position {
-                base_lr: optimizer.lr(),
-                last_epoch: 0,
-            },
+            position: Position::start(optimizer.lr()),
         })
     }
 }
@@ -376,10 +375,7 @@ impl LinearLr {
             start_factor,
             end_factor,
             total_iters,
-            position: Position {
-                base_lr,
-                last_epoch: 0,
-            },
+            position: Position::start(base_lr),
         })
     }
 }
