@@ -17,7 +17,7 @@
 //! ```
 //!
 //! It writes `sine_loss.png`, `sine_predictions.png`, `memory_loss.png`, `memory_recall.png`,
-//! `hidden_sizes.png` and `results.md` into the output folder. It fails when the hand-computed
+//! `hidden_sizes.png`, `hidden_sizes_predictions.png` and `results.md` into the output folder. It fails when the hand-computed
 //! step differs from the crate's by more than 1e-12, when a gradient is further than 1e-7 from
 //! its finite difference, or when a model's test MSE is not below half its baseline's:
 //! repeating the window's last value (sine), always answering 0 (memory, at the last step).
@@ -488,6 +488,13 @@ fn hidden_size_experiment(run: &Run, table: &mut Table) -> Result<(), Box<dyn Er
         "epoch",
         "mean squared error",
     );
+    let truth = task.test.targets.iter().map(|&y| f64::from(y));
+    let mut predictions = Chart::new(
+        "Hidden sizes: predictions on the test windows",
+        "test window",
+        "next value",
+    )
+    .series("truth", numbered(truth, 0.0), Mark::Dots);
     for hidden in [5, 10, 20] {
         let bar = progress::bar(epochs as u64, format!("sine, hidden {hidden}"));
         let rnn = lstm(LstmCellConfig::new(1, hidden), seed)?;
@@ -503,6 +510,8 @@ fn hidden_size_experiment(run: &Run, table: &mut Table) -> Result<(), Box<dyn Er
             format!("hidden {hidden}"),
             numbered(fitted.epoch_loss.iter().copied(), 1.0),
         );
+        let predicted = fitted.test_predictions.iter().map(|&p| f64::from(p));
+        predictions = predictions.line(format!("hidden {hidden}"), numbered(predicted, 0.0));
         add_row(
             table,
             format!("C sine, hidden {hidden}"),
@@ -515,5 +524,6 @@ fn hidden_size_experiment(run: &Run, table: &mut Table) -> Result<(), Box<dyn Er
         .log_y()
         .hline(baseline, "repeating the last value (test set)");
     chart.save(&dir.join("hidden_sizes.png"))?;
+    predictions.save(&dir.join("hidden_sizes_predictions.png"))?;
     Ok(())
 }

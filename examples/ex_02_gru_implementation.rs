@@ -535,8 +535,18 @@ fn size_experiment(
         "MSE (log)",
     )
     .log_y();
+    let test = sine_task(500, 10.0 * PI, 20, 0.8).test;
+    let truth = test.targets.iter().map(|&y| f64::from(y));
+    let mut predictions = Chart::new(
+        "Experiment C: predictions on the test windows by hidden size",
+        "test window",
+        "next value",
+    )
+    .series("truth", numbered(truth, 0.0), Mark::Dots);
     for (hidden, fitted) in &runs {
         let (mse, loss) = (fitted.test_mse, fitted.epoch_loss[epochs - 1]);
+        let predicted = fitted.test_predictions.iter().map(|&p| f64::from(p));
+        predictions = predictions.line(format!("hidden {hidden}"), numbered(predicted, 0.0));
         println!(
             "hidden {hidden:>2}: test MSE {}, final training loss {} ({:.1} s)",
             sig(mse),
@@ -553,6 +563,7 @@ fn size_experiment(
         })?;
     }
     chart.save(&dir.join("ex02_hidden_sizes.png"))?;
+    predictions.save(&dir.join("ex02_hidden_sizes_predictions.png"))?;
     Ok(())
 }
 

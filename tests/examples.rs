@@ -263,6 +263,7 @@ fn the_gru_exercise_checks_its_step_by_hand_and_writes_its_charts() {
             "ex02_copy.png",
             "ex02_copy_positions.png",
             "ex02_hidden_sizes.png",
+            "ex02_hidden_sizes_predictions.png",
             "ex02_gru_gates.png",
             "ex02_gru_gates_zoom.png",
         ],
@@ -300,6 +301,7 @@ fn ex_01_quick_checks_the_hand_computed_step_and_beats_every_baseline() {
             "memory_loss.png",
             "memory_recall.png",
             "hidden_sizes.png",
+            "hidden_sizes_predictions.png",
         ],
     );
     assert!(dir.join("results.md").exists(), "no results.md");
