@@ -180,7 +180,8 @@ pub use error::{Error, IoSource, Result};
 pub use float::Float;
 pub use gradcheck::{Gradcheck, GradcheckReport};
 pub use io::{
-    from_bytes, load, load_converting, load_optimizer, read_tensors, save, save_optimizer, to_bytes,
+    from_bytes, load, load_converting, load_optimizer, read_metadata, read_tensors, save,
+    save_optimizer, save_with_metadata, to_bytes,
 };
 pub use layer::{
     Bidirectional, BidirectionalTrace, Direction, Gru, GruConfig, Lstm, LstmConfig, Network,

@@ -19,9 +19,9 @@ use common::ParamList;
 use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    from_bytes, load, load_converting, read_tensors, save, to_bytes, Error, Float, GruCellConfig,
-    LstmCellConfig, Mode, Nonlinearity, Parameters, Recurrent, RnnConfig, SequenceLayer, State,
-    Tensor,
+    from_bytes, load, load_converting, read_metadata, read_tensors, save, save_with_metadata,
+    to_bytes, Error, Float, GruCellConfig, LstmCellConfig, Mode, Nonlinearity, Parameters,
+    Recurrent, RnnConfig, SequenceLayer, State, Tensor,
 };
 
 /// A fresh, empty directory under the system's temporary directory, removed on drop.
@@ -163,6 +163,49 @@ fn the_file_holds_pytorch_names_dtypes_and_shapes() {
     assert_eq!(header["__metadata__"]["format"], "pt");
     let bytes = to_bytes(&lstm::<f64>(0)).unwrap();
     assert!(String::from_utf8_lossy(&bytes[..200]).contains("\"F64\""));
+}
+
+#[test]
+fn metadata_is_saved_beside_the_weights_and_read_back() {
+    let dir = TempDir::new("metadata");
+    let path = dir.path("lstm.safetensors");
+    let vocab = "<pad>\n<unk>\nthe\nfilm\n\u{e9}t\u{e9}";
+    let metadata = std::collections::HashMap::from([
+        ("config".to_string(), r#"{"hidden": 4}"#.to_string()),
+        ("vocab".to_string(), vocab.to_string()),
+    ]);
+    save_with_metadata(&lstm::<f32>(0), &metadata, &path).unwrap();
+    let read = read_metadata(&path).unwrap();
+    assert_eq!(read.len(), 3, "{read:?}");
+    assert_eq!(read["vocab"], vocab);
+    assert_eq!(read["config"], r#"{"hidden": 4}"#);
+    assert_eq!(read["format"], "pt");
+    let mut model = lstm::<f32>(1);
+    load(&mut model, &path).unwrap();
+    assert_eq!(model.state_dict(), lstm::<f32>(0).state_dict());
+    // a plain save has only the format
+    save(&lstm::<f32>(0), &path).unwrap();
+    assert_eq!(read_metadata(&path).unwrap().len(), 1);
+    assert_eq!(dir.files(), ["lstm.safetensors"]);
+}
+
+#[test]
+fn metadata_cannot_replace_the_format_and_bad_files_are_named() {
+    let dir = TempDir::new("metadata-errors");
+    let path = dir.path("lstm.safetensors");
+    let reserved = std::collections::HashMap::from([("format".to_string(), "np".to_string())]);
+    let e = save_with_metadata(&lstm::<f32>(0), &reserved, &path).unwrap_err();
+    assert!(e.to_string().contains("`format` is reserved"), "{e}");
+    assert!(dir.files().is_empty(), "nothing is written");
+    std::fs::write(&path, b"\x10\0\0\0\0\0\0\0{\"a\": 1, \"b\"").unwrap();
+    match read_metadata(&path).unwrap_err() {
+        Error::Corrupt { path: p, .. } => assert!(p.ends_with("lstm.safetensors"), "{p}"),
+        other => panic!("expected a corrupt file, got {other:?}"),
+    }
+    assert!(matches!(
+        read_metadata(dir.path("missing.safetensors")),
+        Err(Error::Io { .. })
+    ));
 }
 
 #[test]

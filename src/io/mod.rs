@@ -98,6 +98,24 @@ fn encode<T: Float>(t: &Tensor<T>) -> Encoded {
 /// # Ok::<(), recurrent::Error>(())
 /// ```
 pub fn to_bytes<T: Float, M: Parameters<T> + ?Sized>(model: &M) -> Result<Vec<u8>> {
+    serialize(model, &HashMap::new())
+}
+
+/// The key of the header metadata that marks the tensors as PyTorch's (`"pt"`), as Hugging
+/// Face's libraries write it; reserved by [`save_with_metadata`].
+const FORMAT_KEY: &str = "format";
+
+/// The safetensors bytes of `model`'s parameters, with `metadata` beside `{"format": "pt"}`.
+fn serialize<T: Float, M: Parameters<T> + ?Sized>(
+    model: &M,
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    if metadata.contains_key(FORMAT_KEY) {
+        return Err(Error::InvalidArgument {
+            name: "metadata",
+            reason: format!("the key `{FORMAT_KEY}` is reserved: it is always \"pt\""),
+        });
+    }
     let mut tensors: Vec<(String, Encoded)> = Vec::new();
     model.visit_params(&mut |name, t| tensors.push((name.to_string(), encode(t))));
     let mut names = HashSet::new();
@@ -107,7 +125,8 @@ pub fn to_bytes<T: Float, M: Parameters<T> + ?Sized>(model: &M) -> Result<Vec<u8
             reason: format!("two parameters are named `{name}`"),
         });
     }
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let mut metadata = metadata.clone();
+    metadata.insert(FORMAT_KEY.to_string(), "pt".to_string());
     let views = tensors.iter().map(|(n, e)| (n.as_str(), e));
     safetensors::serialize(views, Some(metadata)).map_err(|e| Error::InvalidArgument {
         name: "model",
@@ -147,6 +166,61 @@ pub fn to_bytes<T: Float, M: Parameters<T> + ?Sized>(model: &M) -> Result<Vec<u8
 pub fn save<T: Float, M: Parameters<T> + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<()> {
     let bytes = to_bytes(model)?;
     write_atomically(path.as_ref(), &bytes)
+}
+
+/// As [`save`], with `metadata` in the file's header beside `{"format": "pt"}`: the strings
+/// that belong with the weights, such as a model's configuration or its vocabulary, which
+/// [`read_metadata`] returns. PyTorch's `safetensors.torch.save_file(tensors, path, metadata)`
+/// writes the same.
+///
+/// # Errors
+///
+/// As [`save`]; [`Error::InvalidArgument`] if `metadata` has the reserved key `"format"`.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashMap;
+/// use recurrent::{load, read_metadata, save_with_metadata, LinearConfig};
+///
+/// let head = LinearConfig::new(4, 2).init_seeded::<f32>(0)?;
+/// let path = std::env::temp_dir().join(format!("head-meta-{}.safetensors", std::process::id()));
+/// let config = HashMap::from([("classes".to_string(), "negative,positive".to_string())]);
+/// save_with_metadata(&head, &config, &path)?;
+///
+/// let metadata = read_metadata(&path)?;
+/// assert_eq!(metadata["classes"], "negative,positive");
+/// assert_eq!(metadata["format"], "pt");
+/// let mut copy = LinearConfig::new(4, 2).init_seeded::<f32>(1)?;
+/// load(&mut copy, &path)?; // the weights load as from any other file
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+pub fn save_with_metadata<T: Float, M: Parameters<T> + ?Sized>(
+    model: &M,
+    metadata: &HashMap<String, String>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let bytes = serialize(model, metadata)?;
+    write_atomically(path.as_ref(), &bytes)
+}
+
+/// The header metadata of the safetensors file `path`: every key and value, including
+/// `"format"` when the file has it; empty for a file without metadata. The tensors are not
+/// decoded.
+///
+/// # Errors
+///
+/// [`Error::Io`] if the file cannot be read; [`Error::Corrupt`] naming the file if it is not a
+/// valid safetensors file (checked from its first bytes as by [`load`]).
+pub fn read_metadata(path: impl AsRef<Path>) -> Result<HashMap<String, String>> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Corrupt {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(header.metadata().clone().unwrap_or_default())
 }
 
 /// How [`read_into`] treats a file tensor whose element type is not the model's.
