@@ -307,3 +307,239 @@ fn ex_01_quick_checks_the_hand_computed_step_and_beats_every_baseline() {
     assert!(dir.join("results.md").exists(), "no results.md");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `cargo run --release --example <name> -- <args>` with `stdin` as standard input.
+fn run_with_input(name: &str, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--release", "--example", name, "--"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cargo starts");
+    child
+        .stdin
+        .take()
+        .expect("a pipe")
+        .write_all(stdin.as_bytes())
+        .expect("the example reads its input");
+    child.wait_with_output().expect("the example ends")
+}
+
+/// Words that make a synthetic review positive or negative, and the neutral rest.
+const GOOD: [&str; 6] = [
+    "wonderful",
+    "superb",
+    "moving",
+    "brilliant",
+    "loved",
+    "great",
+];
+const BAD: [&str; 6] = ["awful", "boring", "dull", "terrible", "hated", "worst"];
+const NEUTRAL: [&str; 12] = [
+    "the", "film", "a", "story", "actor", "scene", "and", "of", "plot", "it", "was", "director",
+];
+
+/// A review of `class` (1 positive): neutral words, with words of its class among them, an
+/// HTML line break and punctuation as in IMDB reviews.
+fn synthetic_review(class: usize, seed: u64) -> String {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) % n as u64) as usize
+    };
+    let words = 20 + next(40);
+    let mut text = Vec::new();
+    for k in 0..words {
+        let word = if next(6) == 0 {
+            [BAD, GOOD][class][next(6)]
+        } else {
+            NEUTRAL[next(12)]
+        };
+        text.push(if k == words / 2 {
+            format!("{word}.<br /><br />")
+        } else {
+            word.to_string()
+        });
+    }
+    format!("{}!", text.join(" "))
+}
+
+/// The data folder the sentiment example reads: `RECURRENT_DATA` when set (CI points it at the
+/// real datasets), otherwise synthetic IMDB and MR datasets in their original layouts under
+/// `dir` (3,000 reviews per class and split; MR lines in Windows-1252).
+fn sentiment_data(dir: &std::path::Path) -> std::path::PathBuf {
+    if let Some(data) = std::env::var_os("RECURRENT_DATA") {
+        return data.into();
+    }
+    for split in ["train", "test"] {
+        for (class, folder) in [(1, "pos"), (0, "neg")] {
+            let folder = dir.join("imdb").join(split).join(folder);
+            std::fs::create_dir_all(&folder).expect("a temporary folder");
+            for id in 0..3_000u64 {
+                let seed = id * 4 + class as u64 * 2 + u64::from(split == "test");
+                let rating = if class == 1 { 7 + id % 4 } else { 1 + id % 4 };
+                std::fs::write(
+                    folder.join(format!("{id}_{rating}.txt")),
+                    synthetic_review(class, seed),
+                )
+                .expect("a review is written");
+            }
+        }
+    }
+    std::fs::create_dir_all(dir.join("mr")).expect("a temporary folder");
+    for (class, file) in [(1, "rt-polarity.pos"), (0, "rt-polarity.neg")] {
+        let mut bytes = Vec::new();
+        for line in 0..2_000u64 {
+            let review = synthetic_review(class, 100_000 + line * 2 + class as u64);
+            bytes.extend_from_slice(review.replace("<br />", " ").as_bytes());
+            bytes.extend_from_slice(b" caf\xe9 \x97 \n"); // Windows-1252: é and an em dash
+        }
+        std::fs::write(dir.join("mr").join(file), bytes).expect("a snippet file is written");
+    }
+    dir.to_path_buf()
+}
+
+#[test]
+fn the_sentiment_example_trains_both_models_saves_them_and_predicts() {
+    let dir = out_dir("ex04");
+    let data = sentiment_data(&dir.join("data"));
+    let out = dir.join("out");
+    let stdout = run_ok(
+        "ex_04_sentiment_analysis",
+        &[
+            "--quick",
+            "--data",
+            data.to_str().expect("a UTF-8 path"),
+            "--out",
+            out.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    for line in [
+        "| BiLSTM |     1 |",
+        "| BiGRU  |     2 |",
+        "| BiLSTM | official test |",
+        "| BiGRU  | official test |",
+        "check: the model reloaded from its file alone gives the same probabilities",
+        "check: every model is above 60% accuracy on every test set",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    assert_charts(&out, &["loss_curves.png", "confusion_matrices.png"]);
+    assert!(out.join("results.md").exists(), "no results.md");
+
+    // predict, from arguments and from standard input
+    let model = out.join("imdb-lstm.safetensors");
+    let model = model.to_str().expect("a UTF-8 path");
+    let sentences = ["A wonderful, moving film.", "Boring, dull and awful."];
+    let mut args = vec!["predict", "--model", model];
+    args.extend(sentences);
+    let printed = run_ok("ex_04_sentiment_analysis", &args);
+    let piped = run_with_input(
+        "ex_04_sentiment_analysis",
+        &["predict", "--model", model],
+        &format!("{}\n\n{}\n", sentences[0], sentences[1]),
+    );
+    assert!(piped.status.success(), "{piped:?}");
+    assert_eq!(
+        printed,
+        String::from_utf8_lossy(&piped.stdout),
+        "the same lines either way"
+    );
+    let rows: Vec<&str> = printed.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{printed}");
+    for (row, sentence) in rows.iter().zip(sentences) {
+        let p: f64 = row.split_whitespace().next().unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{row}");
+        assert!(row.ends_with(sentence), "{row}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_sentiment_example_runs_the_course_preset_and_mr() {
+    let dir = out_dir("ex04-course");
+    let data = sentiment_data(&dir.join("data"));
+    let data = data.to_str().expect("a UTF-8 path");
+    let out = dir.join("course");
+    let stdout = run_ok(
+        "ex_04_sentiment_analysis",
+        &[
+            "--quick",
+            "--preset",
+            "course",
+            "--cell",
+            "gru",
+            "--data",
+            data,
+            "--out",
+            out.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    for line in [
+        "split 60/20/20",
+        "| BiGRU |  own test 20% |",
+        "| BiGRU | official test |",
+        "check: every model is above 60% accuracy",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    assert!(!stdout.contains("BiLSTM"), "only the GRU was asked for");
+    let out = dir.join("mr");
+    let stdout = run_ok(
+        "ex_04_sentiment_analysis",
+        &[
+            "--quick",
+            "--dataset",
+            "mr",
+            "--cell",
+            "lstm",
+            "--data",
+            data,
+            "--out",
+            out.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    assert!(stdout.contains("| BiLSTM | test (fold 9) |"), "{stdout}");
+    assert!(out.join("mr-lstm.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_sentiment_example_names_what_is_wrong() {
+    let dir = out_dir("ex04-errors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("no-such-folder");
+    let out = run_example(
+        "ex_04_sentiment_analysis",
+        &[
+            "--quick",
+            "--data",
+            missing.to_str().unwrap(),
+            "--no-download",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no-such-folder"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let not_a_model = dir.join("notes.safetensors");
+    std::fs::write(&not_a_model, b"not a model").unwrap();
+    let out = run_example(
+        "ex_04_sentiment_analysis",
+        &["predict", "--model", not_a_model.to_str().unwrap(), "great"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("notes.safetensors"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

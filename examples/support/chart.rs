@@ -1,5 +1,5 @@
-//! Line and bar charts as PNG files, drawn with `plotters` in the DejaVu Sans font embedded in
-//! the binary (so that no system font is needed).
+//! Line and bar charts and confusion matrices as PNG files, drawn with `plotters` in the
+//! DejaVu Sans font embedded in the binary (so that no system font is needed).
 
 use std::error::Error;
 use std::ops::Range;
@@ -9,6 +9,7 @@ use std::sync::Once;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::report::sig;
 
@@ -463,6 +464,90 @@ pub fn save_bars(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]
             (SegmentValue::CenterOf(i), *value + top * 0.02),
             ("sans-serif", 16).into_font(),
         )))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// One confusion matrix to draw: its title and `counts[true class][predicted class]`.
+pub struct Confusion<'a> {
+    /// What the matrix is of (model and split).
+    pub title: String,
+    /// `counts[true class][predicted class]`.
+    pub counts: &'a [Vec<usize>],
+}
+
+/// Confusion matrices side by side in one PNG file, each cell shaded by the fraction of its
+/// true class it holds and labelled with its count and that fraction.
+pub fn save_confusions(
+    path: &Path,
+    title: &str,
+    classes: &[&str],
+    matrices: &[Confusion<'_>],
+) -> DrawResult {
+    register_font();
+    let columns = matrices.len().clamp(1, 2);
+    let rows = matrices.len().div_ceil(columns);
+    let side = 460u32;
+    let size = (side * columns as u32, side * rows as u32 + 50);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 24))?;
+    let n = classes.len();
+    for (matrix, area) in matrices.iter().zip(root.split_evenly((rows, columns))) {
+        let mut chart = ChartBuilder::on(&area)
+            .caption(&matrix.title, ("sans-serif", 19))
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(90)
+            .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())?;
+        let label = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => classes.get(*i).map_or(String::new(), |c| c.to_string()),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_label_formatter(&label)
+            .y_label_formatter(&|v| match v {
+                // true classes from the top down
+                SegmentValue::CenterOf(i) if *i < n => label(&SegmentValue::CenterOf(n - 1 - i)),
+                _ => String::new(),
+            })
+            .x_desc("predicted")
+            .y_desc("true")
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 17))
+            .draw()?;
+        for (t, row) in matrix.counts.iter().enumerate() {
+            let total = row.iter().sum::<usize>().max(1) as f64;
+            for (p, &count) in row.iter().enumerate() {
+                let fraction = count as f64 / total;
+                let y = n - 1 - t;
+                let shade = RGBColor(
+                    (255.0 - 224.0 * fraction) as u8,
+                    (255.0 - 136.0 * fraction) as u8,
+                    (255.0 - 75.0 * fraction) as u8,
+                );
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [
+                        (SegmentValue::Exact(p), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1)),
+                    ],
+                    shade.filled(),
+                )))?;
+                let colour = if fraction > 0.6 { WHITE } else { BLACK };
+                let style = ("sans-serif", 20)
+                    .into_font()
+                    .color(&colour)
+                    .pos(Pos::new(HPos::Center, VPos::Center));
+                chart.draw_series(std::iter::once(Text::new(
+                    format!("{count} ({:.1}%)", 100.0 * fraction),
+                    (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)),
+                    style,
+                )))?;
+            }
+        }
     }
     root.present()?;
     Ok(())
