@@ -509,6 +509,33 @@ fn the_sentiment_example_runs_the_course_preset_and_mr() {
     );
     assert!(stdout.contains("| BiLSTM | test (fold 9) |"), "{stdout}");
     assert!(out.join("mr-lstm.safetensors").exists());
+
+    // the course's GRU fine-tuned on MR: its vocabulary and weights, its cell
+    let course_gru = dir.join("course").join("imdb-gru.safetensors");
+    let out = dir.join("fine-tuned");
+    let stdout = run_ok(
+        "ex_04_sentiment_analysis",
+        &[
+            "--quick",
+            "--dataset",
+            "mr",
+            "--init-from",
+            course_gru.to_str().expect("a UTF-8 path"),
+            "--data",
+            data,
+            "--out",
+            out.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    for line in [
+        "starting from",
+        "| BiGRU | test (fold 9) | 0 (as loaded) |",
+        "Adam 0.0015",
+        "check: the model reloaded from its file alone",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    assert!(out.join("mr-gru.safetensors").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

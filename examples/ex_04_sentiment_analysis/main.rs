@@ -57,7 +57,7 @@ use recurrent::Parameters;
 
 use download::DataArgs;
 use model::{CellKind, ModelConfig, Pooling};
-use prepare::Splits;
+use prepare::{Splits, TextSource};
 use support::chart::{save_confusions, Chart, Confusion, Mark};
 use support::report::{finish, Table};
 use support::{section, CommonArgs};
@@ -129,9 +129,18 @@ struct RunArgs {
     /// Tokens kept from the start of each review (default: the preset's).
     #[arg(long)]
     max_tokens: Option<usize>,
+    /// Adam's learning rate in the first epoch (default: the preset's).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Threads of the recurrent layers (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Start from a model saved by an earlier run (for example the IMDB LSTM, to fine-tune it
+    /// on MR): its configuration, vocabulary, tokenizer and weights replace the preset's model
+    /// and text settings; the training settings stay the preset's, but for a learning rate of
+    /// half the preset's (unless --lr is given).
+    #[arg(long, value_name = "FILE")]
+    init_from: Option<PathBuf>,
 }
 
 /// A preset's choices for one dataset.
@@ -187,7 +196,7 @@ fn settings(args: &RunArgs) -> Fallible<Settings> {
                 pooling: Pooling::MaxMean,
             },
             training: Training {
-                epochs: 5,
+                epochs: 4,
                 batch: 64,
                 lr: 2e-3,
                 lr_decay: 0.7,
@@ -197,7 +206,7 @@ fn settings(args: &RunArgs) -> Fallible<Settings> {
                 seed,
             },
             vocab_size: 25_000,
-            max_tokens: 400,
+            max_tokens: 800,
         },
         (Preset::Default, Dataset::Mr) => Settings {
             model: ModelConfig {
@@ -248,6 +257,15 @@ fn settings(args: &RunArgs) -> Fallible<Settings> {
         }
         s.training.epochs = epochs;
     }
+    if args.init_from.is_some() {
+        s.training.lr /= 2.0; // fine-tuning: smaller steps than from scratch
+    }
+    if let Some(lr) = args.lr {
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(format!("--lr must be a positive number, not {lr}").into());
+        }
+        s.training.lr = lr;
+    }
     if let Some(max_tokens) = args.max_tokens {
         if max_tokens == 0 {
             return Err("--max-tokens must be at least 1".into());
@@ -263,6 +281,8 @@ struct Outcome {
     parameters: usize,
     fitted: Fitted<()>,
     tests: Vec<(String, Scores)>,
+    /// The test figures of the model it started from, before training (with `--init-from`).
+    as_loaded: Vec<(String, Scores)>,
     saved: PathBuf,
 }
 
@@ -298,19 +318,47 @@ fn run(args: &RunArgs) -> Fallible<()> {
         "Data",
         "Reviews, their tokens, the vocabulary of the training split and the splits.",
     );
-    let splits = load_splits(args, &settings)?;
+    let start = match &args.init_from {
+        Some(path) => {
+            let saved = saved::read_classifier(path)?;
+            if args.cell.is_some_and(|cell| cell != saved.config.cell) {
+                return Err(format!(
+                    "{} holds a {} model; --cell asks for another",
+                    path.display(),
+                    saved.config.cell.name()
+                )
+                .into());
+            }
+            println!(
+                "starting from {}: its vocabulary of {} entries and its weights",
+                path.display(),
+                saved.text.vocab.len()
+            );
+            Some((path.clone(), saved))
+        }
+        None => None,
+    };
+    let text = match &start {
+        Some((_, saved)) => TextSource::Given(saved.text.clone()),
+        None => TextSource::Preset,
+    };
+    let splits = load_splits(args, &settings, text)?;
     describe(&splits);
 
-    let cells = match args.cell {
-        Some(cell) => vec![cell],
-        None => vec![CellKind::Lstm, CellKind::Gru],
+    let cells = match (&start, args.cell) {
+        (Some((_, saved)), _) => vec![saved.config.cell],
+        (None, Some(cell)) => vec![cell],
+        (None, None) => vec![CellKind::Lstm, CellKind::Gru],
     };
     let mut outcomes = Vec::new();
     for cell in cells {
-        let config = ModelConfig {
-            cell,
-            vocab: splits.text.vocab.len(),
-            ..settings.model.clone()
+        let config = match &start {
+            Some((_, saved)) => saved.config.clone(),
+            None => ModelConfig {
+                cell,
+                vocab: splits.text.vocab.len(),
+                ..settings.model.clone()
+            },
         };
         section(
             &format!("Bidirectional {}", cell.name()),
@@ -331,26 +379,34 @@ fn run(args: &RunArgs) -> Fallible<()> {
             "{dataset}-{}.safetensors",
             cell.name().to_lowercase()
         ));
-        outcomes.push(train_one(&config, &splits, &settings.training, &saved)?);
+        let weights = start.as_ref().map(|(path, _)| path.as_path());
+        outcomes.push(train_one(
+            &config,
+            weights,
+            &splits,
+            &settings.training,
+            &saved,
+        )?);
     }
     report(args, &settings, &splits, &outcomes, &out)
 }
 
-fn load_splits(args: &RunArgs, settings: &Settings) -> Fallible<Splits> {
+fn load_splits(args: &RunArgs, settings: &Settings, text: TextSource) -> Fallible<Splits> {
     let quick = args.common.quick;
+    let max_tokens = settings.max_tokens;
     Ok(match args.dataset {
         Dataset::Imdb => {
             let imdb = data::load_imdb(&args.data.imdb_dir()?)?;
             match args.preset {
-                Preset::Course => prepare::course(&imdb, quick),
+                Preset::Course => prepare::course(&imdb, max_tokens, quick, text),
                 Preset::Default => {
-                    prepare::imdb(&imdb, settings.vocab_size, settings.max_tokens, quick)
+                    prepare::imdb(&imdb, settings.vocab_size, max_tokens, quick, text)
                 }
             }
         }
         Dataset::Mr => {
             let reviews = data::load_mr(&args.data.mr_dir()?)?;
-            prepare::mr(&reviews, quick)
+            prepare::mr(&reviews, max_tokens, text)
         }
     })
 }
@@ -358,12 +414,12 @@ fn load_splits(args: &RunArgs, settings: &Settings) -> Fallible<Splits> {
 fn describe(splits: &Splits) {
     println!("{}", splits.description);
     println!(
-        "vocabulary: {} entries (with <pad> and <unk>); reviews cut to {} tokens; mean length in tokens: training {:.1}, validation {:.1}",
+        "vocabulary: {} entries (with <pad> and <unk>); {}; mean length in tokens: training {:.1}, validation {:.1}",
         splits.text.vocab.len(),
         if splits.text.max_tokens == usize::MAX {
-            "no limit".to_string()
+            "reviews kept whole".to_string()
         } else {
-            splits.text.max_tokens.to_string()
+            format!("reviews cut to {} tokens", splits.text.max_tokens)
         },
         splits.train.mean_length(),
         splits.validation.mean_length(),
@@ -380,15 +436,29 @@ fn describe(splits: &Splits) {
     );
 }
 
-/// Builds, trains, tests and saves the classifier of `config`, and checks that the saved file
-/// predicts exactly what the model does.
+/// Builds the classifier of `config` (with the weights of the file `weights`, if given),
+/// trains, tests and saves it, and checks that the saved file predicts exactly what the model
+/// does.
 fn train_one(
     config: &ModelConfig,
+    weights: Option<&Path>,
     splits: &Splits,
     training: &Training,
     path: &Path,
 ) -> Fallible<Outcome> {
     with_classifier!(config, training.seed, |model| {
+        let mut as_loaded = Vec::new();
+        if let Some(weights) = weights {
+            saved::load_weights(&mut model, weights)?;
+            for (name, data) in &splits.tests {
+                let scores = train::evaluate(&model, data)?;
+                println!(
+                    "{name}, as loaded (before fine-tuning): accuracy {:.2}%",
+                    100.0 * scores.accuracy
+                );
+                as_loaded.push((name.clone(), scores));
+            }
+        }
         let parameters = Parameters::<f32>::param_count(&model);
         println!("{parameters} parameters");
         let fitted = train::fit(
@@ -425,6 +495,7 @@ fn train_one(
                 model: (),
             },
             tests,
+            as_loaded,
             saved: path.to_path_buf(),
         })
     })
@@ -587,11 +658,19 @@ fn report(
         ],
     );
     for o in outcomes {
-        for (name, s) in &o.tests {
+        let before = o
+            .as_loaded
+            .iter()
+            .map(|(name, s)| (name, "0 (as loaded)".to_string(), s));
+        let after = o
+            .tests
+            .iter()
+            .map(|(name, s)| (name, o.fitted.selected.to_string(), s));
+        for (name, epoch, s) in before.chain(after) {
             tests.row(vec![
                 format!("Bi{}", o.cell.name()),
                 name.clone(),
-                o.fitted.selected.to_string(),
+                epoch,
                 percent(s.accuracy),
                 percent(s.precision(0)),
                 percent(s.recall(0)),

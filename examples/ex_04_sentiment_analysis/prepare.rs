@@ -63,33 +63,49 @@ pub struct Splits {
     pub description: String,
 }
 
-/// The vocabulary rule of a preset: words seen at least `min_count` times in the training
-/// split, the `max_words` most frequent.
-struct VocabRule {
+/// A preset's way of reading text: its tokenizer; a vocabulary of the words seen at least
+/// `min_count` times in the training split, the `max_words` most frequent; the first
+/// `max_tokens` tokens of each review.
+struct TextRule {
+    tokenizer: Tokenizer,
     min_count: usize,
     max_words: usize,
+    max_tokens: usize,
 }
 
-/// Tokenizes `train`, builds the vocabulary from it and encodes every split.
+/// How a run reads text: the preset's rules, or the pipeline of a model it starts from.
+pub enum TextSource {
+    /// The preset's tokenizer and truncation, with the vocabulary built from the training split.
+    Preset,
+    /// A saved model's tokenizer, vocabulary and truncation, to fine-tune it on other reviews.
+    Given(TextPipeline),
+}
+
+/// Encodes every split: with `given`'s pipeline, or with `rule` and a vocabulary built from
+/// the tokens of `train`.
 fn encode_splits(
-    tokenizer: Tokenizer,
-    rule: VocabRule,
-    max_tokens: usize,
+    given: TextSource,
+    rule: TextRule,
     train: &[&Review],
     validation: &[&Review],
     tests: Vec<(String, Vec<&Review>)>,
     description: String,
 ) -> Splits {
-    let tokens = in_parallel(train, |r| tokenizer.tokens(&r.text));
-    let vocab = Vocab::build(
-        tokens.iter().map(Vec::as_slice),
-        rule.min_count,
-        rule.max_words,
-    );
-    let text = TextPipeline {
-        tokenizer,
-        vocab,
-        max_tokens,
+    let text = match given {
+        TextSource::Given(text) => text,
+        TextSource::Preset => {
+            let tokens = in_parallel(train, |r| rule.tokenizer.tokens(&r.text));
+            let vocab = Vocab::build(
+                tokens.iter().map(Vec::as_slice),
+                rule.min_count,
+                rule.max_words,
+            );
+            TextPipeline {
+                tokenizer: rule.tokenizer,
+                vocab,
+                max_tokens: rule.max_tokens,
+            }
+        }
     };
     Splits {
         train: text.encode_all(train),
@@ -106,9 +122,10 @@ fn encode_splits(
 /// The course's data: the 25,000 IMDB training reviews (positive by id, then negative by id)
 /// split 60/20/20 by `numpy.random.RandomState(42).permutation`, exactly as the PyTorch
 /// script of the course preset does; punctuation removed; words seen twice or more, at most
-/// 25,000; the first 200 tokens. Tested on its own 20% and on the official test set. Quick:
-/// 4,000 / 1,000 / 1,000 of the same permutation, 1,000 official test reviews, 100 tokens.
-pub fn course(imdb: &Imdb, quick: bool) -> Splits {
+/// 25,000; the first `max_tokens` tokens (the course's 200). Tested on its own 20% and on the
+/// official test set. Quick: 4,000 / 1,000 / 1,000 of the same permutation, 1,000 official
+/// test reviews, a vocabulary of 5,000.
+pub fn course(imdb: &Imdb, max_tokens: usize, quick: bool, text: TextSource) -> Splits {
     let perm = legacy_permutation(42, imdb.train.len());
     let (n_train, n_val, n_test) = if quick {
         (4_000, 1_000, 1_000)
@@ -131,12 +148,13 @@ pub fn course(imdb: &Imdb, quick: bool) -> Splits {
         official.len()
     );
     encode_splits(
-        Tokenizer::Course,
-        VocabRule {
+        text,
+        TextRule {
+            tokenizer: Tokenizer::Course,
             min_count: 2,
             max_words: if quick { 5_000 } else { 25_000 },
+            max_tokens,
         },
-        if quick { 100 } else { 200 },
         &train,
         &validation,
         vec![
@@ -157,7 +175,13 @@ fn official_test(imdb: &Imdb, quick: bool) -> Vec<&Review> {
 /// apostrophes; the `vocab_size` most frequent training words; the first `max_tokens` tokens.
 /// Quick: training and validation from ids below 2,500, test from ids below 500, vocabulary
 /// 5,000.
-pub fn imdb(imdb: &Imdb, vocab_size: usize, max_tokens: usize, quick: bool) -> Splits {
+pub fn imdb(
+    imdb: &Imdb,
+    vocab_size: usize,
+    max_tokens: usize,
+    quick: bool,
+    text: TextSource,
+) -> Splits {
     let keep = |r: &&Review| !quick || r.id < 2_500;
     let train: Vec<&Review> = imdb
         .train
@@ -179,12 +203,13 @@ pub fn imdb(imdb: &Imdb, vocab_size: usize, max_tokens: usize, quick: bool) -> S
         test.len()
     );
     encode_splits(
-        Tokenizer::Words,
-        VocabRule {
+        text,
+        TextRule {
+            tokenizer: Tokenizer::Words,
             min_count: 1,
             max_words: if quick { 5_000 } else { vocab_size },
+            max_tokens,
         },
-        max_tokens,
         &train,
         &validation,
         vec![("official test".to_string(), test)],
@@ -194,13 +219,14 @@ pub fn imdb(imdb: &Imdb, vocab_size: usize, max_tokens: usize, quick: bool) -> S
 
 /// The default preset on MR: test = lines whose index within their file ends in 9 (fold 9,
 /// 1,066 snippets), validation = fold 8, training = folds 0–7; every training word in the
-/// vocabulary. Quick: the same folds of the first 1,000 lines of each file.
-pub fn mr(reviews: &[Review], quick: bool) -> Splits {
-    let kept: Vec<&Review> = reviews.iter().filter(|r| !quick || r.id < 1_000).collect();
-    let fold = |r: &&Review| r.id % 10;
-    let train: Vec<&Review> = kept.iter().copied().filter(|r| fold(r) < 8).collect();
-    let validation: Vec<&Review> = kept.iter().copied().filter(|r| fold(r) == 8).collect();
-    let test: Vec<&Review> = kept.iter().copied().filter(|r| fold(r) == 9).collect();
+/// vocabulary. The data set is small enough for the quick mode to read it all.
+pub fn mr(reviews: &[Review], max_tokens: usize, text: TextSource) -> Splits {
+    let fold = |wanted: fn(usize) -> bool| -> Vec<&Review> {
+        reviews.iter().filter(|r| wanted(r.id % 10)).collect()
+    };
+    let train = fold(|f| f < 8);
+    let validation = fold(|f| f == 8);
+    let test = fold(|f| f == 9);
     let description = format!(
         "MR: training = folds 0-7 ({}), validation = fold 8 ({}), test = fold 9 ({}); fold = line index mod 10",
         train.len(),
@@ -208,12 +234,13 @@ pub fn mr(reviews: &[Review], quick: bool) -> Splits {
         test.len()
     );
     encode_splits(
-        Tokenizer::Words,
-        VocabRule {
+        text,
+        TextRule {
+            tokenizer: Tokenizer::Words,
             min_count: 1,
             max_words: usize::MAX,
+            max_tokens,
         },
-        usize::MAX,
         &train,
         &validation,
         vec![("test (fold 9)".to_string(), test)],
