@@ -175,7 +175,6 @@ fn settings(args: &RunArgs) -> Fallible<Settings> {
                 batch: 64,
                 lr: 1e-3,
                 lr_decay: 1.0,
-                weight_decay: 0.0,
                 clip: 1.0,
                 bucket_batches: 50,
                 seed,
@@ -200,7 +199,6 @@ fn settings(args: &RunArgs) -> Fallible<Settings> {
                 batch: 64,
                 lr: 2e-3,
                 lr_decay: 0.7,
-                weight_decay: 0.0,
                 clip: 5.0,
                 bucket_batches: 50,
                 seed,
@@ -225,7 +223,6 @@ fn settings(args: &RunArgs) -> Fallible<Settings> {
                 batch: 32,
                 lr: 2e-3,
                 lr_decay: 0.8,
-                weight_decay: 0.0,
                 clip: 5.0,
                 bucket_batches: 50,
                 seed,
@@ -582,9 +579,12 @@ fn report(
                 Mark::Dashed,
                 k,
             );
-        chart = chart.vline(
-            o.fitted.selected as f64,
-            format!("Bi{} selected", o.cell.name()),
+        let selected = &epochs[o.fitted.selected - 1];
+        chart = chart.series_coloured(
+            format!("Bi{} selected epoch", o.cell.name()),
+            vec![(selected.epoch as f64, selected.validation.loss)],
+            Mark::Dots,
+            k,
         );
     }
     let loss_path = out.join("loss_curves.png");

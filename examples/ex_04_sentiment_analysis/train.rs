@@ -58,8 +58,6 @@ pub struct Training {
     pub lr: f64,
     /// The learning rate's factor from one epoch to the next.
     pub lr_decay: f64,
-    /// AdamW's decoupled weight decay (0: plain Adam).
-    pub weight_decay: f64,
     /// Gradients are rescaled to this global norm when above it.
     pub clip: f32,
     /// The batches of an epoch are cut from a shuffled order in chunks of this many batches,
@@ -122,10 +120,7 @@ pub fn fit<M: Model>(
         .with_shuffle(training.seed)
         .with_buckets(lengths, training.bucket_batches)
         .init()?;
-    let mut adam = AdamConfig::new(training.lr)
-        .with_weight_decay(training.weight_decay)
-        .with_decoupled_weight_decay(training.weight_decay > 0.0)
-        .init()?;
+    let mut adam = AdamConfig::new(training.lr).init()?;
     let mut schedule = ExponentialLr::new(&mut adam, training.lr_decay)?;
     let loss_fn = CrossEntropyLoss::new();
     let mut epochs: Vec<Epoch> = Vec::new();

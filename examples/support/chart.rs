@@ -326,8 +326,18 @@ impl Chart {
             };
             if !s.name.is_empty() {
                 labelled = true;
+                // the legend shows each series as it is drawn: a line, a dashed line or a dot
+                // (one element type for all three: two segments and a circle, some invisible)
+                let (line, dot) = match s.mark {
+                    Mark::Line | Mark::Dashed => (colour.stroke_width(3), TRANSPARENT.filled()),
+                    Mark::Dots => (TRANSPARENT.stroke_width(3), colour.filled()),
+                };
+                let gap = if s.mark == Mark::Dashed { 3 } else { 0 };
                 series.label(s.name.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (10 - gap, 0)], line)
+                        + PathElement::new(vec![(10 + gap, 0), (20, 0)], line)
+                        + Circle::new((10, 0), 4, dot)
                 });
             }
         }
@@ -488,19 +498,20 @@ pub fn save_confusions(
     register_font();
     let columns = matrices.len().clamp(1, 2);
     let rows = matrices.len().div_ceil(columns);
-    let side = 460u32;
-    let size = (side * columns as u32, side * rows as u32 + 50);
+    let side = 480u32;
+    let size = ((side * columns as u32).max(720), side * rows as u32 + 50);
     let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 24))?;
-    let n = classes.len();
+    let n = classes.len().max(1);
     for (matrix, area) in matrices.iter().zip(root.split_evenly((rows, columns))) {
+        // n segments: `into_segmented` over 0..=n−1
         let mut chart = ChartBuilder::on(&area)
             .caption(&matrix.title, ("sans-serif", 19))
             .margin(14)
             .x_label_area_size(48)
             .y_label_area_size(90)
-            .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())?;
+            .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())?;
         let label = |v: &SegmentValue<usize>| match v {
             SegmentValue::CenterOf(i) => classes.get(*i).map_or(String::new(), |c| c.to_string()),
             _ => String::new(),
@@ -536,16 +547,19 @@ pub fn save_confusions(
                     ],
                     shade.filled(),
                 )))?;
-                let colour = if fraction > 0.6 { WHITE } else { BLACK };
-                let style = ("sans-serif", 20)
-                    .into_font()
-                    .color(&colour)
-                    .pos(Pos::new(HPos::Center, VPos::Center));
-                chart.draw_series(std::iter::once(Text::new(
-                    format!("{count} ({:.1}%)", 100.0 * fraction),
-                    (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)),
-                    style,
-                )))?;
+                let colour = if fraction > 0.5 { WHITE } else { BLACK };
+                let centre = (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y));
+                // the count above the centre, the share of the true class below it
+                for (text, size, vertical) in [
+                    (count.to_string(), 22, VPos::Bottom),
+                    (format!("{:.1}%", 100.0 * fraction), 17, VPos::Top),
+                ] {
+                    let style = ("sans-serif", size)
+                        .into_font()
+                        .color(&colour)
+                        .pos(Pos::new(HPos::Center, vertical));
+                    chart.draw_series(std::iter::once(Text::new(text, centre.clone(), style)))?;
+                }
             }
         }
     }
