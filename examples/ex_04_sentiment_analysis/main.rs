@@ -123,6 +123,12 @@ struct RunArgs {
     /// Recurrent layers (default: the preset's).
     #[arg(long)]
     layers: Option<usize>,
+    /// Hidden units per direction (default: the preset's).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Embedding width (default: the preset's).
+    #[arg(long)]
+    embedding: Option<usize>,
     /// Epochs (default: the preset's).
     #[arg(long)]
     epochs: Option<usize>,
@@ -244,6 +250,17 @@ fn settings(args: &RunArgs) -> Fallible<Settings> {
             return Err("--layers must be at least 1".into());
         }
         s.model.layers = layers;
+    }
+    for (value, field, name) in [
+        (args.hidden, &mut s.model.hidden, "--hidden"),
+        (args.embedding, &mut s.model.embedding, "--embedding"),
+    ] {
+        if let Some(value) = value {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1").into());
+            }
+            *field = value;
+        }
     }
     if s.model.layers == 1 {
         s.model.recurrent_dropout = 0.0; // nothing between layers
