@@ -160,6 +160,31 @@ struct Settings {
 fn settings(args: &RunArgs) -> Fallible<Settings> {
     let quick = args.common.quick;
     let seed = args.common.seed;
+    // the default preset on IMDB, of which MR's is a variant
+    let best_imdb = Settings {
+        model: ModelConfig {
+            cell: CellKind::Lstm,
+            vocab: 0,
+            embedding: 128,
+            hidden: 128,
+            layers: 1,
+            embedding_dropout: 0.3,
+            recurrent_dropout: 0.0,
+            head_dropout: 0.5,
+            pooling: Pooling::MaxMean,
+        },
+        training: Training {
+            epochs: 4,
+            batch: 64,
+            lr: 2e-3,
+            lr_decay: 0.7,
+            clip: 5.0,
+            bucket_batches: 50,
+            seed,
+        },
+        vocab_size: 25_000,
+        max_tokens: 800,
+    };
     let mut s = match (args.preset, args.dataset) {
         (Preset::Course, Dataset::Mr) => {
             return Err("the course preset is defined on IMDB only; use --dataset imdb".into());
@@ -188,50 +213,18 @@ fn settings(args: &RunArgs) -> Fallible<Settings> {
             vocab_size: 25_000,
             max_tokens: 200,
         },
-        (Preset::Default, Dataset::Imdb) => Settings {
-            model: ModelConfig {
-                cell: CellKind::Lstm,
-                vocab: 0,
-                embedding: 128,
-                hidden: 128,
-                layers: 1,
-                embedding_dropout: 0.3,
-                recurrent_dropout: 0.0,
-                head_dropout: 0.5,
-                pooling: Pooling::MaxMean,
-            },
-            training: Training {
-                epochs: 4,
-                batch: 64,
-                lr: 2e-3,
-                lr_decay: 0.7,
-                clip: 5.0,
-                bucket_batches: 50,
-                seed,
-            },
-            vocab_size: 25_000,
-            max_tokens: 800,
-        },
+        (Preset::Default, Dataset::Imdb) => best_imdb,
+        // MR snippets are short and few: stronger embedding dropout, more and smaller batches
         (Preset::Default, Dataset::Mr) => Settings {
             model: ModelConfig {
-                cell: CellKind::Lstm,
-                vocab: 0,
-                embedding: 128,
-                hidden: 128,
-                layers: 1,
                 embedding_dropout: 0.5,
-                recurrent_dropout: 0.0,
-                head_dropout: 0.5,
-                pooling: Pooling::MaxMean,
+                ..best_imdb.model
             },
             training: Training {
                 epochs: 8,
                 batch: 32,
-                lr: 2e-3,
                 lr_decay: 0.8,
-                clip: 5.0,
-                bucket_batches: 50,
-                seed,
+                ..best_imdb.training
             },
             vocab_size: usize::MAX,
             max_tokens: usize::MAX,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use recurrent::{
     clip_grad_norm, pad_collate, AdamConfig, BatchSamplerConfig, CrossEntropyLoss, ExponentialLr,
-    LrScheduler, Mode, Optimizer, Result, TokenBatch,
+    LrScheduler, Mode, Optimizer, Reduction, Result, TokenBatch,
 };
 
 use crate::model::Model;
@@ -235,13 +235,14 @@ const EVAL_BATCH: usize = 256;
 pub fn evaluate<M: Model>(model: &M, data: &Encoded) -> Result<Scores> {
     let mut order: Vec<usize> = (0..data.len()).collect();
     order.sort_by_key(|&i| data.ids[i].len());
+    let summed = CrossEntropyLoss::new().with_reduction(Reduction::Sum);
     let (mut loss_sum, mut confusion) = (0.0, [[0usize; 2]; 2]);
     for indices in order.chunks(EVAL_BATCH) {
         let (tokens, labels) = data.batch(indices)?;
         let logits = model.infer(&tokens)?;
-        for (row, &y) in logits.as_slice().chunks_exact(2).zip(&labels) {
-            loss_sum += cross_entropy(row, y);
-            confusion[y][usize::from(row[1] > row[0])] += 1;
+        loss_sum += f64::from(summed.forward(&logits, &labels)?.value);
+        for (predicted, &y) in predictions(logits.as_slice()).zip(&labels) {
+            confusion[y][predicted] += 1;
         }
     }
     let correct = confusion[0][0] + confusion[1][1];
@@ -250,14 +251,6 @@ pub fn evaluate<M: Model>(model: &M, data: &Encoded) -> Result<Scores> {
         accuracy: ratio(correct, data.len()),
         confusion,
     })
-}
-
-/// `−log softmax(row)[label]` of one row of two logits, in `f64`.
-fn cross_entropy(row: &[f32], label: usize) -> f64 {
-    let (a, b) = (f64::from(row[0]), f64::from(row[1]));
-    let max = a.max(b);
-    let log_sum = max + ((a - max).exp() + (b - max).exp()).ln();
-    log_sum - [a, b][label]
 }
 
 /// The probability that each review of `data` is positive, in `data`'s order.
@@ -295,17 +288,6 @@ mod tests {
             ..scores
         };
         assert_eq!(none.precision(1), 1.0, "no positive prediction");
-    }
-
-    #[test]
-    fn cross_entropy_is_the_negative_log_softmax() {
-        let row = [1.0f32, 3.0];
-        let p1 = 1.0 / (1.0 + (-2.0f64).exp());
-        assert!((cross_entropy(&row, 1) + p1.ln()).abs() < 1e-12);
-        assert!((cross_entropy(&row, 0) + (1.0 - p1).ln()).abs() < 1e-12);
-        // stable far from zero
-        assert!((cross_entropy(&[1000.0, 0.0], 0)).abs() < 1e-12);
-        assert!((cross_entropy(&[1000.0, 0.0], 1) - 1000.0).abs() < 1e-9);
     }
 
     #[test]
