@@ -33,7 +33,15 @@ fn quickstart_runs_and_its_gradients_check() {
 fn compare_quick_prints_every_cell_and_mode_and_checks_its_timings() {
     let json = std::env::temp_dir().join(format!("recurrent-compare-{}.json", std::process::id()));
     let json_arg = json.to_str().expect("a UTF-8 temporary path");
-    let out = run_example("compare", &["--quick", "--no-pytorch", "--json", json_arg]);
+    let args = [
+        "--quick",
+        "--no-pytorch",
+        "--rounds",
+        "2",
+        "--json",
+        json_arg,
+    ];
+    let out = run_example("compare", &args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -41,47 +49,158 @@ fn compare_quick_prints_every_cell_and_mode_and_checks_its_timings() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("against PyTorch (not run)"), "{stdout}");
-    // one row per workload, cell and mode, each with this crate's time and no PyTorch time
+    assert!(stdout.contains("2 round(s) per entry"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON was written"))
+            .expect("valid JSON");
+    let _ = std::fs::remove_file(&json);
+    // the CPU line says what this machine's vectors are
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx512f = std::arch::is_x86_feature_detected!("avx512f");
+        let cpu_line = stdout
+            .lines()
+            .find(|l| l.starts_with("CPU: "))
+            .unwrap_or_else(|| panic!("no CPU line:\n{stdout}"));
+        let says = if avx512f {
+            "(avx512f detected)"
+        } else {
+            "no avx512f"
+        };
+        assert!(cpu_line.contains(says), "{cpu_line}");
+        assert_eq!(report["avx512f"], avx512f, "{report}");
+    }
+    // the peak: matrixmultiply alone without PyTorch, the median of its two rounds
+    let peak = &report["peak"];
+    let peak_rounds: Vec<f64> = peak["matrixmultiply_gflops_rounds"]
+        .as_array()
+        .expect("the peak's rounds")
+        .iter()
+        .map(|v| v.as_f64().expect("GFLOP/s"))
+        .collect();
+    assert_eq!(peak_rounds.len(), 2, "{peak}");
+    let peak_gflops = peak["peak_gflops"].as_f64().expect("the peak");
+    assert!(peak_gflops > 0.0, "{peak}");
+    assert!(
+        close(peak_gflops, (peak_rounds[0] + peak_rounds[1]) / 2.0),
+        "{peak}"
+    );
+    assert_eq!(peak["peak_source"], "matrixmultiply", "{peak}");
+    assert!(peak["torch_matmul_gflops"].is_null(), "{peak}");
+    assert!(stdout.contains("torch.matmul (not run)"), "{stdout}");
+    // one line per workload, cell and mode, with this crate's time and share of the peak, and
+    // no PyTorch time or speedup
     let workloads = ["tiny", "tiny_b1", "tiny_bi2"];
-    let rows: Vec<Vec<&str>> = stdout
+    let lines: Vec<Vec<&str>> = stdout
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .filter(|w| w.first().is_some_and(|n| workloads.contains(n)))
         .collect();
-    assert_eq!(rows.len(), 3 * 3 * 3, "{stdout}");
+    assert_eq!(lines.len(), 3 * 3 * 3, "{stdout}");
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 27, "{report}");
     for workload in workloads {
         for cell in ["lstm", "gru", "rnn_tanh"] {
             for mode in ["infer", "forward", "train"] {
-                let row = rows
+                let line = lines
                     .iter()
                     .find(|w| w[..3] == [workload, cell, mode])
-                    .unwrap_or_else(|| panic!("no row {workload} {cell} {mode}:\n{stdout}"));
-                let ms: f64 = row[3].parse().expect("a time in ms");
-                assert!(ms.is_finite() && ms >= 0.0, "{row:?}");
-                assert_eq!(row[5], "-", "no PyTorch time: {row:?}");
+                    .unwrap_or_else(|| panic!("no line {workload} {cell} {mode}:\n{stdout}"));
+                let row = rows
+                    .iter()
+                    .find(|r| r["workload"] == workload && r["cell"] == cell && r["mode"] == mode)
+                    .unwrap_or_else(|| panic!("no row {workload} {cell} {mode}: {report}"));
+                check_compare_row(line, row, peak_gflops);
             }
         }
     }
-    // 3 × 3 sgemm timings and 27 of this crate's
+    // the summary: nothing compared, and the tiny workload's share of the peak as in its rows
     assert!(
-        stdout.contains("quick check: 36 timings, all finite and positive"),
+        stdout.contains("slower than PyTorch: not measured (PyTorch not run)"),
+        "{stdout}"
+    );
+    let summary = &report["summary"];
+    assert!(
+        summary["slower_than_torch"]["slower"].is_null(),
+        "{summary}"
+    );
+    assert!(summary["lstm_speedup"].is_null(), "{summary}");
+    let stream = summary["stream_speedups"].as_array().expect("stream rows");
+    assert_eq!(stream.len(), 6, "LSTM and GRU in three modes: {summary}");
+    assert!(
+        stream
+            .iter()
+            .all(|s| s["workload"] == "tiny_b1" && s["speedup"].is_null()),
+        "{summary}"
+    );
+    let large = summary["large_percent_of_peak"]
+        .as_array()
+        .expect("large rows");
+    assert_eq!(large.len(), 9, "{summary}");
+    for entry in large {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r["workload"] == "tiny" && r["cell"] == entry["cell"] && r["mode"] == entry["mode"]
+            })
+            .unwrap_or_else(|| panic!("no row for {entry}"));
+        assert_eq!(entry["ours"], row["percent_of_peak"], "{entry} {row}");
+        let quoted = format!(
+            "{} {} {:.0}%/-",
+            entry["cell"].as_str().expect("a cell"),
+            entry["mode"].as_str().expect("a mode"),
+            row["percent_of_peak"].as_f64().expect("a share")
+        );
+        assert!(stdout.contains(&quoted), "no `{quoted}` in:\n{stdout}");
+    }
+    // 2 rounds of the peak, 3 × 3 product timings and 2 × 27 of this crate's
+    assert!(
+        stdout.contains("quick check: 65 timings, all finite and positive"),
         "{stdout}"
     );
     assert!(
         stdout.contains(&format!("written to {json_arg}")),
         "{stdout}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON was written"))
-            .expect("valid JSON");
-    let _ = std::fs::remove_file(&json);
-    let rows = report["rows"].as_array().expect("rows");
-    assert_eq!(rows.len(), 27, "{report}");
+}
+
+/// Whether `a` and `b` agree to 1e-9 relative.
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+}
+
+/// One row of `compare --quick --no-pytorch --rounds 2`, as printed (`line`, split into
+/// words) and in the JSON (`row`): this crate's time is the median of its two rounds and its
+/// spread their distance from it, its share of the peak is its GFLOP/s over `peak_gflops`,
+/// and PyTorch's columns are empty.
+fn check_compare_row(line: &[&str], row: &serde_json::Value, peak_gflops: f64) {
+    let rounds: Vec<f64> = row["ours_ms_rounds"]
+        .as_array()
+        .expect("rounds")
+        .iter()
+        .map(|v| v.as_f64().expect("a time"))
+        .collect();
+    assert_eq!(rounds.len(), 2, "{row}");
+    assert!(rounds.iter().all(|&ms| ms > 0.0), "{row}");
+    let ms = row["ours_ms"].as_f64().expect("a time");
+    assert!(close(ms, (rounds[0] + rounds[1]) / 2.0), "{row}");
+    let spread = row["ours_spread_percent"].as_f64().expect("a spread");
     assert!(
-        rows.iter()
-            .all(|r| r["ours_ms"].as_f64().is_some_and(|ms| ms > 0.0) && r["torch_ms"].is_null()),
-        "{report}"
+        close(spread, 100.0 * (rounds[0] - rounds[1]).abs() / 2.0 / ms),
+        "{row}"
     );
+    let gflops = row["ours_gflops"].as_f64().expect("GFLOP/s");
+    let percent = row["percent_of_peak"].as_f64().expect("a share");
+    assert!(close(percent, 100.0 * gflops / peak_gflops), "{row}");
+    assert!(
+        row["torch_ms"].is_null() && row["speedup"].is_null(),
+        "{row}"
+    );
+    // printed: time, ±spread, GFLOP/s, three empty PyTorch columns, empty speedup and range
+    assert_eq!(line[3], format!("{ms:.3}"), "{line:?} {row}");
+    assert_eq!(line[4], format!("±{spread:.0}%"), "{line:?} {row}");
+    assert_eq!(line[6..11], ["-"; 5], "no PyTorch columns: {line:?}");
+    assert_eq!(line[12], format!("{percent:.0}%"), "{line:?} {row}");
 }
 
 /// Runs an example and returns its standard output, failing with both outputs if it failed.
