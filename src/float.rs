@@ -23,7 +23,10 @@ pub(crate) type RawGemm<T> = unsafe fn(
 );
 
 pub(crate) mod private {
+    use core::ops::Range;
+
     use super::RawGemm;
+    use crate::linalg::{MatMut, MatRef, PackedWeight};
 
     /// Seals [`super::Float`] and carries what must not be public: the raw GEMM kernel and
     /// the gate non-linearities over slices, the element type of weight files.
@@ -42,6 +45,18 @@ pub(crate) mod private {
 
         /// `x ← tanh x` for every element.
         fn tanh_slice(xs: &mut [Self]);
+
+        /// `C ← A·B + β·C` on the columns of `panels` of a packed `B`, shapes checked: the
+        /// per-step product (SIMD tiles for `f32`, portable ones for `f64`); with `split`, half
+        /// of it on the worker thread.
+        fn packed_product(
+            a: MatRef<'_, Self>,
+            b: &PackedWeight<Self>,
+            beta: Self,
+            c: MatMut<'_, Self>,
+            panels: Range<usize>,
+            split: bool,
+        );
     }
 
     impl Sealed for f32 {
@@ -55,6 +70,17 @@ pub(crate) mod private {
 
         fn tanh_slice(xs: &mut [f32]) {
             crate::activation::tanh_f32_slice(xs);
+        }
+
+        fn packed_product(
+            a: MatRef<'_, f32>,
+            b: &PackedWeight<f32>,
+            beta: f32,
+            c: MatMut<'_, f32>,
+            panels: Range<usize>,
+            split: bool,
+        ) {
+            crate::linalg::product_f32(a, b, beta, c, panels, split);
         }
     }
 
@@ -73,6 +99,17 @@ pub(crate) mod private {
             for x in xs {
                 *x = x.tanh();
             }
+        }
+
+        fn packed_product(
+            a: MatRef<'_, f64>,
+            b: &PackedWeight<f64>,
+            beta: f64,
+            c: MatMut<'_, f64>,
+            panels: Range<usize>,
+            split: bool,
+        ) {
+            crate::linalg::product_portable(a, b, beta, c, panels, split);
         }
     }
 }

@@ -136,7 +136,7 @@
 //!
 //! # Rust version
 //!
-//! The minimum supported Rust version is 1.82.
+//! The minimum supported Rust version is 1.89.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

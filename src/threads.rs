@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// 0: not set, use the available cores.
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -25,10 +26,11 @@ pub fn set_num_threads(threads: usize) {
 }
 
 /// How many threads the crate may use: the value given to [`set_num_threads`], or by default
-/// the number of available cores (1 if that cannot be told).
+/// the number of available cores (1 if that cannot be told; asked once per process).
 pub fn num_threads() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
     match NUM_THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         n => n,
     }
 }
@@ -38,8 +40,8 @@ thread_local! {
     static IN_JOIN: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether a layer may start a second thread here: more than one thread is allowed and this
-/// thread is not already one side of a [`join`] (two cores are busy then).
+/// Whether a layer or product may use a second thread here: more than one thread is allowed and
+/// this thread is not already one side of a [`join`] (two cores are busy then).
 pub(crate) fn may_spawn() -> bool {
     num_threads() > 1 && !IN_JOIN.with(Cell::get)
 }
@@ -59,8 +61,9 @@ impl Drop for JoinSide {
     }
 }
 
-/// Runs `a` and `b`, on two threads if `parallel` (`b` on a new one), each marked so that the
-/// layers inside do not start threads of their own; a panic on either side is resumed here.
+/// Runs `a` and `b`, side by side if `parallel` (`b` on the crate's persistent worker thread,
+/// unless another caller holds it), each marked so that the layers and products inside do not
+/// split their work again; a panic on either side is resumed here.
 pub(crate) fn join<A: Send, B: Send>(
     parallel: bool,
     a: impl FnOnce() -> A + Send,
@@ -69,15 +72,14 @@ pub(crate) fn join<A: Send, B: Send>(
     if !parallel {
         return (a(), b());
     }
-    std::thread::scope(|s| {
-        let b = s.spawn(|| {
-            let _side = JoinSide::enter();
-            b()
-        });
-        let a = {
+    crate::linalg::join(
+        || {
             let _side = JoinSide::enter();
             a()
-        };
-        (a, b.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-    })
+        },
+        || {
+            let _side = JoinSide::enter();
+            b()
+        },
+    )
 }

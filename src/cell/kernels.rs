@@ -29,11 +29,14 @@
 
 use super::CellParams;
 use crate::float::{private::Sealed, Float};
-use crate::linalg::{gemm, MatMut, MatRef};
+use crate::linalg::{packed_gemm, MatMut, MatRef};
 use crate::tensor::Tensor;
 
 /// `out ← β·out + h·W_hhᵀ`, with `W_hhᵀ` packed once per change of the weight (the first use
-/// after [`CellParams::weight_hh_mut`] or any other mutable access packs it again).
+/// after [`CellParams::weight_hh_mut`] or any other mutable access packs it again) into panels
+/// for a register-blocked micro-kernel (AVX-512, AVX2 + FMA or portable, chosen at run time).
+/// Each row of `out` is computed the same way whatever the other rows: results do not depend on
+/// the batch size.
 ///
 /// # Shapes
 ///
@@ -50,11 +53,12 @@ pub fn recurrent_product<T: Float>(
     beta: T,
     out: MatMut<'_, T>,
 ) {
-    gemm(T::one(), h, params.packed_weight_hh(), beta, out);
+    packed_gemm(h, params.packed_weight_hh(), beta, out);
 }
 
 /// `d_h ← β·d_h + d_g·W_hh`: the gradient reaching `h` through [`recurrent_product`], from the
-/// gradient `d_g` of its result.
+/// gradient `d_g` of its result, with `W_hh` packed once per change as in
+/// [`recurrent_product`].
 ///
 /// # Shapes
 ///
@@ -70,7 +74,7 @@ pub fn recurrent_product_backward<T: Float>(
     beta: T,
     d_h: MatMut<'_, T>,
 ) {
-    gemm(T::one(), d_g, params.weight_hh().as_mat(), beta, d_h);
+    packed_gemm(d_g, params.packed_weight_hh_backward(), beta, d_h);
 }
 
 /// Sets the first `width` values of each of `rows` rows (`stride` apart in `buf`) to `bias`,

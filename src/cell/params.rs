@@ -10,7 +10,7 @@ use rand::Rng;
 use super::Init;
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
-use crate::linalg::{MatRef, PackedWeight};
+use crate::linalg::PackedWeight;
 use crate::tensor::{checked_size, Shape, Tensor};
 
 /// The source of parameter versions: each mutable access to any [`CellParams`] takes a new
@@ -43,8 +43,10 @@ pub struct CellParams<T> {
     extra: Vec<(&'static str, Tensor<T>)>,
     /// Changes with every mutable access (see [`CellParams::version`]).
     version: u64,
-    /// `weight_hh` packed for the per-step product, made on first use.
+    /// `weight_hhᵀ` packed for the per-step product, made on first use.
     packed_hh: OnceLock<PackedWeight<T>>,
+    /// `weight_hh` packed for the per-step product of backward, made on first use.
+    packed_hh_backward: OnceLock<PackedWeight<T>>,
 }
 
 /// Parameters are equal when their values are (whatever their versions and caches).
@@ -74,6 +76,7 @@ impl<T: Float> CellParams<T> {
             extra: Vec::new(),
             version: new_version(),
             packed_hh: OnceLock::new(),
+            packed_hh_backward: OnceLock::new(),
         }
     }
 
@@ -171,21 +174,30 @@ impl<T: Float> CellParams<T> {
         self.version
     }
 
-    /// Drops the packed `weight_hh` and takes a new version: called by every mutable access,
+    /// Drops the packed copies of `weight_hh` and takes a new version: called by every mutable access,
     /// and by the cells' constructors, so that traces made with these values under another
     /// cell (built from a clone of them) are refused.
     pub(crate) fn renew_version(&mut self) {
         self.version = new_version();
         self.packed_hh = OnceLock::new();
+        self.packed_hh_backward = OnceLock::new();
     }
 
-    /// `weight_hhᵀ` in the layout of the per-step product, packed on first use.
-    pub(crate) fn packed_weight_hh(&self) -> MatRef<'_, T> {
+    /// `weight_hhᵀ` packed for the per-step product `h·W_hhᵀ`, packed on first use.
+    pub(crate) fn packed_weight_hh(&self) -> &PackedWeight<T> {
         let w = &self.weight_hh;
         let (rows, cols) = (w.shape()[0], w.shape()[1]);
         self.packed_hh
             .get_or_init(|| PackedWeight::transposed(w.as_slice(), rows, cols))
-            .as_mat()
+    }
+
+    /// `weight_hh` packed for the per-step product of backward `d_g·W_hh`, packed on first
+    /// use.
+    pub(crate) fn packed_weight_hh_backward(&self) -> &PackedWeight<T> {
+        let w = &self.weight_hh;
+        let (rows, cols) = (w.shape()[0], w.shape()[1]);
+        self.packed_hh_backward
+            .get_or_init(|| PackedWeight::plain(w.as_slice(), rows, cols))
     }
 
     /// Draws every parameter from PyTorch's default `U(−1/√H, 1/√H)`, where `H` is
@@ -388,26 +400,33 @@ mod tests {
     fn every_mutable_access_moves_the_version_and_repacks() {
         let mut p = params();
         let v0 = p.version();
-        // W_hh = [[1, 2], [3, 4]]: the packed operand is W_hhᵀ
+        // W_hh = [[1, 2], [3, 4]]: the packed operands are W_hhᵀ and W_hh
         let packed = p.packed_weight_hh();
         assert_eq!((packed.rows(), packed.cols()), (2, 2));
         let x = [1.0, 0.0];
         let mut out = [0.0; 2];
-        let product = |p: &CellParams<f64>, out: &mut [f64; 2]| {
-            crate::linalg::gemm(
-                1.0,
-                MatRef::new(&x, 1, 2),
-                p.packed_weight_hh(),
-                0.0,
-                crate::linalg::MatMut::new(out, 1, 2),
-            );
+        let product = |p: &CellParams<f64>, out: &mut [f64; 2], backward: bool| {
+            let w = if backward {
+                p.packed_weight_hh_backward()
+            } else {
+                p.packed_weight_hh()
+            };
+            let out = crate::linalg::MatMut::new(out, 1, 2);
+            crate::linalg::packed_gemm(crate::linalg::MatRef::new(&x, 1, 2), w, 0.0, out);
         };
-        product(&p, &mut out);
+        product(&p, &mut out, false);
         assert_eq!(out, [1.0, 3.0]); // x·W_hhᵀ, the first column of W_hh
+        product(&p, &mut out, true);
+        assert_eq!(out, [1.0, 2.0]); // x·W_hh, its first row
         p.weight_hh_mut().as_mut_slice()[2] = 30.0;
         assert_ne!(p.version(), v0);
-        product(&p, &mut out);
+        product(&p, &mut out, false);
         assert_eq!(out, [1.0, 30.0]);
+        product(&p, &mut out, true);
+        assert_eq!(out, [1.0, 2.0]);
+        p.weight_hh_mut().as_mut_slice()[0] = 10.0;
+        product(&p, &mut out, true);
+        assert_eq!(out, [10.0, 2.0]);
         let v1 = p.version();
         p.visit_mut(|_, _| {});
         assert_ne!(p.version(), v1);

@@ -109,7 +109,7 @@ impl<T: Float> Sequence<T> {
     ///
     /// [`LastHidden`]: crate::LastHidden
     pub fn with_directions(mut self, directions: usize) -> Result<Self> {
-        if directions == 0 || self.features() % directions != 0 {
+        if directions == 0 || !self.features().is_multiple_of(directions) {
             return Err(Error::InvalidArgument {
                 name: "directions",
                 reason: format!(

@@ -216,7 +216,7 @@ impl StepLr {
     /// The rate of the next epoch, from the optimiser's current rate `lr`.
     fn next_lr(&self, lr: f64) -> f64 {
         let epoch = self.position.last_epoch + 1;
-        if epoch % self.step_size == 0 {
+        if epoch.is_multiple_of(self.step_size) {
             lr * self.gamma
         } else {
             lr

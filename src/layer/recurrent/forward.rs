@@ -291,7 +291,7 @@ impl<T> Keep<'_, T> {
                 output,
             } => {
                 let (a, b) = states.split_at_mut(step_len);
-                let (prev, next) = if t % 2 == 0 { (a, b) } else { (b, a) };
+                let (prev, next) = if t.is_multiple_of(2) { (a, b) } else { (b, a) };
                 let h_len = batch * plan.h_out;
                 let output = &mut output[t * h_len..][..h_len];
                 (prev, next, &mut saved[..saved_len], Some(output))

@@ -1,9 +1,18 @@
 //! Linear algebra: strided matrix views ([`MatRef`], [`MatMut`]), the GEMM `C ← α·A·B + β·C`
 //! (`matrixmultiply`'s, or a vector loop for a single row), and weight operands packed once for
-//! the many products of a time loop ([`PackedWeight`]).
+//! the many small products of a time loop, with the micro-kernel that multiplies by them
+//! ([`panels`]).
 //!
 //! This module holds the crate's only `unsafe` code: the call into `matrixmultiply`, behind the
 //! safe [`gemm`], which checks every dimension and extent first.
+
+mod panels;
+mod worker;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub(crate) use panels::{packed_gemm, product_f32, product_portable, PackedWeight};
+pub(crate) use worker::join;
 
 use core::fmt;
 
@@ -97,6 +106,16 @@ impl<'a, T> MatRef<'a, T> {
         }
     }
 
+    /// The first `at` rows and the others (`0 < at < rows`).
+    fn split_rows(self, at: usize) -> (Self, Self) {
+        let bottom = MatRef {
+            data: &self.data[at * self.row_stride..],
+            rows: self.rows - at,
+            ..self
+        };
+        (MatRef { rows: at, ..self }, bottom)
+    }
+
     /// The transposed view (no copy).
     #[must_use = "returns a new view and does not modify self"]
     pub fn t(self) -> Self {
@@ -173,6 +192,29 @@ impl<'a, T> MatMut<'a, T> {
     /// Number of columns.
     pub fn cols(&self) -> usize {
         self.cols
+    }
+}
+
+impl<T> MatMut<'_, T> {
+    /// The first `at` rows and the others (`0 < at < rows`), for a view whose rows lie apart
+    /// (`row_stride > (cols − 1)·col_stride`), so that the two share no element.
+    fn split_rows(self, at: usize) -> (Self, Self) {
+        let (top, bottom) = self.data.split_at_mut(at * self.row_stride);
+        let bottom = MatMut {
+            data: bottom,
+            rows: self.rows - at,
+            cols: self.cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+        };
+        let top = MatMut {
+            data: top,
+            rows: at,
+            cols: self.cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+        };
+        (top, bottom)
     }
 }
 
@@ -266,7 +308,10 @@ fn dot<T: Float>(a: &[T], b: &[T]) -> T {
 }
 
 /// `C ← α·A·B + β·C`, with `matrixmultiply`'s GEMM. When `β = 0`, `C`'s previous values are
-/// never read (NaN in `C` does not leak into the result).
+/// never read (NaN in `C` does not leak into the result). A large product is split in two
+/// halves of its rows, one run by the crate's worker thread, when [`crate::set_num_threads`]
+/// allows two threads and the calling thread is not already one side of a split; every
+/// element is computed the same way either way.
 ///
 /// Transposes are expressed through the views' strides ([`MatRef::t`]), never by copying.
 ///
@@ -274,7 +319,6 @@ fn dot<T: Float>(a: &[T], b: &[T]) -> T {
 ///
 /// Panics if the shapes do not chain: `A` is `m×k`, `B` must be `k×n` and `C` `m×n`.
 #[track_caller]
-#[allow(unsafe_code)]
 pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
@@ -288,6 +332,37 @@ pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: 
     if m == 0 || n == 0 {
         return;
     }
+    let separable_rows = c.row_stride > (n - 1) * c.col_stride;
+    if m >= 2 * MIN_SPLIT_ROWS
+        && separable_rows
+        && m.saturating_mul(k).saturating_mul(n) >= PARALLEL_WORK
+        && crate::threads::may_spawn()
+    {
+        // the two halves of the rows side by side, the second on the worker thread: each
+        // element is computed as without the split
+        let half = m / 2;
+        let (a_top, a_bottom) = a.split_rows(half);
+        let (c_top, c_bottom) = c.split_rows(half);
+        join(
+            || gemm_serial(alpha, a_top, b, beta, c_top),
+            || gemm_serial(alpha, a_bottom, b, beta, c_bottom),
+        );
+        return;
+    }
+    gemm_serial(alpha, a, b, beta, c);
+}
+
+/// From how many multiply-adds [`gemm`] splits its rows between the calling thread and the
+/// worker (when two threads are allowed).
+const PARALLEL_WORK: usize = 1 << 20;
+
+/// The fewest rows each half of a split [`gemm`] has.
+const MIN_SPLIT_ROWS: usize = 16;
+
+/// [`gemm`] on the calling thread, shapes checked.
+#[allow(unsafe_code)]
+fn gemm_serial<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     if k == 0 {
         for i in 0..m {
             for j in 0..n {
@@ -338,84 +413,9 @@ pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: 
     }
 }
 
-/// A weight `W (rows × cols)` kept in the layout of the right-hand operand of `x·Wᵀ`: `Wᵀ`
-/// stored contiguously, `(cols × rows)` row-major. A recurrent layer multiplies by the same
-/// `W_hhᵀ` at every time step; packing it once keeps `sgemm` on its fastest path (two
-/// row-major operands) instead of reading the transpose through strides at every step. The
-/// layout is private, so a faster one (panels for a micro-kernel) can replace it.
-#[derive(Clone)]
-pub(crate) struct PackedWeight<T> {
-    data: Vec<T>,
-    /// Rows of `Wᵀ` (the columns of `W`).
-    rows: usize,
-    /// Columns of `Wᵀ` (the rows of `W`).
-    cols: usize,
-}
-
-impl<T: Float> PackedWeight<T> {
-    /// Packs `w`, a `rows × cols` row-major matrix, as the operand `wᵀ`.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `w` does not hold `rows·cols` values.
-    #[track_caller]
-    pub(crate) fn transposed(w: &[T], rows: usize, cols: usize) -> Self {
-        assert_eq!(
-            Some(w.len()),
-            rows.checked_mul(cols),
-            "weight of {rows}×{cols}"
-        );
-        let data = (0..cols)
-            .flat_map(|c| (0..rows).map(move |r| w[r * cols + c]))
-            .collect();
-        PackedWeight {
-            data,
-            rows: cols,
-            cols: rows,
-        }
-    }
-
-    /// The operand `Wᵀ` as a view.
-    pub(crate) fn as_mat(&self) -> MatRef<'_, T> {
-        MatRef::new(&self.data, self.rows, self.cols)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `C = A·B` by the definition, for small matrices.
-    fn naive(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Vec<f64> {
-        let mut c = vec![0.0; a.rows * b.cols];
-        for i in 0..a.rows {
-            for j in 0..b.cols {
-                c[i * b.cols + j] = (0..a.cols)
-                    .map(|p| {
-                        a.data[i * a.row_stride + p * a.col_stride]
-                            * b.data[p * b.row_stride + j * b.col_stride]
-                    })
-                    .sum();
-            }
-        }
-        c
-    }
-
-    #[test]
-    fn packed_weight_is_the_transpose() {
-        // W = [[1, 2, 3], [4, 5, 6]] packs as Wᵀ = [[1, 4], [2, 5], [3, 6]]
-        let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let packed = PackedWeight::transposed(&w, 2, 3);
-        let view = packed.as_mat();
-        assert_eq!((view.rows(), view.cols()), (3, 2));
-        assert_eq!(packed.data, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
-        // x·Wᵀ through the packed operand equals the strided transpose
-        let x = [0.5, -1.0, 2.0, 1.5, 0.0, -0.5];
-        let x = MatRef::new(&x, 2, 3);
-        let mut c = [0.0; 4];
-        gemm(1.0, x, view, 0.0, MatMut::new(&mut c, 2, 2));
-        assert_eq!(c.to_vec(), naive(x, MatRef::new(&w, 2, 3).t()));
-    }
 
     #[test]
     fn degenerate_axes_get_zero_strides() {
