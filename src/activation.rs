@@ -23,7 +23,11 @@ const ROUND: f32 = 12_582_912.0;
 fn exp_f32(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // x = n·ln 2 + r with |r| ≤ ln 2 / 2
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    // n as an integer: `shifted` has ROUND's exponent, so its bits are ROUND's plus n (an
+    // integer subtraction that vectorises, where `n as i32` is converted lane by lane)
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = x - n * LN2_HI - n * LN2_LO;
     // e^r by the Cephes expf polynomial
     let p = 1.987_569_1e-4_f32;
@@ -34,7 +38,7 @@ fn exp_f32(x: f32) -> f32 {
     let p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
     // 2^n from the exponent bits; n is in [-126, 127] after the clamp
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let two_n = f32::from_bits(((n_int + 127) as u32) << 23);
     e_r * two_n
 }
 

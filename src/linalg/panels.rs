@@ -331,6 +331,21 @@ impl<T: Float> Out<'_, T> {
     /// Stores a tile of `R` rows of `P` panels.
     #[inline(always)]
     fn store<const R: usize, const P: usize>(self, tile: &[[[T; NR]; P]; R]) {
+        if self.cs == 1 {
+            // contiguous rows: loops the compiler vectorises
+            for (r, row) in tile.iter().enumerate() {
+                let values = &row.as_flattened()[..self.cols];
+                let dst = &mut self.data[self.at + r * self.rs..][..self.cols];
+                if self.beta == T::zero() {
+                    dst.copy_from_slice(values);
+                } else {
+                    for (c, &v) in dst.iter_mut().zip(values) {
+                        *c = self.beta * *c + v;
+                    }
+                }
+            }
+            return;
+        }
         for (r, row) in tile.iter().enumerate() {
             let values = row.iter().flatten().take(self.cols);
             for (j, &v) in values.enumerate() {
