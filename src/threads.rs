@@ -7,11 +7,17 @@ use std::sync::OnceLock;
 /// 0: not set, use the available cores.
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets how many threads the crate may use at most: with more than one, a large batch of a
-/// [`crate::Recurrent`] layer is split in two halves run side by side, and the two directions
-/// of a [`crate::Bidirectional`] layer run in parallel. `1` means one thread, whatever a
-/// layer's `with_parallel_threshold` says. `0` restores the default, the number of available
-/// cores.
+/// Sets how many threads the crate may use at most. With more than one, the calling thread
+/// shares its work with one persistent worker thread (started on first use, spinning briefly
+/// between jobs and then asleep): the per-step products of a recurrent layer are split in two
+/// halves of the hidden units (and the LSTM's gate updates in two halves of the batch rows),
+/// the large products over
+/// all time steps in two halves of their rows, a large batch of a [`crate::Recurrent`] layer in
+/// two halves run side by side, and the two directions of a [`crate::Bidirectional`] layer run
+/// in parallel. The crate never uses more than the two threads: values above 2 act as 2. If two
+/// threads of a program call the crate at once, the one that finds the worker busy runs alone.
+/// `1` means one thread, whatever a layer's `with_parallel_threshold` says. `0` restores the
+/// default, the number of available cores.
 ///
 /// # Examples
 ///

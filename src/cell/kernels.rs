@@ -77,6 +77,17 @@ pub fn recurrent_product_backward<T: Float>(
     packed_gemm(d_g, params.packed_weight_hh_backward(), beta, d_h);
 }
 
+/// Where to split a step of `batch` rows of `per_row` values between the calling thread and the
+/// crate's worker, or `None` to run it whole here: a split when two threads are allowed, the
+/// calling thread is not already one side of a split, and the step is large enough to repay
+/// the hand-over (about a microsecond).
+pub(crate) fn split_rows(batch: usize, per_row: usize) -> Option<usize> {
+    /// From how many values a step's rows are split.
+    const SPLIT_VALUES: usize = 1 << 13;
+    (batch >= 2 && batch.saturating_mul(per_row) >= SPLIT_VALUES && crate::threads::may_spawn())
+        .then_some(batch / 2)
+}
+
 /// Sets the first `width` values of each of `rows` rows (`stride` apart in `buf`) to `bias`,
 /// or to zero without one: the start of a step's pre-activations before
 /// [`recurrent_product`] adds to them with `β = 1`.

@@ -5,13 +5,14 @@ use core::fmt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward};
+use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward, split_rows};
 use super::{check_hidden_size, display_cell, kernels, BackwardStep, Cell, CellParams, Init};
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
 use crate::state::StatePart;
 use crate::tensor::{checked_size, Shape, Tensor};
+use crate::threads::join;
 
 /// Gates of an LSTM, in PyTorch's packed order `i, f, g, o`.
 const GATES: usize = 4;
@@ -298,6 +299,96 @@ impl<T: Float> LstmCell<T> {
         }
     }
 
+    /// The part of [`Cell::step`] after the recurrent product, for `batch` rows: `saved`
+    /// holds `b_hh + h·W_hhᵀ` in its gate columns; adds `p`, applies the gate non-linearities
+    /// and writes `c'`, `tanh(c')` and (unless `projected`, where it goes to `saved` for the
+    /// projection) `h'`.
+    fn activate(
+        &self,
+        batch: usize,
+        p: &[T],
+        prev: &[T],
+        next: &mut [T],
+        saved: &mut [T],
+        projected: bool,
+    ) {
+        let h = self.hidden_size;
+        let h_out = self.output_size();
+        let (gw, sw, width) = (GATES * h, self.saved_width(), h_out + h);
+        for b in 0..batch {
+            let s = &mut saved[b * sw..][..sw];
+            let c_prev = &prev[b * width + h_out..][..h];
+            let (h_next, c_next) = next[b * width..][..width].split_at_mut(h_out);
+            let (gates, rest) = s.split_at_mut(gw);
+            gates
+                .iter_mut()
+                .zip(&p[b * gw..][..gw])
+                .for_each(|(g, &p)| *g = *g + p);
+            // i, f, o = σ(·); g = tanh(·)
+            kernels::sigmoid(&mut gates[..2 * h]);
+            kernels::tanh(&mut gates[2 * h..3 * h]);
+            kernels::sigmoid(&mut gates[3 * h..]);
+            let (i, f) = (&gates[..h], &gates[h..2 * h]);
+            let (g, o) = (&gates[2 * h..3 * h], &gates[3 * h..]);
+            let (tc, unprojected) = rest.split_at_mut(h);
+            // c' = f ⊙ c + i ⊙ g, and tanh(c') next to it
+            for j in 0..h {
+                let c = f[j] * c_prev[j] + i[j] * g[j];
+                c_next[j] = c;
+                tc[j] = c;
+            }
+            kernels::tanh(tc);
+            // h' = o ⊙ tanh(c'), projected below if the cell has a projection
+            let out = if projected { unprojected } else { h_next };
+            out.iter_mut()
+                .zip(o.iter().zip(tc.iter()))
+                .for_each(|(h, (&o, &tc))| *h = o * tc);
+        }
+    }
+
+    /// The gates' part of [`Cell::step_backward`] for `batch` rows: writes `d_p` (the
+    /// gradient of the gate pre-activations) and the `c` part of `d_prev`. With a projection,
+    /// `d_p`'s `o` block holds the gradient of `o ⊙ tanh(c')` on entry.
+    // the buffers as separate arguments: the compiler then knows they do not overlap and
+    // vectorises the loop (see `BackwardStep`)
+    #[allow(clippy::too_many_arguments)]
+    fn gate_gradients(
+        &self,
+        batch: usize,
+        saved: &[T],
+        prev: &[T],
+        d_next: &[T],
+        d_p: &mut [T],
+        d_prev: &mut [T],
+        projected: bool,
+    ) {
+        let h = self.hidden_size;
+        let h_out = self.output_size();
+        let (gw, sw, width) = (GATES * h, self.saved_width(), h_out + h);
+        let one = T::one();
+        for b in 0..batch {
+            let s = &saved[b * sw..][..sw];
+            let c_prev = &prev[b * width + h_out..][..h];
+            let (dh, dc_next) = d_next[b * width..][..width].split_at(h_out);
+            let dg = &mut d_p[b * gw..][..gw];
+            let dc_prev = &mut d_prev[b * width + h_out..][..h];
+            for j in 0..h {
+                let (i, f, g, o, tc) = (s[j], s[h + j], s[2 * h + j], s[3 * h + j], s[4 * h + j]);
+                // the gradient of o ⊙ tanh c' (before the projection, if any)
+                let du = if projected { dg[3 * h + j] } else { dh[j] };
+                // h' = o·tanh(c'): dc' gets dh·o·(1 − tanh²c') on top of the incoming dc'
+                let dc = dc_next[j] + du * o * (one - tc * tc);
+                // dσ/dx = σ(1 − σ), dtanh/dx = 1 − tanh²
+                dg[j] = dc * g * i * (one - i);
+                dg[h + j] = dc * c_prev[j] * f * (one - f);
+                dg[2 * h + j] = dc * i * (one - g * g);
+                dg[3 * h + j] = du * tc * o * (one - o);
+                // c' = f·c + i·g: dc = dc'·f
+                dc_prev[j] = dc * f;
+            }
+        }
+    }
+
     /// The projection size `P`, or 0 without a projection.
     pub fn proj_size(&self) -> usize {
         self.proj_size
@@ -377,38 +468,25 @@ impl<T: Float> Cell<T> for LstmCell<T> {
             T::one(),
             MatMut::strided(saved, batch, gw, sw, 1),
         );
-        for b in 0..batch {
-            let s = &mut saved[b * sw..][..sw];
-            let c_prev = &prev[b * width + h_out..][..h];
-            let (h_next, c_next) = next[b * width..][..width].split_at_mut(h_out);
-            let (gates, rest) = s.split_at_mut(gw);
-            gates
-                .iter_mut()
-                .zip(&p[b * gw..][..gw])
-                .for_each(|(g, &p)| *g = *g + p);
-            // i, f, o = σ(·); g = tanh(·)
-            kernels::sigmoid(&mut gates[..2 * h]);
-            kernels::tanh(&mut gates[2 * h..3 * h]);
-            kernels::sigmoid(&mut gates[3 * h..]);
-            let (i, f) = (&gates[..h], &gates[h..2 * h]);
-            let (g, o) = (&gates[2 * h..3 * h], &gates[3 * h..]);
-            let (tc, unprojected) = rest.split_at_mut(h);
-            // c' = f ⊙ c + i ⊙ g, and tanh(c') next to it
-            for j in 0..h {
-                let c = f[j] * c_prev[j] + i[j] * g[j];
-                c_next[j] = c;
-                tc[j] = c;
+        // the gate non-linearities and the cell update, row by row (two halves side by side
+        // when the step is large)
+        let projected = projection.is_some();
+        let rows = |batch: usize, p: &[T], prev: &[T], next: &mut [T], saved: &mut [T]| {
+            self.activate(batch, p, prev, next, saved, projected)
+        };
+        match split_rows(batch, gw) {
+            Some(mid) => {
+                let (p_a, p_b) = p.split_at(mid * gw);
+                let (prev_a, prev_b) = prev.split_at(mid * width);
+                let (next_a, next_b) = next.split_at_mut(mid * width);
+                let (saved_a, saved_b) = saved.split_at_mut(mid * sw);
+                join(
+                    true,
+                    || rows(mid, p_a, prev_a, next_a, saved_a),
+                    || rows(batch - mid, p_b, prev_b, next_b, saved_b),
+                );
             }
-            kernels::tanh(tc);
-            // h' = o ⊙ tanh(c'), projected below if the cell has a projection
-            let out = if projection.is_some() {
-                unprojected
-            } else {
-                h_next
-            };
-            out.iter_mut()
-                .zip(o.iter().zip(tc.iter()))
-                .for_each(|(h, (&o, &tc))| *h = o * tc);
+            None => rows(batch, p, prev, next, saved),
         }
         if let Some(w_hr) = projection {
             // h' = (o ⊙ tanh c')·W_hrᵀ
@@ -435,7 +513,6 @@ impl<T: Float> Cell<T> for LstmCell<T> {
         let h = self.hidden_size;
         let h_out = self.output_size();
         let (gw, sw, width) = (GATES * h, self.saved_width(), h_out + h);
-        let one = T::one();
         if let Some(w_hr) = self.projection() {
             // h' = u·W_hrᵀ with u = o ⊙ tanh c': du = dh'·W_hr, parked in the o block of d_p
             // (each element is read there before its own slot is overwritten below);
@@ -450,26 +527,29 @@ impl<T: Float> Cell<T> for LstmCell<T> {
             gemm(T::one(), d_h, w_hr.as_mat(), T::zero(), d_u);
         }
         let projected = self.proj_size > 0;
-        for b in 0..batch {
-            let s = &saved[b * sw..][..sw];
-            let c_prev = &prev[b * width + h_out..][..h];
-            let (dh, dc_next) = d_next[b * width..][..width].split_at(h_out);
-            let dg = &mut d_p[b * gw..][..gw];
-            let dc_prev = &mut d_prev[b * width + h_out..][..h];
-            for j in 0..h {
-                let (i, f, g, o, tc) = (s[j], s[h + j], s[2 * h + j], s[3 * h + j], s[4 * h + j]);
-                // the gradient of o ⊙ tanh c' (before the projection, if any)
-                let du = if projected { dg[3 * h + j] } else { dh[j] };
-                // h' = o·tanh(c'): dc' gets dh·o·(1 − tanh²c') on top of the incoming dc'
-                let dc = dc_next[j] + du * o * (one - tc * tc);
-                // dσ/dx = σ(1 − σ), dtanh/dx = 1 − tanh²
-                dg[j] = dc * g * i * (one - i);
-                dg[h + j] = dc * c_prev[j] * f * (one - f);
-                dg[2 * h + j] = dc * i * (one - g * g);
-                dg[3 * h + j] = du * tc * o * (one - o);
-                // c' = f·c + i·g: dc = dc'·f
-                dc_prev[j] = dc * f;
+        // the gates' gradients, row by row (two halves side by side when the step is large)
+        let rows = |batch: usize,
+                    saved: &[T],
+                    prev: &[T],
+                    d_next: &[T],
+                    d_p: &mut [T],
+                    d_prev: &mut [T]| {
+            self.gate_gradients(batch, saved, prev, d_next, d_p, d_prev, projected)
+        };
+        match split_rows(batch, gw) {
+            Some(mid) => {
+                let (saved_a, saved_b) = saved.split_at(mid * sw);
+                let (prev_a, prev_b) = prev.split_at(mid * width);
+                let (d_next_a, d_next_b) = d_next.split_at(mid * width);
+                let (d_p_a, d_p_b) = d_p.split_at_mut(mid * gw);
+                let (d_prev_a, d_prev_b) = d_prev.split_at_mut(mid * width);
+                join(
+                    true,
+                    || rows(mid, saved_a, prev_a, d_next_a, d_p_a, d_prev_a),
+                    || rows(batch - mid, saved_b, prev_b, d_next_b, d_p_b, d_prev_b),
+                );
             }
+            None => rows(batch, saved, prev, d_next, d_p, d_prev),
         }
         // dh_prev = d_gates·W_hh
         recurrent_product_backward(

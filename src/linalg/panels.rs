@@ -58,7 +58,11 @@ impl<T: Clone> Clone for PackedWeight<T> {
         let mut data = self.data.clone();
         let len = self.n.div_ceil(NR) * self.k * NR;
         let start = data.as_ptr().align_offset(ALIGN);
-        let start = if start <= data.len() - len { start } else { self.start };
+        let start = if start <= data.len() - len {
+            start
+        } else {
+            self.start
+        };
         // move the panels to the copy's aligned start
         if start < self.start {
             data[start..self.start + len].rotate_left(self.start - start);
@@ -105,7 +109,11 @@ impl<T: Float> PackedWeight<T> {
     pub(crate) fn new(b: MatRef<'_, T>) -> Self {
         let (k, n) = (b.rows, b.cols);
         let mut packed = Self::zeroed(k, n);
-        for (j, panel) in packed.values_mut().chunks_exact_mut(k.max(1) * NR).enumerate() {
+        for (j, panel) in packed
+            .values_mut()
+            .chunks_exact_mut(k.max(1) * NR)
+            .enumerate()
+        {
             let cols = NR.min(n - j * NR);
             for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
                 for (c, v) in row[..cols].iter_mut().enumerate() {
