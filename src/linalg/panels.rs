@@ -32,8 +32,9 @@ use crate::float::Float;
 pub(crate) const NR: usize = 16;
 
 /// From how many multiply-adds a product is split between the calling thread and the worker
-/// (when two threads are allowed): handing half over costs about a microsecond.
-const PARALLEL_WORK: usize = 1 << 15;
+/// (when two threads are allowed): below it (the small workload's 2²⁰ per step), the
+/// hand-over and the second thread's share of the cache cost what the split saves.
+const PARALLEL_WORK: usize = 1 << 21;
 
 /// The most rows of a tile (the `f32` AVX-512 tile's).
 const MAX_ROWS: usize = 8;
