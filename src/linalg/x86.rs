@@ -175,3 +175,77 @@ unsafe fn tile_avx512<const R: usize, const P: usize>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One tile against its definition, the fused multiply-adds in order of `p`: the same bits.
+    fn check<const R: usize, const P: usize>(isa: Isa, k: usize, a: &[f32], panels: &[f32]) {
+        let stride = MAX_STRIDE;
+        let got = tile::<R, P>(isa, k, a, stride, panels);
+        for (r, row) in got.iter().enumerate() {
+            for (q, panel) in row.iter().enumerate() {
+                for (j, &v) in panel.iter().enumerate() {
+                    let want = (0..k).fold(0.0f32, |s, p| {
+                        a[p * stride + r].mul_add(panels[q * k * NR + p * NR + j], s)
+                    });
+                    assert_eq!(v, want, "{isa:?} {R}×{P}: [{r}][{q}][{j}]");
+                }
+            }
+        }
+    }
+
+    /// Rows per block of `A` in the test: the most a tile reads.
+    const MAX_STRIDE: usize = 8;
+
+    /// Every tile shape the products use, on each instruction set this CPU has (the AVX2 tiles
+    /// also on an AVX-512 machine), with an odd `k`.
+    #[test]
+    fn tiles_equal_their_definition_on_every_available_instruction_set() {
+        let k = 37;
+        let value = |v: usize, prime: usize| ((v * prime) % 1000) as f32 / 500.0 - 1.0;
+        let a: Vec<f32> = (0..k * MAX_STRIDE).map(|v| value(v, 7919)).collect();
+        let panels: Vec<f32> = (0..8 * k * NR).map(|v| value(v, 104_729)).collect();
+        let isas = [Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|i| i.available());
+        let mut tested = 0;
+        for isa in isas {
+            check::<1, 1>(isa, k, &a, &panels);
+            check::<1, 4>(isa, k, &a, &panels);
+            check::<1, 8>(isa, k, &a, &panels);
+            check::<2, 1>(isa, k, &a, &panels);
+            check::<2, 2>(isa, k, &a, &panels);
+            check::<2, 4>(isa, k, &a, &panels);
+            check::<3, 1>(isa, k, &a, &panels);
+            check::<4, 1>(isa, k, &a, &panels);
+            check::<5, 1>(isa, k, &a, &panels);
+            check::<6, 1>(isa, k, &a, &panels);
+            check::<7, 1>(isa, k, &a, &panels);
+            check::<8, 1>(isa, k, &a, &panels);
+            tested += 1;
+        }
+        assert_eq!(tested > 0, Isa::detect().is_some());
+    }
+
+    /// Operands too short for the tile are refused before the unsafe code reads them.
+    #[test]
+    fn short_operands_panic_before_any_unsafe_read() {
+        let Some(isa) = Isa::detect() else {
+            return; // no SIMD tile on this CPU: the products take the portable ones
+        };
+        let message = |f: fn(Isa)| {
+            let e = std::panic::catch_unwind(|| f(isa)).unwrap_err();
+            e.downcast::<String>().map(|m| *m).unwrap_or_default()
+        };
+        let short_a = message(|isa| {
+            tile::<2, 1>(isa, 3, &[0.0; 17], 8, &[0.0; 3 * NR]);
+        });
+        assert_eq!(short_a, "3 steps of 8 values of A, 17 given");
+        let short_panels = message(|isa| {
+            tile::<1, 2>(isa, 3, &[0.0; 24], 8, &[0.0; 6 * NR - 1]);
+        });
+        assert_eq!(short_panels, "2 panels of 3 rows, 95 values");
+    }
+}

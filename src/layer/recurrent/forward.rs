@@ -1,6 +1,6 @@
 //! The forward time loop of [`Recurrent`], run two ways on the same steps: keeping every state
-//! and every step's saved values for backward (`forward`), or only the current ones (`infer`).
-//! Both project the input a chunk of steps at a time.
+//! and every step's saved values for backward (`forward`), or only the current ones (`infer`,
+//! which also projects the input a chunk of steps at a time).
 
 use super::super::SequenceOutput;
 use super::bptt::Plan;
@@ -16,10 +16,9 @@ use crate::linalg::MatRef;
 use crate::state::{pack_state, unpack_state, State};
 use crate::tensor::{try_filled_vec, Tensor};
 
-/// About this many values of input projections are kept at a time (8 MiB of `f32`): large
-/// enough that each chunk's GEMM runs at full speed and the weight is packed only a few times
-/// per call, small next to the `T·B·G·H` values of a whole long sequence, and within the last
-/// level of cache until the steps read them.
+/// About this many values of input projections are kept at a time by `infer` (8 MiB of `f32`):
+/// large enough that each chunk's GEMM runs at full speed and the weight is packed only a few
+/// times per call, small next to the `T·B·G·H` values of a whole long sequence.
 const PROJECTION_CHUNK: usize = 1 << 21;
 
 impl<C> Recurrent<C> {
@@ -41,23 +40,13 @@ impl<C> Recurrent<C> {
             plan.input_size,
             &plan.packing,
         )?;
-        // the input projections a chunk of steps at a time, as `infer` (the same values): a
-        // chunk stays in cache until its steps read it, where all of them would not
-        let steps = chunk_steps(
-            PROJECTION_CHUNK,
-            plan.layout.seq_len,
-            batch,
-            plan.gate_width,
+        // every row of p is written
+        let mut p = self.pool.scratch(rows * plan.gate_width)?;
+        project_input(
+            self.cell.params(),
+            MatRef::new(&x, rows, plan.input_size),
+            &mut p,
         );
-        // every row of a chunk is written before it is read
-        let mut p = self.pool.scratch(steps * batch * plan.gate_width)?;
-        let projections = Projections {
-            params: self.cell.params(),
-            x: &x,
-            input_size: plan.input_size,
-            steps,
-            buffer: &mut p,
-        };
         let mut states = self.pool.zeroed(plan.states_len)?;
         self.pack_initial(&plan, initial, &mut states);
         // every row of saved that is read is written first
@@ -66,7 +55,7 @@ impl<C> Recurrent<C> {
             states: &mut states,
             saved: &mut saved,
         };
-        run_steps(&self.cell, &plan, projections, keep);
+        run_steps(&self.cell, &plan, Projections::All(&p), keep);
         self.pool.recycle(p);
 
         let step_len = batch * width;
@@ -155,7 +144,7 @@ impl<C> Recurrent<C> {
         } else {
             self.pool.scratch(h_len)?
         };
-        let projections = Projections {
+        let projections = Projections::Chunked {
             params: self.cell.params(),
             x,
             input_size: plan.input_size,
@@ -222,14 +211,18 @@ fn chunk_steps(chunk: usize, seq_len: usize, batch: usize, gate_width: usize) ->
     steps
 }
 
-/// The input projections `p_t = x_t·W_ihᵀ + b_ih` the time loop reads, computed `steps` steps
-/// at a time from the packed input rows `x` into `buffer`.
-struct Projections<'a, T> {
-    params: &'a CellParams<T>,
-    x: &'a [T],
-    input_size: usize,
-    steps: usize,
-    buffer: &'a mut [T],
+/// The input projections `p_t = x_t·W_ihᵀ + b_ih` the time loop reads.
+enum Projections<'a, T> {
+    /// Every step's, `(T·B, G·H)`, computed before the loop.
+    All(&'a [T]),
+    /// Computed `steps` steps at a time from the packed input rows `x` into `buffer`.
+    Chunked {
+        params: &'a CellParams<T>,
+        x: &'a [T],
+        input_size: usize,
+        steps: usize,
+        buffer: &'a mut [T],
+    },
 }
 
 impl<T: Float> Projections<'_, T> {
@@ -237,15 +230,26 @@ impl<T: Float> Projections<'_, T> {
     fn step(&mut self, t: usize, plan: &Plan) -> &[T] {
         let (batch, gw) = (plan.layout.batch, plan.gate_width);
         let step_len = batch * gw;
-        let at = t % self.steps;
-        if at == 0 {
-            // a new chunk: the rows of steps t.. up to the chunk's end
-            let rows = self.steps.min(plan.layout.seq_len - t) * batch;
-            let x = &self.x[t * batch * self.input_size..][..rows * self.input_size];
-            let x = MatRef::new(x, rows, self.input_size);
-            project_input(self.params, x, &mut self.buffer[..rows * gw]);
+        match self {
+            Projections::All(p) => &p[t * step_len..][..step_len],
+            Projections::Chunked {
+                params,
+                x,
+                input_size,
+                steps,
+                buffer,
+            } => {
+                let at = t % *steps;
+                if at == 0 {
+                    // a new chunk: the rows of steps t.. up to the chunk's end
+                    let rows = (*steps).min(plan.layout.seq_len - t) * batch;
+                    let x = &x[t * batch * *input_size..][..rows * *input_size];
+                    let x = MatRef::new(x, rows, *input_size);
+                    project_input(params, x, &mut buffer[..rows * gw]);
+                }
+                &buffer[at * step_len..][..step_len]
+            }
         }
-        &self.buffer[at * step_len..][..step_len]
     }
 }
 
