@@ -3,8 +3,11 @@
 //! the many small products of a time loop, with the micro-kernel that multiplies by them
 //! ([`panels`]).
 //!
-//! This module holds the crate's only `unsafe` code: the call into `matrixmultiply`, behind the
-//! safe [`gemm`], which checks every dimension and extent first.
+//! This module holds the crate's only `unsafe` code, each piece behind a safe function that
+//! checks what it relies on first: the call into `matrixmultiply` (behind [`gemm`], which
+//! checks every dimension and extent), the SIMD tiles (`x86`, which check the CPU and every
+//! slice length) and the lifetime of a job handed to the worker thread (`worker::join`, which
+//! waits for it before returning). The products can use one worker thread (`worker`).
 
 mod panels;
 mod worker;
@@ -382,9 +385,11 @@ fn gemm_serial<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, 
         row_times_matrix(alpha, a, b, beta, c);
         return;
     }
-    // SAFETY: this is the crate's only unsafe block. `sgemm`/`dgemm` require:
+    // SAFETY: `sgemm`/`dgemm` require (the views are those `gemm` checked, or the halves of
+    // their rows that `split_rows` made, which keep every element inside their slice and
+    // have at least 16 rows, so no stride of a single-row axis is left):
     // - `a` valid for reads of the m×k elements at (rsa, csa): `MatRef::strided` checked that
-    //   every element of the view lies inside its slice, and the shapes were matched above;
+    //   every element of the view lies inside its slice, and the shapes were matched in `gemm`;
     // - `b` valid for reads of the k×n elements at (rsb, csb): likewise;
     // - `c` valid for reads and writes of the m×n elements at (rsc, csc), which must not
     //   alias each other: `MatMut::strided` checked the extent and that no two elements share
