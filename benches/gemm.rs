@@ -5,7 +5,7 @@
 //! product `(B × H)·(H × G·H)` of an LSTM (G = 4), in both weight layouts (`W` and `Wᵀ`), with
 //! `matrixmultiply` (`Tensor::gemm`); and the per-step product as the cells compute it,
 //! `kernels::recurrent_product` (the weight packed once into panels, the crate's tiles), at the
-//! step shapes of the `compare` workloads, on one thread.
+//! step shapes of the `compare` workloads. Everything on one thread.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
@@ -20,6 +20,8 @@ const SHAPES: &[(&str, usize, usize, usize)] = &[
 ];
 
 fn bench_gemm<T: Float>(c: &mut Criterion, type_name: &str) {
+    // one thread: `gemm` splits large products with the worker thread otherwise
+    recurrent::set_num_threads(1);
     let mut rng = StdRng::seed_from_u64(0);
     for trans_b in [false, true] {
         let mut group = c.benchmark_group(format!(
