@@ -202,22 +202,17 @@ impl<T> MatMut<'_, T> {
     /// The first `at` rows and the others (`0 < at < rows`), for a view whose rows lie apart
     /// (`row_stride > (cols − 1)·col_stride`), so that the two share no element.
     fn split_rows(self, at: usize) -> (Self, Self) {
-        let (top, bottom) = self.data.split_at_mut(at * self.row_stride);
-        let bottom = MatMut {
-            data: bottom,
-            rows: self.rows - at,
-            cols: self.cols,
-            row_stride: self.row_stride,
-            col_stride: self.col_stride,
+        let (rows, cols, row_stride, col_stride) =
+            (self.rows, self.cols, self.row_stride, self.col_stride);
+        let (top, bottom) = self.data.split_at_mut(at * row_stride);
+        let view = |data, rows| MatMut {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
         };
-        let top = MatMut {
-            data: top,
-            rows: at,
-            cols: self.cols,
-            row_stride: self.row_stride,
-            col_stride: self.col_stride,
-        };
-        (top, bottom)
+        (view(top, at), view(bottom, rows - at))
     }
 }
 

@@ -321,15 +321,19 @@ fn run<T: Float>(
         let first = block * base + block.min(extra);
         (first, base + usize::from(block < extra))
     };
-    let mut packed_a = vec![T::zero(); blocks * rows * k];
-    for (block, dst) in packed_a.chunks_exact_mut(rows * k).enumerate() {
-        let (first, height) = block_rows(block);
-        for (p, column) in dst.chunks_exact_mut(rows).enumerate() {
-            for (r, v) in column[..height].iter_mut().enumerate() {
-                *v = a.data[(first + r) * a.row_stride + p * a.col_stride];
-            }
-        }
-    }
+    // written once, in order (no zero-fill first: this runs at every time step); the rows of a
+    // short block past its height are padding that no tile reads
+    let packed_a: Vec<T> = (0..blocks)
+        .flat_map(|block| {
+            let (first, height) = block_rows(block);
+            (0..k).flat_map(move |p| {
+                (0..rows).map(move |r| match r < height {
+                    true => a.data[(first + r) * a.row_stride + p * a.col_stride],
+                    false => T::zero(),
+                })
+            })
+        })
+        .collect();
     let packed_a = &packed_a;
     // the tiles of `panels` into `data` (strides `rs`, `cs`), whose column 0 is column
     // `origin` of C
