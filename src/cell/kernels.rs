@@ -78,14 +78,51 @@ pub fn recurrent_product_backward<T: Float>(
 }
 
 /// Where to split a step of `batch` rows of `per_row` values between the calling thread and the
-/// crate's worker, or `None` to run it whole here: a split when two threads are allowed, the
-/// calling thread is not already one side of a split, and the step is large enough to repay
-/// the hand-over (from 2¹⁴ values: 32 rows of an LSTM with 128 units).
-pub(crate) fn split_rows(batch: usize, per_row: usize) -> Option<usize> {
+/// crate's worker thread, or `None` to run it whole here: a split when
+/// [`set_num_threads`](crate::set_num_threads) allows two threads, the calling thread is not
+/// already one side of a split (one direction of a parallel [`crate::Bidirectional`], one half
+/// of a split batch), and the step is large enough to repay the hand-over (from 2¹⁴ values: 32
+/// rows of an LSTM with 128 units). The built-in cells split their gate updates this way; run
+/// the two halves with [`join`].
+///
+/// # Examples
+///
+/// ```
+/// use recurrent::kernels;
+///
+/// assert_eq!(kernels::split_rows(1, 1 << 20), None); // one row is never split
+/// assert_eq!(kernels::split_rows(64, 2), None); // too little work to repay a hand-over
+/// if let Some(mid) = kernels::split_rows(64, 1024) {
+///     assert_eq!(mid, 32); // with two threads allowed: the rows in halves
+/// }
+/// ```
+pub fn split_rows(batch: usize, per_row: usize) -> Option<usize> {
     /// From how many values a step's rows are split.
     const SPLIT_VALUES: usize = 1 << 14;
     (batch >= 2 && batch.saturating_mul(per_row) >= SPLIT_VALUES && crate::threads::may_spawn())
         .then_some(batch / 2)
+}
+
+/// Runs `a` on the calling thread and `b` on the crate's persistent worker thread, side by
+/// side, and returns both results; when the worker is busy (another caller holds it) `b` runs
+/// here after `a`. Products and layers inside either side do not split their work again. A
+/// panic on either side is resumed here. Use it for the halves [`split_rows`] gives.
+///
+/// # Examples
+///
+/// ```
+/// use recurrent::kernels;
+///
+/// let mut rows = vec![1.0f32; 8];
+/// let (top, bottom) = rows.split_at_mut(4);
+/// kernels::join(|| top.iter_mut().for_each(|v| *v *= 2.0), || bottom.fill(0.0));
+/// assert_eq!(rows, [2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0]);
+/// ```
+pub fn join<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    crate::threads::join(true, a, b)
 }
 
 /// Sets the first `width` values of each of `rows` rows (`stride` apart in `buf`) to `bias`,

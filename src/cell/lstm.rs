@@ -5,14 +5,15 @@ use core::fmt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::kernels::{broadcast_bias, recurrent_product, recurrent_product_backward, split_rows};
+use super::kernels::{
+    broadcast_bias, join, recurrent_product, recurrent_product_backward, split_rows,
+};
 use super::{check_hidden_size, display_cell, kernels, BackwardStep, Cell, CellParams, Init};
 use crate::error::{check_shape, Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, MatMut, MatRef};
 use crate::state::StatePart;
 use crate::tensor::{checked_size, Shape, Tensor};
-use crate::threads::join;
 
 /// Gates of an LSTM, in PyTorch's packed order `i, f, g, o`.
 const GATES: usize = 4;
@@ -481,7 +482,6 @@ impl<T: Float> Cell<T> for LstmCell<T> {
                 let (next_a, next_b) = next.split_at_mut(mid * width);
                 let (saved_a, saved_b) = saved.split_at_mut(mid * sw);
                 join(
-                    true,
                     || rows(mid, p_a, prev_a, next_a, saved_a),
                     || rows(batch - mid, p_b, prev_b, next_b, saved_b),
                 );
@@ -544,7 +544,6 @@ impl<T: Float> Cell<T> for LstmCell<T> {
                 let (d_p_a, d_p_b) = d_p.split_at_mut(mid * gw);
                 let (d_prev_a, d_prev_b) = d_prev.split_at_mut(mid * width);
                 join(
-                    true,
                     || rows(mid, saved_a, prev_a, d_next_a, d_p_a, d_prev_a),
                     || rows(batch - mid, saved_b, prev_b, d_next_b, d_p_b, d_prev_b),
                 );
