@@ -63,14 +63,15 @@ pub(crate) enum SplitTrace<Tr> {
 }
 
 /// Runs `run` on the two halves of the batch (samples `..at` and `at..`) on two threads, and
-/// joins their outputs and final states. `input`, `initial` and `lengths` must be validated.
+/// joins their outputs and final states. `run` also receives the index of its half's first
+/// sample in the whole batch. `input`, `initial` and `lengths` must be validated.
 pub(crate) fn forward_split<T: Float, Tr: Send>(
     layout: SeqLayout,
     at: usize,
     input: &Tensor<T>,
     initial: Option<&State<T>>,
     lengths: Option<&[usize]>,
-    run: impl Fn(&Tensor<T>, Option<&State<T>>, Option<&[usize]>) -> Result<SequenceOutput<T, Tr>>
+    run: impl Fn(&Tensor<T>, Option<&State<T>>, Option<&[usize]>, usize) -> Result<SequenceOutput<T, Tr>>
         + Sync,
 ) -> Result<SequenceOutput<T, SplitTrace<Tr>>> {
     let axis = layout.batch_axis();
@@ -79,8 +80,8 @@ pub(crate) fn forward_split<T: Float, Tr: Send>(
     let (len_a, len_b) = lengths.map(|l| l.split_at(at)).unzip();
     let (a, b) = join(
         true,
-        || run(&x_a, init_a.as_ref(), len_a),
-        || run(&x_b, init_b.as_ref(), len_b),
+        || run(&x_a, init_a.as_ref(), len_a, 0),
+        || run(&x_b, init_b.as_ref(), len_b, at),
     );
     let (a, b) = (a?, b?);
     Ok(SequenceOutput {

@@ -23,6 +23,8 @@ pub(super) struct Shared {
     pub(super) bias: bool,
     pub(super) batch_first: bool,
     pub(super) dropout: f64,
+    /// Variational dropout of every layer: `(input, recurrent)`.
+    pub(super) variational_dropout: (f64, f64),
     pub(super) bidirectional: bool,
     pub(super) weight_ih_init: Init,
     pub(super) weight_hh_init: Init,
@@ -37,6 +39,7 @@ impl Shared {
             bias: true,
             batch_first: false,
             dropout: 0.0,
+            variational_dropout: (0.0, 0.0),
             bidirectional: false,
             weight_ih_init: Init::Default,
             weight_hh_init: Init::Default,
@@ -51,7 +54,10 @@ impl Shared {
                 reason: "0: a network needs at least one layer".into(),
             });
         }
-        check_probability("dropout", self.dropout)
+        check_probability("dropout", self.dropout)?;
+        let (input, recurrent) = self.variational_dropout;
+        check_probability("variational input dropout", input)?;
+        check_probability("variational recurrent dropout", recurrent)
     }
 }
 
@@ -89,6 +95,23 @@ macro_rules! shared_options {
             pub fn with_dropout(mut self, dropout: f64) -> Self {
                 self.shared.dropout = dropout;
                 self
+            }
+
+            /// Variational dropout inside every layer, in [`Mode::Train`](crate::Mode::Train):
+            /// one mask per sequence on each layer's input (probability `input`) and one on its
+            /// recurrent state `h` (probability `recurrent`), the same at every time step; see
+            /// [`Recurrent::with_variational_dropout`](crate::Recurrent::with_variational_dropout).
+            /// Independent of [`with_dropout`](Self::with_dropout), which drops between layers
+            /// with a new mask at every step. Defaults to `(0, 0)`.
+            #[must_use = "returns a new config and does not modify self"]
+            pub fn with_variational_dropout(mut self, input: f64, recurrent: f64) -> Self {
+                self.shared.variational_dropout = (input, recurrent);
+                self
+            }
+
+            /// The variational dropout probabilities, `(input, recurrent)`.
+            pub fn variational_dropout(&self) -> (f64, f64) {
+                self.shared.variational_dropout
             }
 
             /// Whether every layer reads the sequences in both directions; see

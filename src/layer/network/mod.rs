@@ -117,9 +117,12 @@ impl<C> Network<C> {
                 upper_input
             }
         };
+        let (drop_input, drop_state) = shared.variational_dropout;
         let mut recurrent = |k: usize| {
             let cell = make_cell(input_size(k))?;
-            Ok(Recurrent::new(cell).with_batch_first(shared.batch_first))
+            Recurrent::new(cell)
+                .with_batch_first(shared.batch_first)
+                .with_variational_dropout(drop_input, drop_state)
         };
         let layers = if shared.bidirectional {
             let layers = (0..shared.num_layers)

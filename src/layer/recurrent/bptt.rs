@@ -126,11 +126,28 @@ impl<C> Recurrent<C> {
         let initial_state = unpack_state(&d_initial, parts, &[1, batch], batch, order);
 
         let x = MatRef::new(&trace.x, rows, cell.input_size());
-        let h_prev = MatRef::strided(&trace.states, rows, h_out, width, 1);
+        // with recurrent dropout, W_hh multiplied the masked h: dW_hh = Σ d_hpᵀ·(m ⊙ h_prev)
+        let dropped_h = match &trace.masks {
+            Some(masks) if masks.drops_state() => {
+                let mut h = self.pool.scratch(rows * h_out)?;
+                let states = trace.states.chunks_exact(width);
+                for (row, state) in h.chunks_exact_mut(h_out).zip(states) {
+                    row.copy_from_slice(&state[..h_out]);
+                }
+                masks.apply_recurrent(&mut h, h_out);
+                h
+            }
+            _ => Vec::new(),
+        };
+        let h_prev = if dropped_h.is_empty() {
+            MatRef::strided(&trace.states, rows, h_out, width, 1)
+        } else {
+            MatRef::new(&dropped_h, rows, h_out)
+        };
         let d_hp_or_p = if separate { &d_hp } else { &d_p };
         accumulate_param_grads(cell.params(), &mut param_grads, x, &d_p, h_prev, d_hp_or_p);
         let input = self.input_gradient(cell.params(), &d_p, trace)?;
-        for buffer in [d_p, d_hp] {
+        for buffer in [d_p, d_hp, dropped_h] {
             self.pool.recycle(buffer);
         }
         let mut params = NamedTensors::new();
@@ -153,6 +170,9 @@ impl<C> Recurrent<C> {
         let (rows, batch) = (layout.seq_len * layout.batch, layout.batch);
         let mut d_x = self.pool.scratch(rows * input_size)?;
         input_grad(params, d_p, MatMut::new(&mut d_x, rows, input_size));
+        if let Some(masks) = &trace.masks {
+            masks.apply_input(&mut d_x);
+        }
         if trace.packing.is_identity(layout) {
             // time-major without lengths: the packed rows are the input's layout already
             let dims = [layout.seq_len, batch, input_size];
@@ -167,8 +187,9 @@ impl<C> Recurrent<C> {
 
 /// The backward time loop: from the gradient of the final state (`d_next`, packed rows), each
 /// step in reverse adds the output gradient of that step and asks the cell for the gradients
-/// of `p`, the hidden projection and the previous state. Returns the gradient of the initial
-/// state, in packed rows.
+/// of `p`, the hidden projection and the previous state. With recurrent dropout the cell sees
+/// the previous state it read in forward (`h` masked), and the gradient of that `h` is masked
+/// on its way back. Returns the gradient of the initial state, in packed rows.
 fn backward_steps<T: Float, C: Cell<T>>(
     cell: &C,
     trace: &RowsTrace<T>,
@@ -182,6 +203,8 @@ fn backward_steps<T: Float, C: Cell<T>>(
     let (gw, sw, step_len) = (cell.gate_width(), cell.saved_width(), batch * width);
     let separate = cell.separate_hidden_grad();
     let mut d_prev = vec![T::zero(); step_len];
+    let masks = trace.masks.as_ref().filter(|m| m.drops_state());
+    let mut dropped_prev = vec![T::zero(); if masks.is_some() { step_len } else { 0 }];
     for (t, &bt) in trace.packing.batch_sizes.iter().enumerate().rev() {
         if bt == 0 {
             continue; // past every sequence's end: the state passes through
@@ -194,10 +217,20 @@ fn backward_steps<T: Float, C: Cell<T>>(
         } else {
             &mut []
         };
+        let prev = &trace.states[t * step_len..][..bt * width];
+        let prev = match masks {
+            Some(masks) => {
+                let buf = &mut dropped_prev[..bt * width];
+                buf.copy_from_slice(prev);
+                masks.apply_recurrent(buf, width);
+                buf
+            }
+            None => prev,
+        };
         let step = BackwardStep {
             batch: bt,
             saved: &trace.saved[t * batch * sw..][..bt * sw],
-            prev: &trace.states[t * step_len..][..bt * width],
+            prev,
             next: &trace.states[(t + 1) * step_len..][..bt * width],
             d_next: &d_next[..bt * width],
             d_p: &mut d_p[t * batch * gw..][..bt * gw],
@@ -205,6 +238,9 @@ fn backward_steps<T: Float, C: Cell<T>>(
             d_prev: &mut d_prev[..bt * width],
         };
         cell.step_backward(step, grads);
+        if let Some(masks) = masks {
+            masks.apply_recurrent(&mut d_prev[..bt * width], width);
+        }
         // a finished sample's state passes through unchanged
         d_prev[bt * width..].copy_from_slice(&d_next[bt * width..]);
         core::mem::swap(&mut d_next, &mut d_prev);

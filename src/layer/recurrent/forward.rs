@@ -4,6 +4,7 @@
 
 use super::super::SequenceOutput;
 use super::bptt::Plan;
+use super::dropout::Masks;
 use super::products::project_input;
 use super::rows::{pack_rows, unpack_rows};
 use super::trace::{RowsTrace, Stamp};
@@ -13,6 +14,7 @@ use crate::error::Result;
 use crate::float::Float;
 use crate::layer::pool::Recycler;
 use crate::linalg::MatRef;
+use crate::mode::Mode;
 use crate::state::{pack_state, unpack_state, State};
 use crate::tensor::{try_filled_vec, Tensor};
 
@@ -22,24 +24,34 @@ use crate::tensor::{try_filled_vec, Tensor};
 const PROJECTION_CHUNK: usize = 1 << 21;
 
 impl<C> Recurrent<C> {
-    /// The forward pass of a validated call on one thread.
+    /// The forward pass of a validated call on one thread, on the samples from `offset` on of
+    /// the whole batch (which the dropout masks depend on).
     pub(crate) fn forward_planned<T: Float>(
         &self,
         plan: Plan,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
+        mode: Mode,
+        offset: usize,
     ) -> Result<SequenceOutput<T, RowsTrace<T>>>
     where
         C: Cell<T>,
     {
         let (batch, width, rows) = (plan.layout.batch, plan.width, plan.rows);
-        let x = pack_rows(
+        let mut x = pack_rows(
             &self.pool,
             input.as_slice(),
             plan.layout,
             plan.input_size,
             &plan.packing,
         )?;
+        let sizes = (plan.input_size, plan.h_out);
+        let masks = self
+            .dropout
+            .masks(mode, offset, &plan.packing, batch, sizes);
+        if let Some(masks) = &masks {
+            masks.apply_input(&mut x);
+        }
         // every row of p is written
         let mut p = self.pool.scratch(rows * plan.gate_width)?;
         project_input(
@@ -55,8 +67,16 @@ impl<C> Recurrent<C> {
             states: &mut states,
             saved: &mut saved,
         };
-        run_steps(&self.cell, &plan, Projections::All(&p), keep);
+        let mut dropped = match &masks {
+            Some(m) if m.drops_state() => Some((m, self.pool.scratch(batch * width)?)),
+            _ => None,
+        };
+        let dropped_prev = dropped.as_mut().map(|(m, buf)| (*m, &mut buf[..]));
+        run_steps(&self.cell, &plan, Projections::All(&p), keep, dropped_prev);
         self.pool.recycle(p);
+        if let Some((_, buf)) = dropped {
+            self.pool.recycle(buf);
+        }
 
         let step_len = batch * width;
         let output = unpack_rows(
@@ -76,6 +96,7 @@ impl<C> Recurrent<C> {
             x,
             states,
             saved,
+            masks,
             recycler: Recycler::new(&self.pool),
         };
         Ok(SequenceOutput {
@@ -156,7 +177,7 @@ impl<C> Recurrent<C> {
             saved: &mut saved,
             output: &mut h_rows,
         };
-        run_steps(&self.cell, &plan, projections, keep);
+        run_steps(&self.cell, &plan, projections, keep, None);
         if let Some(x) = packed {
             self.pool.recycle(x);
         }
@@ -302,22 +323,34 @@ impl<T> Keep<'_, T> {
 
 /// The forward time loop: `states[t + 1] = step(p[t], states[t])` for the samples running at
 /// step `t`; finished samples keep their state. Where the projections come from and what the
-/// loop keeps are `projections`' and `keep`'s choice; the steps are the same either way.
+/// loop keeps are `projections`' and `keep`'s choice; the steps are the same either way. With
+/// `dropped` (recurrent dropout's masks and a buffer of one step's states), each step reads
+/// its previous state with `h` masked, copied into the buffer; the kept states are not masked.
 fn run_steps<T: Float, C: Cell<T>>(
     cell: &C,
     plan: &Plan,
     mut projections: Projections<'_, T>,
     mut keep: Keep<'_, T>,
+    mut dropped: Option<(&Masks<T>, &mut [T])>,
 ) {
     let (width, h_out, gw) = (plan.width, plan.h_out, plan.gate_width);
     for (t, &bt) in plan.packing.batch_sizes.iter().enumerate() {
         let p = projections.step(t, plan);
         let (prev, next, saved, output) = keep.step(t, plan);
         if bt > 0 {
+            let prev_read: &[T] = match &mut dropped {
+                Some((masks, buf)) => {
+                    let buf = &mut buf[..bt * width];
+                    buf.copy_from_slice(&prev[..bt * width]);
+                    masks.apply_recurrent(buf, width);
+                    buf
+                }
+                None => &prev[..bt * width],
+            };
             cell.step(
                 bt,
                 &p[..bt * gw],
-                &prev[..bt * width],
+                prev_read,
                 &mut next[..bt * width],
                 &mut saved[..bt * plan.saved_width],
             );

@@ -7,6 +7,7 @@
 //! outside a sequence.
 
 mod bptt;
+mod dropout;
 mod forward;
 mod products;
 pub(crate) mod rows;
@@ -33,6 +34,7 @@ use crate::params::Parameters;
 use crate::state::{State, StatePart};
 use crate::tensor::Tensor;
 use bptt::Plan;
+use dropout::VariationalDropout;
 use trace::Stamp;
 
 /// One recurrent layer in one direction: a [`Cell`] run over every time step of a batch.
@@ -73,6 +75,8 @@ pub struct Recurrent<C> {
     name_suffix: String,
     /// When a call splits its batch over two threads.
     parallel: ParallelPolicy,
+    /// Variational dropout in training mode.
+    dropout: VariationalDropout,
     /// Buffers of earlier calls, reused by later ones (shared by clones).
     pool: Arc<Pool>,
 }
@@ -87,6 +91,7 @@ impl<C: PartialEq> PartialEq for Recurrent<C> {
             && self.batch_first == other.batch_first
             && self.name_suffix == other.name_suffix
             && self.parallel == other.parallel
+            && self.dropout == other.dropout
     }
 }
 
@@ -98,6 +103,7 @@ impl<C> Recurrent<C> {
             batch_first: false,
             name_suffix: "_l0".to_string(),
             parallel: ParallelPolicy::new(PARALLEL_THRESHOLD),
+            dropout: VariationalDropout::default(),
             pool: Arc::default(),
         }
     }
@@ -128,6 +134,67 @@ impl<C> Recurrent<C> {
         }
     }
 
+    /// Variational dropout (Gal & Ghahramani, 2016) with probability `input` on the input and
+    /// `recurrent` on the recurrent state, in [`Mode::Train`] only: each sequence draws one
+    /// mask for its input features and one for its `h` units, and keeps them for every time
+    /// step (ordinary dropout draws a new mask at every step, which disrupts the recurrence).
+    /// Kept values are scaled by `1/(1 − p)`, so evaluation needs no rescaling.
+    ///
+    /// - The input mask multiplies `x_t` before the input projection.
+    /// - The recurrent mask multiplies the `h` part of the previous state where the step reads
+    ///   it; other state parts (an LSTM's `c`) are not dropped. In RNN and LSTM cells (plain,
+    ///   peephole and layer-normalised) `h` enters a step only through `h·W_hhᵀ`, so this is
+    ///   Gal & Ghahramani's recurrent dropout exactly. In a GRU, `h` also enters the update
+    ///   `h' = (1 − z) ⊙ n + z ⊙ h`, which then reads the masked `h` too (dropout on the state
+    ///   itself, Moon et al. 2015): a dropped unit carries no memory across steps, so keep the
+    ///   GRU's `recurrent` probability small.
+    /// - The masks are drawn from the mode's seed and the sample's index in the batch, and
+    ///   nothing else: a sample's masks do not depend on the other samples, on its length or
+    ///   on how the batch is split over threads. Padded steps are never read, so they need no
+    ///   mask. The layers of a [`crate::Stacked`] and the directions of a
+    ///   [`crate::Bidirectional`] each run in a mode of their own
+    ///   ([`Mode::for_layer`]), so they draw independent masks.
+    ///
+    /// Both default to 0. [`infer_with_state`](SequenceLayer::infer_with_state) and
+    /// [`Mode::Eval`] never drop.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if a probability is outside `[0, 1)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::rand::{rngs::StdRng, SeedableRng};
+    /// use recurrent::{LstmCellConfig, Mode, Recurrent, SequenceLayer, Tensor};
+    ///
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let lstm = Recurrent::new(LstmCellConfig::new(3, 8).init::<f64>(&mut rng)?)
+    ///     .with_variational_dropout(0.2, 0.3)?;
+    /// let x = Tensor::randn(&[5, 2, 3], &mut rng);
+    /// let a = lstm.forward_with_state(&x, None, None, Mode::Train { seed: 1 })?;
+    /// let b = lstm.forward_with_state(&x, None, None, Mode::Train { seed: 1 })?;
+    /// assert_eq!(a.output, b.output); // the masks are the seed's
+    /// let eval = lstm.forward_with_state(&x, None, None, Mode::Eval)?;
+    /// assert_ne!(a.output, eval.output);
+    /// assert!(Recurrent::new(LstmCellConfig::new(3, 8).init::<f64>(&mut rng)?)
+    ///     .with_variational_dropout(1.0, 0.0)
+    ///     .is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn with_variational_dropout(self, input: f64, recurrent: f64) -> Result<Self> {
+        Ok(Recurrent {
+            dropout: VariationalDropout::new(input, recurrent)?,
+            ..self
+        })
+    }
+
+    /// The probabilities of the variational dropout, `(input, recurrent)`; see
+    /// [`with_variational_dropout`](Recurrent::with_variational_dropout).
+    pub fn variational_dropout(&self) -> (f64, f64) {
+        (self.dropout.input, self.dropout.recurrent)
+    }
+
     /// The cell.
     pub fn cell(&self) -> &C {
         &self.cell
@@ -154,12 +221,13 @@ impl<C> Recurrent<C> {
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
+        mode: Mode,
     ) -> Result<SequenceOutput<T, RecurrentTrace<T>>>
     where
         C: Cell<T>,
     {
-        let out = self.run_planned(input, initial, lengths, |plan, x, init| {
-            self.forward_planned(plan, x, init)
+        let out = self.run_planned(input, initial, lengths, |plan, x, init, offset| {
+            self.forward_planned(plan, x, init, mode, offset)
         })?;
         Ok(SequenceOutput {
             output: out.output,
@@ -178,20 +246,21 @@ impl<C> Recurrent<C> {
     where
         C: Cell<T>,
     {
-        let out = self.run_planned(input, initial, lengths, |plan, x, init| {
+        let out = self.run_planned(input, initial, lengths, |plan, x, init, _| {
             self.infer_planned(plan, x, init)
         })?;
         Ok(out.without_trace())
     }
 
     /// Validates a call once, then runs `run` on its plan: on the whole batch, or on each half
-    /// of it on two threads when [`split_point`](Self::split_point) says so.
+    /// of it on two threads when [`split_point`](Self::split_point) says so. `run` also
+    /// receives the index of its first sample in the whole batch.
     fn run_planned<T: Float, Tr: Send>(
         &self,
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
-        run: impl Fn(Plan, &Tensor<T>, Option<&State<T>>) -> Result<SequenceOutput<T, Tr>> + Sync,
+        run: impl Fn(Plan, &Tensor<T>, Option<&State<T>>, usize) -> Result<SequenceOutput<T, Tr>> + Sync,
     ) -> Result<SequenceOutput<T, SplitTrace<Tr>>>
     where
         C: Cell<T>,
@@ -201,16 +270,21 @@ impl<C> Recurrent<C> {
         let plan = self.plan(input, initial, lengths)?;
         let layout = plan.layout;
         let Some(at) = self.split_point::<T>(layout.seq_len, layout.batch) else {
-            let out = run(plan, input, initial)?;
+            let out = run(plan, input, initial, 0)?;
             return Ok(SequenceOutput {
                 output: out.output,
                 state: out.state,
                 trace: SplitTrace::Whole(out.trace),
             });
         };
-        forward_split(layout, at, input, initial, lengths, |x, init, len| {
-            run(self.plan(x, init, len)?, x, init)
-        })
+        forward_split(
+            layout,
+            at,
+            input,
+            initial,
+            lengths,
+            |x, init, len, offset| run(self.plan(x, init, len)?, x, init, offset),
+        )
     }
 
     /// Where to split a batch over two threads, if this call should: at half the batch, when
@@ -319,9 +393,9 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Recurrent<C> {
         input: &Tensor<T>,
         initial: Option<&State<T>>,
         lengths: Option<&[usize]>,
-        _mode: Mode,
+        mode: Mode,
     ) -> Result<SequenceOutput<T, Self::Trace>> {
-        self.forward_inner(input, initial, lengths)
+        self.forward_inner(input, initial, lengths, mode)
     }
 
     /// Runs the cell over `input` without keeping a trace; see [`SequenceLayer::infer_with_state`]. The
@@ -446,6 +520,7 @@ impl<C: fmt::Debug> fmt::Debug for Recurrent<C> {
             .field("batch_first", &self.batch_first)
             .field("name_suffix", &self.name_suffix)
             .field("parallel_threshold", &self.parallel.threshold())
+            .field("variational_dropout", &self.variational_dropout())
             .finish()
     }
 }

@@ -5,6 +5,7 @@ use core::fmt;
 
 use super::super::parallel::SplitTrace;
 use super::super::pool::Recycler;
+use super::dropout::Masks;
 use super::rows::{Packing, SeqLayout};
 use crate::cell::Cell;
 use crate::error::{without_paths, Error, Result};
@@ -84,6 +85,8 @@ pub(crate) struct RowsTrace<T> {
     pub(crate) states: Vec<T>,
     /// What the cell saved, `(T, B, saved_width)`.
     pub(crate) saved: Vec<T>,
+    /// The variational dropout masks of a training call that drops.
+    pub(crate) masks: Option<Masks<T>>,
     /// Gives the buffers back to the layer's pool when the trace is dropped.
     pub(crate) recycler: Recycler<T>,
 }
