@@ -3,12 +3,14 @@
 //!
 //! FLOPs per step: the recurrent product, `2·B·H·G·H` (G = 4 LSTM, 3 GRU, 1 RNN), both for
 //! `step` (`h·W_hhᵀ`) and for `step_backward` (`d_g·W_hh`; `dW_hh` is formed after the time loop
-//! by `Recurrent`, not here). Criterion's elements/s read as FLOP/s.
+//! by `Recurrent`, not here; the peephole LSTM's element-wise peephole terms are not counted).
+//! Criterion's elements/s read as FLOP/s.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    BackwardStep, Cell, CellParams, GruCellConfig, LstmCellConfig, RnnCellConfig, Tensor,
+    BackwardStep, Cell, CellParams, GruCellConfig, LstmCellConfig, PeepholeLstmCellConfig,
+    RnnCellConfig, Tensor,
 };
 
 /// `(B, H)` with `I = H`.
@@ -70,6 +72,11 @@ fn cells(c: &mut Criterion) {
     let rng = StdRng::seed_from_u64(1);
     bench_cell(c, "lstm", 4, |h| {
         LstmCellConfig::new(h, h).init(&mut rng.clone()).unwrap()
+    });
+    bench_cell(c, "peephole_lstm", 4, |h| {
+        PeepholeLstmCellConfig::new(h, h)
+            .init(&mut rng.clone())
+            .unwrap()
     });
     bench_cell(c, "gru", 3, |h| {
         GruCellConfig::new(h, h).init(&mut rng.clone()).unwrap()

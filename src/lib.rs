@@ -58,7 +58,8 @@
 //! initialisation `U(−1/√H, 1/√H)` from a seedable RNG. Implement [`Cell`] for a cell of your
 //! own and it gets [`Recurrent`], the combinators and [`Gradcheck`]; write its step with
 //! [`kernels`] (the recurrent product against the packed `weight_hh`, the vectorised
-//! non-linearities) and it runs at the built-in cells' speed.
+//! non-linearities) and it runs at the built-in cells' speed. [`PeepholeLstmCell`] (an LSTM
+//! whose gates also see the cell state) is written that way, with the public API only.
 //!
 //! # Building
 //!
@@ -173,7 +174,8 @@ mod threads;
 
 pub use cell::{
     kernels, BackwardStep, Cell, CellParams, GruCell, GruCellConfig, Init, LstmCell,
-    LstmCellConfig, Nonlinearity, RnnCell, RnnCellConfig, StepGrads, StepTrace,
+    LstmCellConfig, Nonlinearity, PeepholeLstmCell, PeepholeLstmCellConfig, RnnCell, RnnCellConfig,
+    StepGrads, StepTrace,
 };
 pub use data::{pad_collate, BatchSampler, BatchSamplerConfig, TokenBatch};
 pub use error::{Error, IoSource, Result};

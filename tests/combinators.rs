@@ -1,8 +1,8 @@
 //! `Bidirectional`, `Stacked` and the PyTorch-style builders: analytic gradients against central
 //! finite differences (`f64`, bound 1e-6 on `|analytic − numeric| / max(1, |analytic|,
 //! |numeric|)`) for both directions, stacks of depth 1 to 3, both composition orders, LSTM
-//! projections and inter-layer dropout, over random shapes, lengths and seeds drawn from a fixed
-//! seed; a stack of one layer equals that layer; dropout's training and evaluation behaviour;
+//! projections and inter-layer dropout (and `Bidirectional` and `Stacked` peephole LSTMs), over
+//! random shapes, lengths and seeds drawn from a fixed seed; a stack of one layer equals that layer; dropout's training and evaluation behaviour;
 //! threads change nothing; and the errors of bad configurations. PyTorch's values are checked
 //! in `parity.rs`, the invariants in `invariants.rs`.
 
@@ -15,7 +15,8 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     Bidirectional, Cell, Error, Gradcheck, GradcheckReport, GruCellConfig, Lstm, LstmCellConfig,
-    LstmConfig, Mode, Parameters, Recurrent, RnnCellConfig, SequenceLayer, Stacked, State, Tensor,
+    LstmConfig, Mode, Parameters, PeepholeLstmCellConfig, Recurrent, RnnCellConfig, SequenceLayer,
+    Stacked, State, Tensor,
 };
 
 const BOUND: f64 = 1e-6;
@@ -163,38 +164,58 @@ fn compose<C: Cell<f64> + Clone>(
 
 /// Checks `how` with the problem's cell over every drawn problem and asserts the bound.
 fn run(how: Composition) {
-    let (worst, checked) = (StdCell::new(0.0f64), StdCell::new(0));
-    let result = runner(48).run(&problems(), |p| {
+    run_with(&format!("{how:?}"), |p| {
         let (h, bias) = (p.hidden_size, p.bias);
-        let report = match p.cell {
-            0 => compose(how, &p, |i, rng| {
+        match p.cell {
+            0 => compose(how, p, |i, rng| {
                 LstmCellConfig::new(i, h).with_bias(bias).init(rng).unwrap()
             }),
-            1 => compose(how, &p, |i, rng| {
+            1 => compose(how, p, |i, rng| {
                 LstmCellConfig::new(i, h)
                     .with_bias(bias)
                     .with_proj_size(h - 1)
                     .init(rng)
                     .unwrap()
             }),
-            2 => compose(how, &p, |i, rng| {
+            2 => compose(how, p, |i, rng| {
                 GruCellConfig::new(i, h).with_bias(bias).init(rng).unwrap()
             }),
-            _ => compose(how, &p, |i, rng| {
+            _ => compose(how, p, |i, rng| {
                 RnnCellConfig::new(i, h).with_bias(bias).init(rng).unwrap()
             }),
-        };
+        }
+    });
+}
+
+/// Checks `how` with peephole LSTM cells (whatever the problem's `cell`) over every drawn
+/// problem and asserts the bound.
+fn run_peephole_lstm(how: Composition) {
+    run_with(&format!("{how:?} of PeepholeLstmCell"), |p| {
+        compose(how, p, |i, rng| {
+            PeepholeLstmCellConfig::new(i, p.hidden_size)
+                .with_bias(p.bias)
+                .init(rng)
+                .unwrap()
+        })
+    });
+}
+
+/// Runs `check` on every drawn problem and asserts the bound.
+fn run_with(label: &str, check: impl Fn(&Problem) -> GradcheckReport) {
+    let (worst, checked) = (StdCell::new(0.0f64), StdCell::new(0));
+    let result = runner(48).run(&problems(), |p| {
+        let report = check(&p);
         worst.set(worst.get().max(report.worst_error));
         checked.set(checked.get() + report.checked);
-        prop_assert!(report.worst_error <= BOUND, "{how:?} {p:?}: {report}");
-        prop_assert_eq!(report.kinks, 0, "{:?} {:?}: {}", how, p, report);
+        prop_assert!(report.worst_error <= BOUND, "{label} {p:?}: {report}");
+        prop_assert_eq!(report.kinks, 0, "{} {:?}: {}", label, p, report);
         Ok(())
     });
     if let Err(e) = result {
         panic!("{e}");
     }
     println!(
-        "{how:?}: worst error {:.3e} over {} problems, {} elements",
+        "{label}: worst error {:.3e} over {} problems, {} elements",
         worst.get(),
         runner(48).config().cases,
         checked.get()
@@ -209,6 +230,16 @@ fn bidirectional_gradients_match_finite_differences() {
 #[test]
 fn stacked_gradients_match_finite_differences() {
     run(Composition::Stacked);
+}
+
+#[test]
+fn bidirectional_peephole_lstm_gradients_match_finite_differences() {
+    run_peephole_lstm(Composition::Bidirectional);
+}
+
+#[test]
+fn stacked_peephole_lstm_gradients_match_finite_differences() {
+    run_peephole_lstm(Composition::Stacked);
 }
 
 #[test]

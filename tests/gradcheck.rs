@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     BackwardStep, Cell, Gradcheck, GradcheckReport, GruCellConfig, LstmCellConfig, Mode,
-    Nonlinearity, Recurrent, RnnCellConfig, SequenceLayer, State, Tensor,
+    Nonlinearity, PeepholeLstmCellConfig, Recurrent, RnnCellConfig, SequenceLayer, State, Tensor,
 };
 
 const BOUND: f64 = 1e-6;
@@ -159,6 +159,13 @@ fn lstm(p: &Problem, rng: &mut StdRng) -> recurrent::LstmCell<f64> {
         .unwrap()
 }
 
+fn peephole_lstm(p: &Problem, rng: &mut StdRng) -> recurrent::PeepholeLstmCell<f64> {
+    PeepholeLstmCellConfig::new(p.input_size, p.hidden_size)
+        .with_bias(p.bias)
+        .init(rng)
+        .unwrap()
+}
+
 fn gru(p: &Problem, rng: &mut StdRng) -> recurrent::GruCell<f64> {
     GruCellConfig::new(p.input_size, p.hidden_size)
         .with_bias(p.bias)
@@ -182,6 +189,11 @@ fn lstm_sequence_gradients_match_finite_differences() {
 }
 
 #[test]
+fn peephole_lstm_sequence_gradients_match_finite_differences() {
+    check_recurrent("Recurrent<PeepholeLstmCell>", true, peephole_lstm);
+}
+
+#[test]
 fn gru_sequence_gradients_match_finite_differences() {
     check_recurrent("Recurrent<GruCell>", true, gru);
 }
@@ -199,6 +211,11 @@ fn rnn_relu_sequence_gradients_match_finite_differences() {
 #[test]
 fn lstm_step_gradients_match_finite_differences() {
     check_cell("LstmCell", true, lstm);
+}
+
+#[test]
+fn peephole_lstm_step_gradients_match_finite_differences() {
+    check_cell("PeepholeLstmCell", true, peephole_lstm);
 }
 
 #[test]

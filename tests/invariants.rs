@@ -16,8 +16,8 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     Bidirectional, Cell, Gru, GruCell, GruCellConfig, GruConfig, Lstm, LstmCell, LstmCellConfig,
-    LstmConfig, Mode, NamedTensors, Recurrent, RnnCell, RnnCellConfig, SequenceLayer, Stacked,
-    State, Tensor,
+    LstmConfig, Mode, NamedTensors, PeepholeLstmCell, PeepholeLstmCellConfig, Recurrent, RnnCell,
+    RnnCellConfig, SequenceLayer, Stacked, State, Tensor,
 };
 
 #[derive(Debug, Clone)]
@@ -101,6 +101,7 @@ type Layers = (
     Recurrent<LstmCell<f64>>,
     Recurrent<GruCell<f64>>,
     Recurrent<RnnCell<f64>>,
+    Recurrent<PeepholeLstmCell<f64>>,
 );
 
 fn layers(p: &Problem, rng: &mut StdRng) -> Layers {
@@ -117,6 +118,11 @@ fn layers(p: &Problem, rng: &mut StdRng) -> Layers {
         ),
         Recurrent::new(
             RnnCellConfig::new(p.input_size, p.hidden_size)
+                .init(rng)
+                .unwrap(),
+        ),
+        Recurrent::new(
+            PeepholeLstmCellConfig::new(p.input_size, p.hidden_size)
                 .init(rng)
                 .unwrap(),
         ),
@@ -389,10 +395,11 @@ macro_rules! on_every_cell {
     ($check:ident) => {{
         let result = runner(64).run(&problems(), |p| {
             let mut rng = StdRng::seed_from_u64(p.seed);
-            let (lstm, gru, rnn) = layers(&p, &mut rng);
+            let (lstm, gru, rnn, peephole_lstm) = layers(&p, &mut rng);
             $check(&lstm, &p, &mut rng)?;
             $check(&gru, &p, &mut rng)?;
-            $check(&rnn, &p, &mut rng)
+            $check(&rnn, &p, &mut rng)?;
+            $check(&peephole_lstm, &p, &mut rng)
         });
         if let Err(e) = result {
             panic!("{e}");
@@ -513,6 +520,7 @@ fn layers_and_cells_are_send_and_sync() {
     send_sync::<Recurrent<LstmCell<f32>>>();
     send_sync::<Recurrent<GruCell<f64>>>();
     send_sync::<Recurrent<RnnCell<f32>>>();
+    send_sync::<Recurrent<PeepholeLstmCell<f32>>>();
     send_sync::<recurrent::RecurrentTrace<f32>>();
     send_sync::<Tensor<f32>>();
     send_sync::<State<f64>>();

@@ -2,7 +2,8 @@
 //! recurrent network that differs between RNN, LSTM and GRU. The built-in cells ([`RnnCell`],
 //! [`LstmCell`], [`GruCell`]) each live in a file of their own; [`CellParams`] holds their
 //! parameters, and [`kernels`] what a step needs to be fast, for the built-in cells and yours
-//! alike.
+//! alike. [`PeepholeLstmCell`] is written with the public API only, as a cell of your own
+//! would be.
 //!
 //! A cell owns one time step: from the input projection `P_t = x_t·W_ihᵀ + b_ih` (which
 //! [`crate::Recurrent`] computes for all time steps in one GEMM) and the previous state, to the
@@ -16,6 +17,7 @@ mod init;
 pub mod kernels;
 mod lstm;
 mod params;
+mod peephole_lstm;
 mod rnn;
 mod step;
 
@@ -25,6 +27,7 @@ pub use init::Init;
 pub use lstm::{LstmCell, LstmCellConfig};
 pub(crate) use params::check_hidden_size;
 pub use params::CellParams;
+pub use peephole_lstm::{PeepholeLstmCell, PeepholeLstmCellConfig};
 pub use rnn::{Nonlinearity, RnnCell, RnnCellConfig};
 pub use step::BackwardStep;
 
