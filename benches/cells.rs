@@ -8,7 +8,8 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    BackwardStep, Cell, CellParams, GruCellConfig, LstmCellConfig, RnnCellConfig, Tensor,
+    BackwardStep, Cell, CellParams, GruCellConfig, LayerNormLstmCellConfig, LstmCellConfig,
+    RnnCellConfig, Tensor,
 };
 
 /// `(B, H)` with `I = H`.
@@ -70,6 +71,11 @@ fn cells(c: &mut Criterion) {
     let rng = StdRng::seed_from_u64(1);
     bench_cell(c, "lstm", 4, |h| {
         LstmCellConfig::new(h, h).init(&mut rng.clone()).unwrap()
+    });
+    bench_cell(c, "layer_norm_lstm", 4, |h| {
+        LayerNormLstmCellConfig::new(h, h)
+            .init(&mut rng.clone())
+            .unwrap()
     });
     bench_cell(c, "gru", 3, |h| {
         GruCellConfig::new(h, h).init(&mut rng.clone()).unwrap()
