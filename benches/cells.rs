@@ -9,8 +9,8 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    BackwardStep, Cell, CellParams, GruCellConfig, LstmCellConfig, PeepholeLstmCellConfig,
-    RnnCellConfig, Tensor,
+    BackwardStep, Cell, CellParams, GruCellConfig, LayerNormLstmCellConfig, LstmCellConfig,
+    PeepholeLstmCellConfig, RnnCellConfig, Tensor,
 };
 
 /// `(B, H)` with `I = H`.
@@ -75,6 +75,11 @@ fn cells(c: &mut Criterion) {
     });
     bench_cell(c, "peephole_lstm", 4, |h| {
         PeepholeLstmCellConfig::new(h, h)
+            .init(&mut rng.clone())
+            .unwrap()
+    });
+    bench_cell(c, "layer_norm_lstm", 4, |h| {
+        LayerNormLstmCellConfig::new(h, h)
             .init(&mut rng.clone())
             .unwrap()
     });

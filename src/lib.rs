@@ -173,9 +173,9 @@ mod test_util;
 mod threads;
 
 pub use cell::{
-    kernels, BackwardStep, Cell, CellParams, GruCell, GruCellConfig, Init, LstmCell,
-    LstmCellConfig, Nonlinearity, PeepholeLstmCell, PeepholeLstmCellConfig, RnnCell, RnnCellConfig,
-    StepGrads, StepTrace,
+    kernels, BackwardStep, Cell, CellParams, GruCell, GruCellConfig, Init, LayerNormLstmCell,
+    LayerNormLstmCellConfig, LstmCell, LstmCellConfig, Nonlinearity, PeepholeLstmCell,
+    PeepholeLstmCellConfig, RnnCell, RnnCellConfig, StepGrads, StepTrace,
 };
 pub use data::{pad_collate, BatchSampler, BatchSamplerConfig, TokenBatch};
 pub use error::{Error, IoSource, Result};

@@ -1,8 +1,9 @@
 //! `Bidirectional`, `Stacked` and the PyTorch-style builders: analytic gradients against central
 //! finite differences (`f64`, bound 1e-6 on `|analytic − numeric| / max(1, |analytic|,
 //! |numeric|)`) for both directions, stacks of depth 1 to 3, both composition orders, LSTM
-//! projections and inter-layer dropout (and `Bidirectional` and `Stacked` peephole LSTMs), over
-//! random shapes, lengths and seeds drawn from a fixed seed; a stack of one layer equals that layer; dropout's training and evaluation behaviour;
+//! projections and inter-layer dropout, over random shapes, lengths and seeds drawn from a fixed
+//! seed (and `Bidirectional` and `Stacked` of the peephole and the layer-normalised LSTM, whose
+//! parameters are named per layer and direction); a stack of one layer equals that layer; dropout's training and evaluation behaviour;
 //! threads change nothing; and the errors of bad configurations. PyTorch's values are checked
 //! in `parity.rs`, the invariants in `invariants.rs`.
 
@@ -10,7 +11,7 @@ mod common;
 
 use std::cell::Cell as StdCell;
 
-use common::{random_lengths, runner};
+use common::{layer_norm, random_lengths, runner};
 use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
@@ -555,4 +556,65 @@ fn gradcheck_checks_a_layer_with_active_dropout() {
     let train = lstm.forward_with_state(&x, None, None, Mode::Train { seed: 5 });
     let eval = lstm.forward_with_state(&x, None, None, Mode::Eval);
     assert_ne!(train.unwrap().output, eval.unwrap().output);
+}
+
+/// Checks `how` built from layer-normalised LSTMs (random layer-norm gains and shifts, at the
+/// `eps` of [`layer_norm::GRADCHECK_EPS`]) over every drawn problem and asserts the bound.
+fn run_layer_norm_lstm(how: Composition) {
+    let (worst, checked) = (StdCell::new(0.0f64), StdCell::new(0));
+    let result = runner(48).run(&problems(), |p| {
+        let h = p.hidden_size;
+        let report = compose(how, &p, |i, rng| {
+            layer_norm::random_layer_norm_lstm(i, h, layer_norm::GRADCHECK_EPS, rng)
+        });
+        worst.set(worst.get().max(report.worst_error));
+        checked.set(checked.get() + report.checked);
+        prop_assert!(report.worst_error <= BOUND, "{how:?} {p:?}: {report}");
+        prop_assert_eq!(report.kinks, 0, "{:?} {:?}: {}", how, p, report);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    println!(
+        "{how:?} of LayerNormLstmCell: worst error {:.3e} over {} problems, {} elements",
+        worst.get(),
+        runner(48).config().cases,
+        checked.get()
+    );
+}
+
+#[test]
+fn bidirectional_layer_norm_lstm_gradients_match_finite_differences() {
+    run_layer_norm_lstm(Composition::Bidirectional);
+}
+
+#[test]
+fn stacked_layer_norm_lstm_gradients_match_finite_differences() {
+    run_layer_norm_lstm(Composition::Stacked);
+}
+
+/// The layer-norm parameters of a layer-normalised LSTM take the suffixes of their layer and
+/// direction, as the standard ones do.
+#[test]
+fn layer_norm_lstm_parameters_are_named_per_layer_and_direction() {
+    let rng = &mut StdRng::seed_from_u64(3);
+    let mut pair = |input| {
+        let mut cell =
+            || layer_norm::random_layer_norm_lstm(input, 3, layer_norm::GRADCHECK_EPS, rng);
+        let (forward, reverse) = (Recurrent::new(cell()), Recurrent::new(cell()));
+        Bidirectional::new(forward, reverse).unwrap()
+    };
+    let (first, second) = (pair(2), pair(6));
+    let network = Stacked::new(vec![first, second], 0.0).unwrap();
+    let names = network.param_names();
+    assert_eq!(names.len(), 2 * 2 * 8);
+    for name in [
+        "ln_weight_ih_l0",
+        "ln_bias_c_l0_reverse",
+        "ln_weight_hh_l1",
+        "ln_bias_ih_l1_reverse",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
 }

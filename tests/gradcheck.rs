@@ -1,6 +1,6 @@
 //! Analytic gradients against central finite differences (`f64`), for every cell's single step
-//! and for `Recurrent` of every cell, over random shapes, lengths, seeds, with and without bias
-//! and initial state. The bound is 1e-6 on the error `|analytic − numeric| / max(1, |analytic|,
+//! and for `Recurrent` of every cell (the layer-normalised LSTM with random layer-norm gains and
+//! shifts), over random shapes, lengths, seeds, with and without bias and initial state. The bound is 1e-6 on the error `|analytic − numeric| / max(1, |analytic|,
 //! |numeric|)` of every parameter, input and initial-state element.
 //!
 //! The cases are drawn by proptest from a fixed seed, so a run is reproducible; set
@@ -10,13 +10,14 @@ mod common;
 
 use std::cell::Cell as StdCell;
 
-use common::{random_lengths, runner};
+use common::{layer_norm, random_lengths, runner};
 
 use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    BackwardStep, Cell, Gradcheck, GradcheckReport, GruCellConfig, LstmCellConfig, Mode,
-    Nonlinearity, PeepholeLstmCellConfig, Recurrent, RnnCellConfig, SequenceLayer, State, Tensor,
+    BackwardStep, Cell, Gradcheck, GradcheckReport, GruCellConfig, LayerNormLstmCell,
+    LstmCellConfig, Mode, Nonlinearity, PeepholeLstmCellConfig, Recurrent, RnnCellConfig,
+    SequenceLayer, State, Tensor,
 };
 
 const BOUND: f64 = 1e-6;
@@ -173,6 +174,14 @@ fn gru(p: &Problem, rng: &mut StdRng) -> recurrent::GruCell<f64> {
         .unwrap()
 }
 
+/// A layer-normalised LSTM with random layer-norm gains and shifts, at the `eps` of
+/// [`layer_norm::GRADCHECK_EPS`] (whose doc says why). The cell has no bias, so `p.bias` does
+/// not apply.
+fn layer_norm_lstm(p: &Problem, rng: &mut StdRng) -> LayerNormLstmCell<f64> {
+    let eps = layer_norm::GRADCHECK_EPS;
+    layer_norm::random_layer_norm_lstm(p.input_size, p.hidden_size, eps, rng)
+}
+
 fn rnn(nonlinearity: Nonlinearity) -> impl Fn(&Problem, &mut StdRng) -> recurrent::RnnCell<f64> {
     move |p, rng| {
         RnnCellConfig::new(p.input_size, p.hidden_size)
@@ -191,6 +200,11 @@ fn lstm_sequence_gradients_match_finite_differences() {
 #[test]
 fn peephole_lstm_sequence_gradients_match_finite_differences() {
     check_recurrent("Recurrent<PeepholeLstmCell>", true, peephole_lstm);
+}
+
+#[test]
+fn layer_norm_lstm_sequence_gradients_match_finite_differences() {
+    check_recurrent("Recurrent<LayerNormLstmCell>", true, layer_norm_lstm);
 }
 
 #[test]
@@ -216,6 +230,11 @@ fn lstm_step_gradients_match_finite_differences() {
 #[test]
 fn peephole_lstm_step_gradients_match_finite_differences() {
     check_cell("PeepholeLstmCell", true, peephole_lstm);
+}
+
+#[test]
+fn layer_norm_lstm_step_gradients_match_finite_differences() {
+    check_cell("LayerNormLstmCell", true, layer_norm_lstm);
 }
 
 #[test]

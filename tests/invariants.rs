@@ -6,18 +6,20 @@
 //! `Recurrent` and for a two-layer bidirectional projection LSTM); streaming one step at a time
 //! equals the whole forward; lengths all equal to `T` are no lengths (exactly). Batch
 //! independence and padding invariance are also checked for networks built from `Stacked` and
-//! `Bidirectional` in both orders. Also: the public layer types are `Send + Sync`. Not covered:
+//! `Bidirectional` in both orders. The layer-normalised LSTM (its own tests, with random
+//! layer-norm gains and shifts) is checked for the same invariants, alone and as a bidirectional
+//! pair of two-layer stacks. Also: the public layer types are `Send + Sync`. Not covered:
 //! PyTorch's values (`parity.rs`), gradient correctness (`gradcheck.rs`).
 
 mod common;
 
-use common::{random_lengths, runner};
+use common::{layer_norm, random_lengths, runner};
 use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    Bidirectional, Cell, Gru, GruCell, GruCellConfig, GruConfig, Lstm, LstmCell, LstmCellConfig,
-    LstmConfig, Mode, NamedTensors, PeepholeLstmCell, PeepholeLstmCellConfig, Recurrent, RnnCell,
-    RnnCellConfig, SequenceLayer, Stacked, State, Tensor,
+    Bidirectional, Cell, Gru, GruCell, GruCellConfig, GruConfig, LayerNormLstmCell, Lstm, LstmCell,
+    LstmCellConfig, LstmConfig, Mode, NamedTensors, PeepholeLstmCell, PeepholeLstmCellConfig,
+    Recurrent, RnnCell, RnnCellConfig, SequenceLayer, Stacked, State, Tensor,
 };
 
 #[derive(Debug, Clone)]
@@ -530,4 +532,83 @@ fn layers_and_cells_are_send_and_sync() {
     fn sequence_layer<L: SequenceLayer<f32>>() {}
     sequence_layer::<Recurrent<LstmCell<f32>>>();
     sequence_layer::<Stacked<Bidirectional<Recurrent<LstmCell<f32>>>>>();
+}
+
+/// A layer-normalised LSTM cell reading `input_size` features, at the default `eps`, with
+/// random layer-norm gains and shifts (so that every parameter matters).
+fn layer_norm_lstm_cell(
+    input_size: usize,
+    p: &Problem,
+    rng: &mut StdRng,
+) -> LayerNormLstmCell<f64> {
+    layer_norm::random_layer_norm_lstm(input_size, p.hidden_size, 1e-5, rng)
+}
+
+/// A bidirectional pair of two-layer stacks of layer-normalised LSTMs.
+fn layer_norm_lstm_network(
+    p: &Problem,
+    rng: &mut StdRng,
+) -> Bidirectional<Stacked<Recurrent<LayerNormLstmCell<f64>>>> {
+    let (i, h) = (p.input_size, p.hidden_size);
+    let mut stack = || {
+        let first = Recurrent::new(layer_norm_lstm_cell(i, p, rng));
+        let second = Recurrent::new(layer_norm_lstm_cell(h, p, rng));
+        Stacked::new(vec![first, second], 0.0).unwrap()
+    };
+    let (forward, reverse) = (stack(), stack());
+    Bidirectional::new(forward, reverse).unwrap()
+}
+
+/// Runs `check` on a layer of layer-normalised LSTMs (and, with `and_network`, on
+/// [`layer_norm_lstm_network`] too), for every drawn problem.
+macro_rules! on_layer_norm_lstm {
+    ($check:ident $(, $and_network:ident)?) => {{
+        let result = runner(64).run(&problems(), |p| {
+            let mut rng = StdRng::seed_from_u64(p.seed);
+            let layer = Recurrent::new(layer_norm_lstm_cell(p.input_size, &p, &mut rng));
+            $check(&layer, &p, &mut rng)?;
+            $(
+                let $and_network = layer_norm_lstm_network(&p, &mut rng);
+                $check(&$and_network, &p, &mut rng)?;
+            )?
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }};
+}
+
+#[test]
+fn a_layer_norm_lstm_sample_does_not_depend_on_its_batch() {
+    on_layer_norm_lstm!(batch_independence, and_network);
+}
+
+#[test]
+fn padding_changes_nothing_in_a_layer_norm_lstm() {
+    on_layer_norm_lstm!(padding_invariance, and_network);
+}
+
+#[test]
+fn a_batch_first_layer_norm_lstm_is_the_transposed_computation() {
+    on_layer_norm_lstm!(batch_first_matches);
+}
+
+#[test]
+fn splitting_a_layer_norm_lstm_batch_over_two_threads_changes_nothing() {
+    on_layer_norm_lstm!(split_matches);
+}
+
+#[test]
+fn streaming_a_layer_norm_lstm_equals_the_whole_sequence() {
+    on_layer_norm_lstm!(stream_matches);
+}
+
+#[test]
+fn layer_norm_lstm_layers_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Recurrent<LayerNormLstmCell<f32>>>();
+    send_sync::<Bidirectional<Stacked<Recurrent<LayerNormLstmCell<f64>>>>>();
+    fn sequence_layer<L: SequenceLayer<f32>>() {}
+    sequence_layer::<Stacked<Bidirectional<Recurrent<LayerNormLstmCell<f32>>>>>();
 }

@@ -2,7 +2,7 @@
 //! recurrent network that differs between RNN, LSTM and GRU. The built-in cells ([`RnnCell`],
 //! [`LstmCell`], [`GruCell`]) each live in a file of their own; [`CellParams`] holds their
 //! parameters, and [`kernels`] what a step needs to be fast, for the built-in cells and yours
-//! alike. [`PeepholeLstmCell`] is written with the public API only, as a cell of your own
+//! alike. [`PeepholeLstmCell`] and [`LayerNormLstmCell`] are written with these public items only, as a cell of your own
 //! would be.
 //!
 //! A cell owns one time step: from the input projection `P_t = x_t·W_ihᵀ + b_ih` (which
@@ -15,6 +15,7 @@ mod display;
 mod gru;
 mod init;
 pub mod kernels;
+mod layer_norm_lstm;
 mod lstm;
 mod params;
 mod peephole_lstm;
@@ -24,6 +25,7 @@ mod step;
 pub(crate) use display::display_cell;
 pub use gru::{GruCell, GruCellConfig};
 pub use init::Init;
+pub use layer_norm_lstm::{LayerNormLstmCell, LayerNormLstmCellConfig};
 pub use lstm::{LstmCell, LstmCellConfig};
 pub(crate) use params::check_hidden_size;
 pub use params::CellParams;

@@ -11,6 +11,8 @@ use recurrent::{
 };
 use serde_json::Value;
 
+pub mod layer_norm;
+
 /// A proptest runner with a fixed seed, so that a run is reproducible: `cases` problems, or
 /// `PROPTEST_CASES` when set. A failing case is saved beside the calling test file
 /// (`tests/gradcheck.proptest-regressions` for `tests/gradcheck.rs`; commit those files) and
