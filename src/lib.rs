@@ -186,9 +186,10 @@ pub use io::{
     save_optimizer, save_with_metadata, to_bytes,
 };
 pub use layer::{
-    Bidirectional, BidirectionalTrace, Direction, Gru, GruConfig, Lstm, LstmConfig, Network,
-    NetworkStream, NetworkTrace, Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads,
-    SequenceLayer, SequenceOutput, Stacked, StackedTrace, Stream,
+    Bidirectional, BidirectionalTrace, Direction, Gru, GruConfig, LayerNormLstm,
+    LayerNormLstmConfig, Lstm, LstmConfig, Network, NetworkStream, NetworkTrace, PeepholeLstm,
+    PeepholeLstmConfig, Recurrent, RecurrentTrace, Rnn, RnnConfig, SequenceGrads, SequenceLayer,
+    SequenceOutput, Stacked, StackedTrace, Stream,
 };
 pub use linalg::{gemm, MatMut, MatRef};
 pub use mode::Mode;

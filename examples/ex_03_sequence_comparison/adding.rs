@@ -155,9 +155,9 @@ pub(crate) fn adding_problem(args: &Args, dir: &Path) -> Res<Adding> {
     let mut jobs: Vec<(Arch, usize, u64)> = lengths
         .iter()
         .flat_map(|&t| {
-            Arch::ALL
-                .into_iter()
-                .flat_map(move |a| (0..seeds).map(move |s| (a, t, s)))
+            args.cells
+                .iter()
+                .flat_map(move |&a| (0..seeds).map(move |s| (a, t, s)))
         })
         .collect();
     // longest first, so that the runs finish together
@@ -165,7 +165,9 @@ pub(crate) fn adding_problem(args: &Args, dir: &Path) -> Res<Adding> {
         t * match a {
             Arch::Rnn => 1,
             Arch::Gru => 3,
-            Arch::Lstm => 4,
+            Arch::Lstm | Arch::LstmDropout => 4,
+            Arch::Peephole => 5,
+            Arch::LayerNorm => 6,
         }
     };
     jobs.sort_by_key(|&(a, t, _)| std::cmp::Reverse(cost(a, t)));
@@ -193,7 +195,7 @@ pub(crate) fn adding_problem(args: &Args, dir: &Path) -> Res<Adding> {
                     {
                         let run = adding_run(arch, steps, seed, &args, &bar).map_err(|e| e.to_string())?;
                         let line = format!(
-                            "  {:4} T = {:3} seed {seed}: test MSE {} after {} steps{} ({:.1} ms/step)",
+                            "  {:13} T = {:3} seed {seed}: test MSE {} after {} steps{} ({:.1} ms/step)",
                             arch.label(),
                             steps,
                             sig(run.curve.last().map_or(f64::NAN, |c| c.1)),
@@ -238,7 +240,7 @@ pub(crate) fn adding_problem(args: &Args, dir: &Path) -> Res<Adding> {
     let mut panels = Vec::new();
     for &t in &lengths {
         let mut panel = Chart::new(format!("T = {t}"), "training step", "test MSE (log)").log_y();
-        for (k, arch) in Arch::ALL.into_iter().enumerate() {
+        for &arch in &args.cells {
             let these: Vec<&Run> = runs
                 .iter()
                 .filter(|r| r.steps == t && r.arch == arch)
@@ -278,12 +280,12 @@ pub(crate) fn adding_problem(args: &Args, dir: &Path) -> Res<Adding> {
                 } else {
                     String::new()
                 };
-                panel = panel.series_coloured(name, r.curve.clone(), mark, k);
+                panel = panel.series_coloured(name, r.curve.clone(), mark, arch.colour());
             }
         }
         panels.push(panel);
     }
-    for (k, arch) in Arch::ALL.into_iter().enumerate() {
+    for &arch in &args.cells {
         for seed in 0..seeds {
             let points = lengths
                 .iter()
@@ -298,7 +300,7 @@ pub(crate) fn adding_problem(args: &Args, dir: &Path) -> Res<Adding> {
                 name,
                 points,
                 if seed == 0 { Mark::Line } else { Mark::Dashed },
-                k,
+                arch.colour(),
             );
         }
     }

@@ -51,7 +51,7 @@ pub(crate) fn sine(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
         truth.collect(),
         Mark::Dots,
     );
-    for arch in Arch::ALL {
+    for arch in Arch::COURSE {
         let bar = progress::bar(epochs as u64, format!("sine {}", arch.label()));
         let fit = with_network!(arch, f32, 1, 10, seed, |net| fit_last_step(
             net, 10, &task, training, &bar
@@ -126,7 +126,7 @@ pub(crate) fn product(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
     )
     .series("truth", numbered(truth.iter().copied(), 0.0), Mark::Dots)
     .hline(x0, format!("x_0 = {x0:.2}"));
-    for arch in Arch::ALL {
+    for arch in Arch::COURSE {
         let bar = progress::bar(epochs as u64, format!("x0·xt {}", arch.label()));
         let start = Instant::now();
         let (curve, prediction) = with_network!(arch, f32, 1, hidden, seed, |net| {
@@ -192,7 +192,7 @@ pub(crate) fn speed(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
         &["cell", "seconds", "relative to RNN"],
     );
     let mut bars = Vec::new();
-    for arch in Arch::ALL {
+    for arch in Arch::COURSE {
         let bar = progress::bar(epochs as u64, format!("speed {}", arch.label()));
         let fit = with_network!(arch, f32, 1, 10, seed, |net| fit_last_step(
             net, 10, &task, training, &bar

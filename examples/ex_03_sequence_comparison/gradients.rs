@@ -98,7 +98,7 @@ fn norm(t: &Tensor<f64>) -> f64 {
 }
 
 /// The exercise's gradient flow: target `x_0` after 100 steps, hidden 5, in f64.
-pub(crate) fn gradient_flow(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
+pub(crate) fn gradient_flow(dir: &Path, cells: &[Arch], quick: bool, seed: u64) -> Res<Table> {
     let (steps, n, hidden, epochs) = (100, 50, 5, if quick { 10 } else { 100 });
     let mut rng = StdRng::seed_from_u64(seed);
     let x = Tensor::<f64>::randn(&[steps, n, 1], &mut rng);
@@ -122,7 +122,7 @@ pub(crate) fn gradient_flow(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
         "mean ‖dL/dh_t‖ (log)",
     )
     .log_y();
-    for (k, arch) in Arch::ALL.into_iter().enumerate() {
+    for &arch in cells {
         let bar = progress::bar(epochs as u64, format!("flow {}", arch.label()));
         let (first, last, means) = with_network!(arch, f64, 1, hidden, seed, |net| {
             let mut model = net
@@ -149,7 +149,7 @@ pub(crate) fn gradient_flow(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
         bar.finish_and_clear();
         let ratio = |f: &Flow| f.norms[0] / f.norms[steps - 1];
         println!(
-            "  {:4} ‖dL/dh_1‖ / ‖dL/dh_T‖: {} at the start, {} after training",
+            "  {:13} ‖dL/dh_1‖ / ‖dL/dh_T‖: {} at the start, {} after training",
             arch.label(),
             sig(ratio(&first)),
             sig(ratio(&last))
@@ -169,19 +169,19 @@ pub(crate) fn gradient_flow(dir: &Path, quick: bool, seed: u64) -> Res<Table> {
                 arch.label(),
                 numbered(last.norms.iter().copied(), 0.0),
                 Mark::Line,
-                k,
+                arch.colour(),
             )
             .series_coloured(
                 "",
                 numbered(first.norms.iter().copied(), 0.0),
                 Mark::Dashed,
-                k,
+                arch.colour(),
             );
         per_epoch = per_epoch.series_coloured(
             arch.label(),
             numbered(means.iter().copied(), 1.0),
             Mark::Line,
-            k,
+            arch.colour(),
         );
     }
     println!("  step-by-step BPTT equals the fused backward pass: worst relative difference {agreement:.1e}");
@@ -216,7 +216,7 @@ pub(crate) fn vanishing(dir: &Path, adding: &Adding, seed: u64) -> Res<Table> {
     )
     .log_y()
     .legend_lower_right();
-    for (k, (arch, params)) in adding.trained.iter().enumerate() {
+    for (arch, params) in &adding.trained {
         for trained in [false, true] {
             let flow = with_network!(*arch, f64, 2, 128, seed, |net| {
                 let mut model = net
@@ -230,7 +230,7 @@ pub(crate) fn vanishing(dir: &Path, adding: &Adding, seed: u64) -> Res<Table> {
             let ratio = flow.norms[0] / flow.norms[steps - 1];
             let state = if trained { "trained" } else { "initial" };
             println!(
-                "  {:4} {state:8} ‖dL/dh_1‖ / ‖dL/dh_T‖ = {}",
+                "  {:13} {state:8} ‖dL/dh_1‖ / ‖dL/dh_T‖ = {}",
                 arch.label(),
                 sig(ratio)
             );
@@ -254,7 +254,7 @@ pub(crate) fn vanishing(dir: &Path, adding: &Adding, seed: u64) -> Res<Table> {
             } else {
                 ("", Mark::Dashed)
             };
-            chart = chart.series_coloured(name, by_distance, mark, k);
+            chart = chart.series_coloured(name, by_distance, mark, arch.colour());
         }
     }
     chart.save(&dir.join("vanishing_gradients.png"))?;

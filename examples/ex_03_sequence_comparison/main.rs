@@ -27,6 +27,12 @@
 //! 6. **Vanishing gradients, measured**: `‖∂L/∂h_t‖` against the distance from the loss on the
 //!    adding problem at T = 100, in f64, at initialisation and after training.
 //!
+//! Experiments 4–6 also run three LSTM variants PyTorch does not have, as extra rows: the
+//! peephole LSTM (Gers & Schmidhuber 2000), the layer-normalised LSTM (Ba, Kiros & Hinton 2016)
+//! and the LSTM with variational recurrent dropout (Gal & Ghahramani 2016; probability 0.25 on
+//! `h`, none on the input, whose marker feature a dropped mask would hide for a whole
+//! sequence). `--cells` picks the cells of experiments 4–6.
+//!
 //! What differs from the original exercise, and why:
 //!
 //! - The original computes the gradient flow for the vanilla RNN only and *fakes* it for LSTM
@@ -66,7 +72,16 @@ struct Args {
     /// Seeds of the adding problem per length and architecture.
     #[arg(long, default_value_t = 2)]
     seeds: u64,
-    /// Training steps of the adding problem (the same budget for all three architectures).
+    /// The cells of the gradient-flow, adding-problem and vanishing-gradient experiments
+    /// (the exercise's three and the LSTM variants).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "rnn,lstm,gru,peephole,layer-norm,lstm-dropout"
+    )]
+    cells: Vec<Arch>,
+    /// Training steps of the adding problem (the same budget for all architectures).
     #[arg(long, default_value_t = 4000)]
     steps: usize,
     /// Spend the whole budget of every adding-problem run, even after it is solved (by default
@@ -99,29 +114,47 @@ enum Experiment {
     Adding,
 }
 
-/// The three architectures compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The architectures compared: the exercise's three, and three LSTM variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 enum Arch {
     Rnn,
     Lstm,
     Gru,
+    /// The peephole LSTM.
+    Peephole,
+    /// The layer-normalised LSTM.
+    LayerNorm,
+    /// The LSTM with variational recurrent dropout.
+    LstmDropout,
 }
 
 impl Arch {
-    const ALL: [Arch; 3] = [Arch::Rnn, Arch::Lstm, Arch::Gru];
+    /// The exercise's three cells, those of experiments 1–3.
+    const COURSE: [Arch; 3] = [Arch::Rnn, Arch::Lstm, Arch::Gru];
 
     fn label(self) -> &'static str {
         match self {
             Arch::Rnn => "RNN",
             Arch::Lstm => "LSTM",
             Arch::Gru => "GRU",
+            Arch::Peephole => "peephole LSTM",
+            Arch::LayerNorm => "LN-LSTM",
+            Arch::LstmDropout => "LSTM + VD",
         }
+    }
+
+    /// The colour of its lines in the charts (the same in every chart).
+    fn colour(self) -> usize {
+        self as usize
     }
 }
 
+/// The variational recurrent dropout of [`Arch::LstmDropout`].
+const RECURRENT_DROPOUT: f64 = 0.25;
+
 /// Runs `$body` with `$net` bound to a new one-layer network of `$arch` (`RnnConfig`,
-/// `LstmConfig` or `GruConfig`) in precision `$t`: the three are different types, and the
-/// experiments are generic over them.
+/// `LstmConfig`, `GruConfig`, `PeepholeLstmConfig` or `LayerNormLstmConfig`) in precision
+/// `$t`: they are different types, and the experiments are generic over them.
 macro_rules! with_network {
     ($arch:expr, $t:ty, $input:expr, $hidden:expr, $seed:expr, |$net:ident| $body:expr) => {
         match $arch {
@@ -135,6 +168,22 @@ macro_rules! with_network {
             }
             $crate::Arch::Gru => {
                 let $net = recurrent::GruConfig::new($input, $hidden).init_seeded::<$t>($seed)?;
+                $body
+            }
+            $crate::Arch::Peephole => {
+                let $net =
+                    recurrent::PeepholeLstmConfig::new($input, $hidden).init_seeded::<$t>($seed)?;
+                $body
+            }
+            $crate::Arch::LayerNorm => {
+                let $net = recurrent::LayerNormLstmConfig::new($input, $hidden)
+                    .init_seeded::<$t>($seed)?;
+                $body
+            }
+            $crate::Arch::LstmDropout => {
+                let $net = recurrent::LstmConfig::new($input, $hidden)
+                    .with_variational_dropout(0.0, $crate::RECURRENT_DROPOUT)
+                    .init_seeded::<$t>($seed)?;
                 $body
             }
         }
@@ -183,7 +232,7 @@ fn main() -> Res {
             "Target x_0 after 100 steps: the norm of dL/dh_t at every step, carried back one step \
              at a time through each cell's own backward pass.",
         );
-        tables.push(gradient_flow(&dir, quick, seed)?);
+        tables.push(gradient_flow(&dir, &args.cells, quick, seed)?);
     }
     if run(Experiment::Adding) {
         section(

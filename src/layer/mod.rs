@@ -14,7 +14,8 @@ pub(crate) use recurrent::single_step;
 
 pub use bidirectional::{Bidirectional, BidirectionalTrace};
 pub use network::{
-    Gru, GruConfig, Lstm, LstmConfig, Network, NetworkStream, NetworkTrace, Rnn, RnnConfig,
+    Gru, GruConfig, LayerNormLstm, LayerNormLstmConfig, Lstm, LstmConfig, Network, NetworkStream,
+    NetworkTrace, PeepholeLstm, PeepholeLstmConfig, Rnn, RnnConfig,
 };
 pub use recurrent::{Recurrent, RecurrentTrace, Stream};
 pub use stacked::{Stacked, StackedTrace};

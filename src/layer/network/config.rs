@@ -31,7 +31,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    fn new(input_size: usize, hidden_size: usize) -> Self {
+    pub(super) fn new(input_size: usize, hidden_size: usize) -> Self {
         Shared {
             input_size,
             hidden_size,
@@ -185,6 +185,8 @@ macro_rules! shared_options {
         }
     };
 }
+
+pub(super) use shared_options;
 
 /// The configuration of an [`Lstm`], with the arguments of PyTorch's `nn.LSTM`:
 /// `LstmConfig::new(input_size, hidden_size)`, then `with_*` options.

@@ -9,9 +9,11 @@ use super::{
 };
 use crate::cell::{Cell, GruCell, LstmCell, RnnCell};
 mod config;
+mod lstm_variants;
 mod stream;
 
 pub use config::{GruConfig, LstmConfig, RnnConfig};
+pub use lstm_variants::{LayerNormLstm, LayerNormLstmConfig, PeepholeLstm, PeepholeLstmConfig};
 pub use stream::NetworkStream;
 
 use crate::error::{Error, Result};

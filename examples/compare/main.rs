@@ -43,6 +43,11 @@
 //! other way), and quotes the LSTM rows' median speedup, the batch-1 stream rows' speedups and
 //! the large workload's share of the peak.
 //!
+//! After the table comes a second one: the LSTM variants PyTorch does not have (the peephole
+//! LSTM, the layer-normalised LSTM and the LSTM with variational dropout), each timed against
+//! this crate's LSTM on the same workload in alternating rounds, with their time ratio (see
+//! `variants.rs`; `--no-variants` skips it).
+//!
 //! `--memory` prints instead the peak memory of `infer`, `forward` and a training step on the
 //! medium and large LSTM workloads, each measured in a process of its own.
 //!
@@ -63,6 +68,8 @@ use recurrent::{
     Tensor,
 };
 use serde_json::{json, Value};
+
+mod variants;
 
 #[derive(Parser)]
 #[command(about = "recurrent against PyTorch on the same workloads, in one run")]
@@ -93,6 +100,9 @@ struct Args {
     /// Skip PyTorch.
     #[arg(long)]
     no_pytorch: bool,
+    /// Skip the table of the LSTM variants against this crate's LSTM.
+    #[arg(long)]
+    no_variants: bool,
     /// Where to write the table, the peak and the summary as JSON.
     #[arg(long, default_value = "target/compare.json")]
     json: String,
@@ -767,11 +777,16 @@ const COLUMNS: [(&str, usize); 13] = [
 
 /// One line of the table from its cells, in the order of [`COLUMNS`].
 fn table_line(cells: &[String]) -> String {
+    aligned_line(cells, &COLUMNS)
+}
+
+/// `cells` padded to the widths of `columns`, the first three left-aligned, the others right.
+fn aligned_line(cells: &[String], columns: &[(&str, usize)]) -> String {
     let padded: Vec<String> = cells
         .iter()
-        .zip(COLUMNS)
+        .zip(columns)
         .enumerate()
-        .map(|(k, (cell, (_, width)))| {
+        .map(|(k, (cell, &(_, width)))| {
             if k < 3 {
                 format!("{cell:<width$}")
             } else {
@@ -1158,7 +1173,31 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     drop(torch);
-    let (summary_lines, summary_json) = summary(&rows);
+    let mut variant_rows = Vec::new();
+    if !args.no_variants {
+        println!("LSTM variants PyTorch does not have, against this crate's LSTM (× lstm: time ratio, median of the rounds; forward and train in training mode)");
+        println!(
+            "{}",
+            aligned_line(
+                &variants::HEADING.map(|(heading, _)| heading.to_string()),
+                &variants::HEADING
+            )
+        );
+        let rng = &mut StdRng::seed_from_u64(2);
+        for workload @ &(name, t, b, i, ..) in args.workloads() {
+            if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
+                continue;
+            }
+            let x = Tensor::<f32>::randn(&[t, b, i], rng);
+            let timing = (rounds, min_seconds);
+            variant_rows.extend(variants::measure(workload, &x, timing, rng, &mut timings)?);
+        }
+    }
+    let (mut summary_lines, summary_json) = summary(&rows);
+    let (variants_line, variants_json) = variants::summary(&variant_rows);
+    if !variant_rows.is_empty() {
+        summary_lines.push(variants_line);
+    }
     println!("summary:");
     for line in &summary_lines {
         println!("  {line}");
@@ -1175,6 +1214,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "peak": peak.to_json(),
         "rows": rows.iter().map(|r| r.to_json(args.threads)).collect::<Vec<_>>(),
         "summary": summary_json,
+        "variants": variant_rows.iter().map(variants::VariantRow::to_json).collect::<Vec<_>>(),
+        "variants_summary": variants_json,
     });
     std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)
         .map_err(|e| format!("cannot write {}: {e}", args.json))?;
