@@ -787,3 +787,80 @@ fn a_pytorch_file_for_another_network_is_rejected_by_name() {
         Error::ParameterShape { name, .. } if name == "weight_ih_l0"
     ));
 }
+
+/// The LSTM variants save under their documented names and load back into a network of the
+/// same shape, which then gives the same outputs; a file without one of their extra tensors,
+/// or an LSTM's file, is refused naming the tensor.
+#[test]
+fn lstm_variants_round_trip_and_name_their_extra_tensors() {
+    use recurrent::{LayerNormLstmConfig, PeepholeLstmConfig};
+
+    let dir = TempDir::new("variants");
+    let x = Tensor::<f32>::randn(&[5, 2, 3], &mut StdRng::seed_from_u64(9));
+    let peephole = PeepholeLstmConfig::new(3, 4).with_num_layers(2);
+    let saved = peephole.init_seeded::<f32>(1).unwrap();
+    let path = dir.path("peephole.safetensors");
+    save(&saved, &path).unwrap();
+    let names: Vec<String> = read_tensors::<f32>(&path)
+        .unwrap()
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    for name in ["weight_ci_l0", "weight_cf_l0", "weight_co_l1", "bias_hh_l1"] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    let mut loaded = peephole.init_seeded::<f32>(2).unwrap();
+    load(&mut loaded, &path).unwrap();
+    let run = |net: &recurrent::PeepholeLstm<f32>| {
+        net.forward_with_state(&x, None, None, Mode::Eval)
+            .unwrap()
+            .output
+    };
+    assert_eq!(run(&loaded), run(&saved));
+
+    let layer_norm = LayerNormLstmConfig::new(3, 4).with_bidirectional(true);
+    let saved = layer_norm.init_seeded::<f32>(3).unwrap();
+    let path = dir.path("layer_norm.safetensors");
+    save(&saved, &path).unwrap();
+    let mut loaded = layer_norm.init_seeded::<f32>(4).unwrap();
+    load(&mut loaded, &path).unwrap();
+    assert_eq!(saved.state_dict(), loaded.state_dict());
+    let names = saved.param_names();
+    for name in [
+        "ln_weight_ih_l0",
+        "ln_bias_c_l0_reverse",
+        "weight_hh_l0_reverse",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("bias_ih")), "{names:?}");
+
+    // an LSTM's file lacks the peepholes
+    let lstm_path = dir.path("lstm.safetensors");
+    save(
+        &recurrent::LstmConfig::new(3, 4)
+            .with_num_layers(2)
+            .init_seeded::<f32>(0)
+            .unwrap(),
+        &lstm_path,
+    )
+    .unwrap();
+    let err = load(&mut peephole.init_seeded::<f32>(0).unwrap(), &lstm_path).unwrap_err();
+    assert!(err.to_string().contains("weight_ci_l0"), "{err}");
+    // a layer-normalised LSTM has no bias_ih: the LSTM's is unexpected (or its norms missing)
+    let one_layer = dir.path("lstm1.safetensors");
+    save(
+        &recurrent::LstmConfig::new(3, 4)
+            .with_bidirectional(true)
+            .init_seeded::<f32>(0)
+            .unwrap(),
+        &one_layer,
+    )
+    .unwrap();
+    let err = load(&mut layer_norm.init_seeded::<f32>(0).unwrap(), &one_layer).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("ln_weight_ih_l0") || message.contains("bias_ih_l0"),
+        "{message}"
+    );
+}
