@@ -1,22 +1,21 @@
-//! A cell of your own: the update-gate RNN (UGRNN) of Collins, Sohl-Dickstein & Sussillo,
-//! "Capacity and trainability in recurrent neural networks" (2017), checked against finite
-//! differences, then trained on the adding problem (the sum of the two marked values of a
-//! random sequence), which a gate that holds what it has read makes learnable.
+//! A cell of your own: the update-gate RNN (UGRNN) of Collins, Sohl-Dickstein & Sussillo (2017),
+//! checked against finite differences, then trained on the adding problem (the sum of the two
+//! marked values of a random sequence), which a gate that holds what it has read makes learnable.
 //!
-//! A cell implements [`Cell`]: its sizes (`input_size`, `hidden_size`, `gate_width`,
-//! `state_parts`, `saved_width`), its parameters (`params`, `params_mut`), one time step from
-//! the input projection `p` and the previous state (`step`), and that step's derivative
-//! (`step_backward`). [`Recurrent`] does the rest: `p = x·W_ihᵀ + b_ih` for all steps in one
-//! product, per-sequence lengths, backpropagation through time, and the gradients of the input
-//! and of the four weights.
+//! A [`Cell`] gives its state parts, its parameters, one step from the input projection `p` and
+//! that step's derivative; its sizes are read from these. [`Recurrent`] does the rest: `p` for
+//! all steps in one product, sequence lengths, backpropagation through time, weight gradients.
 //!
 //! `cargo run --release --example custom_cell` (`-- --quick` for a short run).
 
-use recurrent::rand::{rngs::StdRng, Rng, SeedableRng};
+mod support;
+
+use recurrent::rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
     kernels, mse_loss, AdamConfig, BackwardStep, Cell, CellParams, Float, Gradcheck, LastHidden,
-    Layer, LinearConfig, MatMut, MatRef, Mode, Optimizer, Recurrent, Sequence, StatePart, Tensor,
+    Layer, LinearConfig, MatMut, MatRef, Mode, Optimizer, Recurrent, StatePart, Tensor,
 };
+use support::tasks::adding_data;
 
 /// `c = tanh(p_c + W_hc h + b_hc)`, `g = σ(p_g + W_hg h + b_hg)`, `h' = g ⊙ h + (1 − g) ⊙ c`.
 #[derive(Clone)]
@@ -36,18 +35,9 @@ impl<T: Float> Ugrnn<T> {
     }
 }
 
-/// The provided methods need nothing more: `separate_hidden_grad` stays `false` (the gradient
-/// of `W_hh h + b_hh` is that of `p`), `validate_params` checks the four parameters' shapes.
+/// The sizes (`input_size`, `hidden_size`, `gate_width`), `validate_params` and
+/// `separate_hidden_grad` (`false`: the gradient of `W_hh h + b_hh` is that of `p`) are provided.
 impl<T: Float> Cell<T> for Ugrnn<T> {
-    fn input_size(&self) -> usize {
-        self.params.weight_ih().shape()[1]
-    }
-    fn hidden_size(&self) -> usize {
-        self.parts[0].size
-    }
-    fn gate_width(&self) -> usize {
-        2 * self.hidden_size()
-    }
     fn state_parts(&self) -> &[StatePart] {
         &self.parts
     }
@@ -96,26 +86,6 @@ impl<T: Float> Cell<T> for Ugrnn<T> {
     }
 }
 
-/// The adding problem: `(T, B, 2)` pairs of a value in `[0, 1)` and a marker set at one step
-/// of each half, and the sum of the two marked values, `(B, 1)`.
-fn adding(
-    len: usize,
-    batch: usize,
-    rng: &mut StdRng,
-) -> recurrent::Result<(Sequence<f32>, Tensor<f32>)> {
-    let (mut x, mut sum) = (vec![0.0; len * batch * 2], vec![0.0; batch]);
-    for (b, sum) in sum.iter_mut().enumerate() {
-        let marked = [rng.random_range(0..len / 2), rng.random_range(len / 2..len)];
-        for t in 0..len {
-            let (value, mark) = (rng.random(), marked.contains(&t));
-            x[(t * batch + b) * 2..][..2].copy_from_slice(&[value, f32::from(mark)]);
-            *sum += if mark { value } else { 0.0 };
-        }
-    }
-    let x = Sequence::new(Tensor::from_vec(x, &[len, batch, 2])?, None)?;
-    Ok((x, Tensor::from_vec(sum, &[batch, 1])?))
-}
-
 /// Checks the cell's gradients, then trains a model built on it.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -131,12 +101,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // UGRNN → its last hidden state → a linear head, trained with Adam on fresh batches
     let (steps, len) = if quick { (300, 20) } else { (600, 50) };
     let hidden = 32;
-    let mut model = Recurrent::new(Ugrnn::new(2, hidden, &mut rng)?)
-        .then(LastHidden)
-        .then(LinearConfig::new(hidden, 1).init(&mut rng)?);
+    let model = Recurrent::new(Ugrnn::new(2, hidden, &mut rng)?).then(LastHidden);
+    let mut model = model.then(LinearConfig::new(hidden, 1).init(&mut rng)?);
     let mut adam = AdamConfig::new(1e-2).init()?;
     for step in 0..steps {
-        let (x, y) = adding(len, 32, &mut rng)?;
+        let (x, y) = adding_data(32, len, &mut rng)?;
         let (prediction, trace) = model.forward(&x, Mode::Train { seed: step })?;
         let loss = mse_loss(&prediction, &y)?;
         let grads = model.backward(&trace, &loss.grad)?.params;
@@ -145,7 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("step {step:>4}: mse {:.4}", loss.value);
         }
     }
-    let (x, y) = adding(len, 1000, &mut rng)?;
+    let (x, y) = adding_data::<f32>(1000, len, &mut rng)?;
     let mean = Tensor::full(y.shape(), y.as_slice().iter().sum::<f32>() / 1000.0);
     let mse = mse_loss(&model.infer(&x)?, &y)?.value;
     let baseline = mse_loss(&mean, &y)?.value;
