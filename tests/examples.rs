@@ -356,6 +356,28 @@ fn the_sine_regressor_ends_below_the_signal_variance() {
 }
 
 #[test]
+fn the_custom_cell_passes_its_gradient_check_and_learns_the_adding_problem() {
+    let stdout = run_ok("custom_cell", &["--quick"]);
+    let worst: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("gradcheck worst error "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no gradcheck line:\n{stdout}"));
+    assert!(worst < 1e-6, "worst gradient error {worst}:\n{stdout}");
+    let losses = stdout.lines().filter(|l| l.starts_with("step ")).count();
+    assert!(losses >= 5, "{losses} loss lines:\n{stdout}");
+    // predicting the mean scores about 1/6 (the variance of a sum of two uniform values)
+    let mse = last_value(&stdout, "test mse");
+    let mean = last_value(&stdout, "predicting the mean scores");
+    assert!(mean > 0.1, "baseline {mean}:\n{stdout}");
+    assert!(
+        mse < mean / 10.0,
+        "test mse {mse} against {mean}:\n{stdout}"
+    );
+}
+
+#[test]
 fn the_gru_exercise_checks_its_step_by_hand_and_writes_its_charts() {
     let dir = out_dir("ex02");
     let stdout = run_ok(

@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use recurrent::rand::{rngs::StdRng, Rng, SeedableRng};
+use recurrent::rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
-    clip_grad_norm, mse_loss, AdamConfig, Float, LastStep, Layer, LinearConfig, Mode, NamedTensors,
-    Optimizer, Parameters, Sequence, Tensor,
+    clip_grad_norm, mse_loss, AdamConfig, LastStep, Layer, LinearConfig, Mode, NamedTensors,
+    Optimizer, Parameters,
 };
 
 use crate::support::chart::{save_grid, Chart, Mark};
@@ -16,35 +16,8 @@ use crate::{Arch, Args, Res};
 
 // ───────────────────────────── 5. the adding problem ─────────────────────────────
 
-/// `batch` sequences of the adding problem of length `steps`, `(T, B, 2)`: a value in U(0, 1)
-/// and a marker that is 1 at one step of the first half and one of the second; the target
-/// `(B, 1)` is the sum of the two marked values.
-pub(crate) fn adding_data<T: Float>(
-    batch: usize,
-    steps: usize,
-    rng: &mut StdRng,
-) -> recurrent::Result<(Sequence<T>, Tensor<T>)> {
-    let mut x = vec![T::zero(); steps * batch * 2];
-    let mut y = vec![T::zero(); batch];
-    for b in 0..batch {
-        let marks = [
-            rng.random_range(0..steps / 2),
-            rng.random_range(steps / 2..steps),
-        ];
-        for t in 0..steps {
-            let v: f64 = rng.random();
-            x[(t * batch + b) * 2] = T::from(v).expect("a float");
-            if marks.contains(&t) {
-                x[(t * batch + b) * 2 + 1] = T::one();
-                y[b] = y[b] + T::from(v).expect("a float");
-            }
-        }
-    }
-    Ok((
-        Sequence::new(Tensor::from_vec(x, &[steps, batch, 2])?, None)?,
-        Tensor::from_vec(y, &[batch, 1])?,
-    ))
-}
+/// The data, shared with `custom_cell`.
+pub(crate) use crate::support::tasks::adding_data;
 
 /// One training run of the adding problem.
 struct Run {

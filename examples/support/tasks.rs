@@ -1,14 +1,16 @@
 //! The sine task the three course examples share — predict the next sample of a sine wave from
 //! a window of the samples before it — and the training loop that fits a recurrent network with
-//! a linear head on its last step to it.
+//! a linear head on its last step to it; and the adding problem, which ex_03 and `custom_cell`
+//! train on.
 
 use std::time::Instant;
 
 use indicatif::ProgressBar;
 use recurrent::rand::seq::SliceRandom;
-use recurrent::rand::{rngs::StdRng, SeedableRng};
+use recurrent::rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
-    mse_loss, AdamConfig, LastStep, Layer, LinearConfig, Mode, Optimizer, Sequence, Tensor,
+    mse_loss, AdamConfig, Error, Float, LastStep, Layer, LinearConfig, Mode, Optimizer, Sequence,
+    Tensor,
 };
 
 /// Sequences of one feature and one target value each.
@@ -81,6 +83,50 @@ pub fn sine_task(points: usize, end: f64, window: usize, train_fraction: f64) ->
         targets: all.targets.split_off(n_train),
     };
     Task { train: all, test }
+}
+
+/// `batch` sequences of the adding problem of length `steps`, `(T, B, 2)`: a value in U(0, 1)
+/// and a marker that is 1 at one step of the first half and one of the second; the target
+/// `(B, 1)` is the sum of the two marked values. Predicting the mean scores an MSE of about
+/// 1/6, the variance of a sum of two uniform values.
+///
+/// Draws, per sequence, the two marked steps and then the `steps` values (as `f64`), so a seed
+/// gives the same data in `f32` and `f64`.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] if `steps` is below 2 (each half needs a step to mark).
+pub fn adding_data<T: Float>(
+    batch: usize,
+    steps: usize,
+    rng: &mut StdRng,
+) -> recurrent::Result<(Sequence<T>, Tensor<T>)> {
+    if steps < 2 {
+        return Err(Error::InvalidArgument {
+            name: "steps",
+            reason: format!("needs 2 or more to mark a step in each half, got {steps}"),
+        });
+    }
+    let mut x = vec![T::zero(); steps * batch * 2];
+    let mut y = vec![T::zero(); batch];
+    for b in 0..batch {
+        let marks = [
+            rng.random_range(0..steps / 2),
+            rng.random_range(steps / 2..steps),
+        ];
+        for t in 0..steps {
+            let v = T::from_f64(rng.random());
+            x[(t * batch + b) * 2] = v;
+            if marks.contains(&t) {
+                x[(t * batch + b) * 2 + 1] = T::one();
+                y[b] = y[b] + v;
+            }
+        }
+    }
+    Ok((
+        Sequence::new(Tensor::from_vec(x, &[steps, batch, 2])?, None)?,
+        Tensor::from_vec(y, &[batch, 1])?,
+    ))
 }
 
 /// How a model is trained.

@@ -65,16 +65,103 @@ use crate::tensor::Tensor;
 ///
 /// Implementing these required methods gives a cell of your own [`crate::Recurrent`], the
 /// single-step [`forward`](Cell::forward) / [`backward`](Cell::backward) and
-/// [`crate::Gradcheck`].
+/// [`crate::Gradcheck`]: [`state_parts`](Cell::state_parts), [`saved_width`](Cell::saved_width),
+/// [`params`](Cell::params), [`params_mut`](Cell::params_mut), [`step`](Cell::step) and
+/// [`step_backward`](Cell::step_backward). The sizes [`input_size`](Cell::input_size),
+/// [`gate_width`](Cell::gate_width) and [`hidden_size`](Cell::hidden_size) are provided: they
+/// read the shape of `weight_ih` and the width of `h`, so a cell overrides them only when its
+/// sizes are not those. With these defaults, [`validate_params`](Cell::validate_params) checks
+/// that the parameters agree with one another and with the state; a cell whose gate count is
+/// fixed (`G·H`) can override `gate_width` to have that checked too.
+///
+/// # Examples
+///
+/// A vanilla RNN cell `h' = tanh(p + b_hh + h·W_hhᵀ)` of your own, whose sizes the provided
+/// methods read from its parameters and its state:
+///
+/// ```
+/// use recurrent::rand::{rngs::StdRng, SeedableRng};
+/// use recurrent::{kernels, BackwardStep, Cell, CellParams, Gradcheck, MatMut, MatRef};
+/// use recurrent::{StatePart, Tensor};
+///
+/// #[derive(Clone)]
+/// struct TanhRnn {
+///     params: CellParams<f64>,
+///     parts: [StatePart; 1],
+/// }
+///
+/// impl Cell<f64> for TanhRnn {
+///     fn state_parts(&self) -> &[StatePart] {
+///         &self.parts
+///     }
+///     fn saved_width(&self) -> usize {
+///         0 // the derivative reads `next`
+///     }
+///     fn params(&self) -> &CellParams<f64> {
+///         &self.params
+///     }
+///     fn params_mut(&mut self) -> &mut CellParams<f64> {
+///         &mut self.params
+///     }
+///     fn step(&self, batch: usize, p: &[f64], prev: &[f64], next: &mut [f64], _: &mut [f64]) {
+///         let (h, params) = (self.hidden_size(), &self.params);
+///         kernels::broadcast_bias(params.bias_hh(), batch, h, next, h);
+///         let prev = MatRef::new(prev, batch, h);
+///         kernels::recurrent_product(params, prev, 1.0, MatMut::new(next, batch, h));
+///         next.iter_mut().zip(p).for_each(|(n, p)| *n += p);
+///         kernels::tanh(next);
+///     }
+///     fn step_backward(&self, s: BackwardStep<'_, f64>, _: &mut CellParams<f64>) {
+///         let h = self.hidden_size();
+///         for ((d_p, d_next), next) in s.d_p.iter_mut().zip(s.d_next).zip(s.next) {
+///             *d_p = d_next * (1.0 - next * next); // d tanh(x)/dx = 1 − tanh²(x)
+///         }
+///         let (d_p, d_prev) = (MatRef::new(s.d_p, s.batch, h), MatMut::new(s.d_prev, s.batch, h));
+///         // d_prev = d_p·W_hh, overwritten (β = 0)
+///         kernels::recurrent_product_backward(&self.params, d_p, 0.0, d_prev);
+///     }
+/// }
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// // gate width 4 (one gate of 4 units), 3 input features, 4 hidden units
+/// let params = CellParams::init(4, 3, 4, true, &mut rng)?;
+/// let cell = TanhRnn { params, parts: [StatePart::new("h", 4)] };
+/// assert_eq!((cell.input_size(), cell.gate_width(), cell.hidden_size()), (3, 4, 4));
+/// let x = Tensor::randn(&[2, 3], &mut rng);
+/// let report = Gradcheck::new().check_cell(&cell, &x, None)?;
+/// assert!(report.worst_error < 1e-7, "{report}");
+/// # // a `weight_ih` that is not a matrix gives an error naming it, not a panic
+/// # let mut broken = cell.clone();
+/// # *broken.params_mut().weight_ih_mut() = Tensor::zeros(&[4]);
+/// # let error = broken.forward(&x, None).err().expect("a shape error").to_string();
+/// # assert!(error.contains("weight_ih"), "{error}");
+/// # Ok::<(), recurrent::Error>(())
+/// ```
 pub trait Cell<T: Float>: Send + Sync {
-    /// Features per input sample, `I`.
-    fn input_size(&self) -> usize;
+    /// Features per input sample, `I`. Defaults to the columns of
+    /// [`weight_ih`](CellParams::weight_ih) `(G·H, I)` (0 if it is not a matrix, which
+    /// [`validate_params`](Cell::validate_params) then reports); a cell whose input does not
+    /// go through `weight_ih` overrides it.
+    fn input_size(&self) -> usize {
+        let shape = self.params().weight_ih().shape();
+        shape.get(1).copied().unwrap_or(0)
+    }
 
-    /// Hidden units, `H`.
-    fn hidden_size(&self) -> usize;
+    /// Hidden units, `H`. Defaults to the width of `h`, the first of the
+    /// [`state_parts`](Cell::state_parts); a cell whose `h` is narrower than its gates (an LSTM
+    /// with a projection: `h` has `P < H` values) overrides it.
+    fn hidden_size(&self) -> usize {
+        self.state_parts()[0].size
+    }
 
-    /// Width of the packed gate pre-activations, `G·H`.
-    fn gate_width(&self) -> usize;
+    /// Width of the packed gate pre-activations, `G·H`. Defaults to the rows of
+    /// [`weight_ih`](CellParams::weight_ih) `(G·H, I)`; a cell whose gates are not the rows of
+    /// `weight_ih`, or that wants [`validate_params`](Cell::validate_params) to check its gate
+    /// count, overrides it.
+    fn gate_width(&self) -> usize {
+        let shape = self.params().weight_ih().shape();
+        shape.first().copied().unwrap_or(0)
+    }
 
     /// The parts of the state, `h` first (stored in the cell: the driver asks at every call).
     fn state_parts(&self) -> &[StatePart];
