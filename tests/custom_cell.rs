@@ -4,8 +4,9 @@
 //! writing its step with `recurrent::kernels` (the recurrent product against the packed
 //! `weight_hh`, the vectorised non-linearities) gives it the built-in cells' speed: with zero
 //! peepholes it computes exactly what the built-in `LstmCell` does, bit for bit in `f32`, with
-//! the same kernels. Checked: its gradients against finite differences, and that equality.
-//! Not covered: timings (`cargo bench --bench cells` runs this cell beside the built-in one).
+//! the same kernels. Checked: its gradients against finite differences, that equality, and
+//! that the crate's own `PeepholeLstmCell`, written the same way, agrees with it. Not covered:
+//! timings (`cargo bench --bench cells` runs this cell beside the built-in one).
 
 use rand::{rngs::StdRng, SeedableRng};
 use recurrent::{
@@ -283,4 +284,51 @@ fn zero_peepholes_are_the_builtin_lstm_in_f32() {
 #[test]
 fn zero_peepholes_are_the_builtin_lstm_in_f64() {
     zero_peepholes_are_the_builtin_lstm::<f64>();
+}
+
+/// The crate's `PeepholeLstmCell`, written the same way, computes what this one does: same
+/// outputs, states and gradients (to rounding: the two order their sums differently).
+#[test]
+fn the_builtin_peephole_cell_agrees_with_this_one() {
+    let builtin = recurrent::PeepholeLstmCellConfig::new(3, 4)
+        .init_seeded::<f64>(5)
+        .unwrap();
+    let p = builtin.params();
+    let four = CellParams::new(
+        p.weight_ih().clone(),
+        p.weight_hh().clone(),
+        p.bias_ih().cloned(),
+        p.bias_hh().cloned(),
+    );
+    let lstm = LstmCell::from_params(3, 4, four).unwrap();
+    let peepholes = ["weight_ci", "weight_cf", "weight_co"].map(|n| p.extra(n).unwrap().clone());
+    let ours = Recurrent::new(PeepholeLstm::new(&lstm, peepholes));
+    let theirs = Recurrent::new(builtin);
+    let x = Tensor::randn(&[6, 3, 3], &mut StdRng::seed_from_u64(6));
+    let lengths = Some(&[6, 2, 5][..]);
+    let a = ours
+        .forward_with_state(&x, None, lengths, Mode::Eval)
+        .unwrap();
+    let b = theirs
+        .forward_with_state(&x, None, lengths, Mode::Eval)
+        .unwrap();
+    let close = |u: &Tensor<f64>, v: &Tensor<f64>| {
+        assert_eq!(u.shape(), v.shape());
+        for (s, t) in u.as_slice().iter().zip(v.as_slice()) {
+            assert!((s - t).abs() <= 1e-12, "{s} vs {t}");
+        }
+    };
+    close(&a.output, &b.output);
+    close(b.state.h(), a.state.h());
+    let da = ours
+        .backward_with_state(&a.trace, Some(&a.output), None)
+        .unwrap();
+    let db = theirs
+        .backward_with_state(&b.trace, Some(&b.output), None)
+        .unwrap();
+    close(&da.input, &db.input);
+    assert_eq!(da.params.len(), db.params.len());
+    for (name, g) in db.params.iter() {
+        close(da.params.get(name).unwrap(), g);
+    }
 }
