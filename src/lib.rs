@@ -59,6 +59,8 @@
 //! own and it gets [`Recurrent`], the combinators and [`Gradcheck`]; write its step with
 //! [`kernels`] (the recurrent product against the packed `weight_hh`, the vectorised
 //! non-linearities) and it runs at the built-in cells' speed.
+//! [`LayerNormLstmCell`] (the layer-normalised LSTM of Ba, Kiros & Hinton, 2016) is written
+//! that way, with the public API only.
 //!
 //! # Building
 //!
