@@ -59,7 +59,9 @@
 //! own and it gets [`Recurrent`], the combinators and [`Gradcheck`]; write its step with
 //! [`kernels`] (the recurrent product against the packed `weight_hh`, the vectorised
 //! non-linearities) and it runs at the built-in cells' speed. [`PeepholeLstmCell`] (an LSTM
-//! whose gates also see the cell state) is written that way, with the public API only.
+//! whose gates also see the cell state) and [`LayerNormLstmCell`] (the layer-normalised LSTM
+//! of Ba, Kiros & Hinton, 2016) are written that way, with the public API only; every cell
+//! takes variational dropout ([`Recurrent::with_variational_dropout`]).
 //!
 //! # Building
 //!

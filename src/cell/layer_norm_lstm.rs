@@ -9,6 +9,7 @@
 
 use core::fmt;
 
+use multiversion::multiversion;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -528,18 +529,7 @@ impl<T: Float> Cell<T> for LayerNormLstmCell<T> {
         );
         let (ln, eps) = (self.ln_params(), T::from_f64(self.eps));
         let rows = |batch: usize, p: &[T], prev: &[T], next: &mut [T], saved: &mut [T]| {
-            for b in 0..batch {
-                let (h_next, c_next) = next[b * width..][..width].split_at_mut(h);
-                forward_row(
-                    eps,
-                    ln,
-                    &p[b * gw..][..gw],
-                    &prev[b * width + h..][..h],
-                    h_next,
-                    c_next,
-                    &mut saved[b * sw..][..sw],
-                );
-            }
+            forward_rows(eps, ln, batch, p, prev, next, saved)
         };
         // two halves of the rows side by side when the step is large
         match kernels::split_rows(batch, gw) {
@@ -573,27 +563,13 @@ impl<T: Float> Cell<T> for LayerNormLstmCell<T> {
         let h = self.hidden_size;
         let (gw, sw, width) = (GATES * h, self.saved_width(), 2 * h);
         let ln = self.ln_params();
+        // (read, written) buffers of `batch` rows
+        type Read<'a, T> = (&'a [T], &'a [T], &'a [T]);
+        type Written<'a, T> = (&'a mut [T], &'a mut [T], &'a mut [T], &'a mut [T]);
         let rows = |batch: usize,
-                    saved: &[T],
-                    prev: &[T],
-                    d_next: &[T],
-                    d_p: &mut [T],
-                    d_hp: &mut [T],
-                    d_prev: &mut [T],
-                    sums: &mut [T]| {
-            for b in 0..batch {
-                let (dh, dc_next) = d_next[b * width..][..width].split_at(h);
-                backward_row(
-                    ln,
-                    &saved[b * sw..][..sw],
-                    &prev[b * width + h..][..h],
-                    (dh, dc_next),
-                    &mut d_p[b * gw..][..gw],
-                    &mut d_hp[b * gw..][..gw],
-                    &mut d_prev[b * width + h..][..h],
-                    sums,
-                );
-            }
+                    (saved, prev, d_next): Read<'_, T>,
+                    (d_p, d_hp, d_prev, sums): Written<'_, T>| {
+            backward_rows(ln, batch, saved, prev, d_next, d_p, d_hp, d_prev, sums)
         };
         // the parameter-gradient sums of this step, added to `grads` below
         let mut sums = vec![T::zero(); SUM_UNITS * h];
@@ -606,29 +582,16 @@ impl<T: Float> Cell<T> for LayerNormLstmCell<T> {
                 let (d_p_a, d_p_b) = d_p.split_at_mut(mid * gw);
                 let (d_hp_a, d_hp_b) = d_hp.split_at_mut(mid * gw);
                 let (d_prev_a, d_prev_b) = d_prev.split_at_mut(mid * width);
+                let (read_a, read_b) = ((saved_a, prev_a, d_next_a), (saved_b, prev_b, d_next_b));
+                let written_a = (d_p_a, d_hp_a, d_prev_a, &mut sums[..]);
+                let written_b = (d_p_b, d_hp_b, d_prev_b, &mut sums_b[..]);
                 kernels::join(
-                    || {
-                        rows(
-                            mid, saved_a, prev_a, d_next_a, d_p_a, d_hp_a, d_prev_a, &mut sums,
-                        )
-                    },
-                    || {
-                        let n = batch - mid;
-                        rows(
-                            n,
-                            saved_b,
-                            prev_b,
-                            d_next_b,
-                            d_p_b,
-                            d_hp_b,
-                            d_prev_b,
-                            &mut sums_b,
-                        )
-                    },
+                    || rows(mid, read_a, written_a),
+                    || rows(batch - mid, read_b, written_b),
                 );
                 add_to(&mut sums, &sums_b);
             }
-            None => rows(batch, saved, prev, d_next, d_p, d_hp, d_prev, &mut sums),
+            None => rows(batch, (saved, prev, d_next), (d_p, d_hp, d_prev, &mut sums)),
         }
         let (sum_dz, rest) = sums.split_at(GATES * h);
         let (sum_dz_ih, rest) = rest.split_at(GATES * h);
@@ -658,8 +621,71 @@ impl<T: Float> Cell<T> for LayerNormLstmCell<T> {
     }
 }
 
+/// The forward step after the recurrent product for `batch` rows (see [`forward_row`]),
+/// compiled for AVX-512 and AVX2 as well and chosen at run time, so that the element-wise loops
+/// and the reductions run in wide vectors.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn forward_rows<T: Float>(
+    eps: T,
+    ln: LnParams<'_, T>,
+    batch: usize,
+    p: &[T],
+    prev: &[T],
+    next: &mut [T],
+    saved: &mut [T],
+) {
+    let h = ln.w_c.len();
+    let (gw, sw, width) = (GATES * h, SAVED_UNITS * h + 3, 2 * h);
+    for b in 0..batch {
+        let (h_next, c_next) = next[b * width..][..width].split_at_mut(h);
+        forward_row(
+            eps,
+            ln,
+            &p[b * gw..][..gw],
+            &prev[b * width + h..][..h],
+            h_next,
+            c_next,
+            &mut saved[b * sw..][..sw],
+        );
+    }
+}
+
+/// The backward step for `batch` rows (see [`backward_row`]) but the recurrent product,
+/// compiled like [`forward_rows`].
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_rows<T: Float>(
+    ln: LnParams<'_, T>,
+    batch: usize,
+    saved: &[T],
+    prev: &[T],
+    d_next: &[T],
+    d_p: &mut [T],
+    d_hp: &mut [T],
+    d_prev: &mut [T],
+    sums: &mut [T],
+) {
+    let h = ln.w_c.len();
+    let (gw, sw, width) = (GATES * h, SAVED_UNITS * h + 3, 2 * h);
+    for b in 0..batch {
+        let (dh, dc_next) = d_next[b * width..][..width].split_at(h);
+        backward_row(
+            ln,
+            &saved[b * sw..][..sw],
+            &prev[b * width + h..][..h],
+            (dh, dc_next),
+            &mut d_p[b * gw..][..gw],
+            &mut d_hp[b * gw..][..gw],
+            &mut d_prev[b * width + h..][..h],
+            sums,
+        );
+    }
+}
+
 /// One sample's forward step after the recurrent product: `s` (its saved row) holds `W_hh h`
 /// in its third `4H` block on entry; writes `h'`, `c'` and the rest of `s`.
+#[inline(always)]
 fn forward_row<T: Float>(
     eps: T,
     ln: LnParams<'_, T>,
@@ -704,6 +730,7 @@ fn forward_row<T: Float>(
 /// One sample's backward step: from `dh'`, `dc'` (`d_next`) and its saved row `s`, writes
 /// `d_p`, `d_hp` and `dc` (`dc_prev`), and adds to the gradient sums (see [`SUM_UNITS`]).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn backward_row<T: Float>(
     ln: LnParams<'_, T>,
     s: &[T],
@@ -755,69 +782,46 @@ fn backward_row<T: Float>(
     layer_norm_backward(d_hp, x_hh, inv_hh);
 }
 
-/// Partial sums kept side by side in the reductions, so that they vectorise (eight `f32` fill
-/// an AVX register) and add up in an order that does not depend on other rows.
-const LANES: usize = 8;
+/// Partial sums kept side by side in the reductions, so that they vectorise (sixteen `f32` fill
+/// an AVX-512 register, two AVX2 ones) and add up in an order that does not depend on other rows.
+const LANES: usize = 16;
 
-/// `(Σ a, Σ a ⊙ b)` in one pass.
-fn sum_and_dot<T: Float>(a: &[T], b: &[T]) -> (T, T) {
-    let (mut sum, mut dot) = ([T::zero(); LANES], [T::zero(); LANES]);
+/// `Σ term(a_j, b_j)` over equally long `a` and `b`, in [`LANES`] partial sums.
+#[inline(always)]
+fn lane_sum<T: Float>(a: &[T], b: &[T], term: impl Fn(T, T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
-    for (a, b) in a_chunks.zip(b_chunks) {
-        for k in 0..LANES {
-            sum[k] = sum[k] + a[k];
-            dot[k] = dot[k] + a[k] * b[k];
+    let tail = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .fold(T::zero(), |s, (&x, &y)| s + term(x, y));
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + term(x[l], y[l]);
         }
     }
-    let (mut s, mut d) = (add_lanes(sum), add_lanes(dot));
-    for (&a, &b) in a_rest.iter().zip(b_rest) {
-        s = s + a;
-        d = d + a * b;
-    }
-    (s, d)
+    acc.iter().fold(tail, |s, &v| s + v)
+}
+
+/// `(Σ a, Σ a ⊙ b)`.
+#[inline(always)]
+fn sum_and_dot<T: Float>(a: &[T], b: &[T]) -> (T, T) {
+    (lane_sum(a, a, |x, _| x), lane_sum(a, b, |x, y| x * y))
 }
 
 /// The mean of `v` and `1 / √(var + eps)`, with the biased variance (as `torch.nn.LayerNorm`),
 /// in two passes for accuracy: the mean, then the squared deviations from it.
+#[inline(always)]
 fn moments<T: Float>(v: &[T], eps: T) -> (T, T) {
     let n = T::from_f64(v.len() as f64);
-    let mut acc = [T::zero(); LANES];
-    let chunks = v.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..LANES {
-            acc[k] = acc[k] + c[k];
-        }
-    }
-    let mean = rest.iter().fold(add_lanes(acc), |s, &x| s + x) / n;
-    let mut acc = [T::zero(); LANES];
-    let chunks = v.chunks_exact(LANES);
-    for c in chunks {
-        for k in 0..LANES {
-            let d = c[k] - mean;
-            acc[k] = acc[k] + d * d;
-        }
-    }
-    let var = rest
-        .iter()
-        .fold(add_lanes(acc), |s, &x| s + (x - mean) * (x - mean))
-        / n;
+    let mean = lane_sum(v, v, |x, _| x) / n;
+    let var = lane_sum(v, v, |x, _| (x - mean) * (x - mean)) / n;
     (mean, T::one() / (var + eps).sqrt())
 }
 
-/// The sum of the partial sums, pairwise.
-fn add_lanes<T: Float>(acc: [T; LANES]) -> T {
-    let quads = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    (quads[0] + quads[2]) + (quads[1] + quads[3])
-}
-
 /// `x̂ = (v − mean) · inv_std`.
+#[inline(always)]
 fn normalize<T: Float>(x_hat: &mut [T], v: &[T], mean: T, inv_std: T) {
     for (x, &v) in x_hat.iter_mut().zip(v) {
         *x = (v - mean) * inv_std;
@@ -825,6 +829,7 @@ fn normalize<T: Float>(x_hat: &mut [T], v: &[T], mean: T, inv_std: T) {
 }
 
 /// `v ← (v − mean) · inv_std`.
+#[inline(always)]
 fn normalize_in_place<T: Float>(v: &mut [T], mean: T, inv_std: T) {
     for v in v {
         *v = (*v - mean) * inv_std;
@@ -832,14 +837,19 @@ fn normalize_in_place<T: Float>(v: &mut [T], mean: T, inv_std: T) {
 }
 
 /// `ĉ ← (c − mean) · inv_std` in place, and `y = α ⊙ ĉ + β`.
+#[inline(always)]
 fn normalize_affine<T: Float>(c_hat: &mut [T], y: &mut [T], w: &[T], b: &[T], mean: T, inv: T) {
-    for ((c, y), (&w, &b)) in c_hat.iter_mut().zip(y).zip(w.iter().zip(b)) {
-        *c = (*c - mean) * inv;
-        *y = w * *c + b;
+    let n = c_hat.len();
+    let (y, w, b) = (&mut y[..n], &w[..n], &b[..n]);
+    for j in 0..n {
+        let c = (c_hat[j] - mean) * inv;
+        c_hat[j] = c;
+        y[j] = w[j] * c + b[j];
     }
 }
 
 /// The gate pre-activations `z = (α_ih ⊙ x̂_ih + β_ih) + (α_hh ⊙ x̂_hh + β_hh)`.
+#[inline(always)]
 fn pre_activations<T: Float>(
     z: &mut [T],
     x_ih: &[T],
@@ -864,6 +874,7 @@ fn pre_activations<T: Float>(
 }
 
 /// `c' = f ⊙ c + i ⊙ g`, into the next state and into `c_hat` (normalised there next).
+#[inline(always)]
 fn cell_update<T: Float>(c_next: &mut [T], c_hat: &mut [T], i: &[T], f: &[T], g: &[T], c: &[T]) {
     let n = c_next.len();
     let (c_hat, i, f, g, c) = (&mut c_hat[..n], &i[..n], &f[..n], &g[..n], &c[..n]);
@@ -876,6 +887,7 @@ fn cell_update<T: Float>(c_next: &mut [T], c_hat: &mut [T], i: &[T], f: &[T], g:
 
 /// From `dh'` through `h' = o ⊙ tanh(y)`: the gradient of `o`'s pre-activation `dz_o` and
 /// that of `y`.
+#[inline(always)]
 fn output_gradients<T: Float>(dy: &mut [T], dz_o: &mut [T], dh: &[T], o: &[T], tanh_y: &[T]) {
     let n = dy.len();
     let (dz_o, dh, o, tanh_y) = (&mut dz_o[..n], &dh[..n], &o[..n], &tanh_y[..n]);
@@ -890,6 +902,7 @@ fn output_gradients<T: Float>(dy: &mut [T], dz_o: &mut [T], dh: &[T], o: &[T], t
 
 /// Through `y = α ⊙ ĉ + β`: `dĉ = dy ⊙ α`, and `Σ dy ⊙ ĉ`, `Σ dy` added to the sums of `α`'s
 /// and `β`'s gradients.
+#[inline(always)]
 fn affine_gradients<T: Float>(
     d_c_hat: &mut [T],
     sum_dw: &mut [T],
@@ -916,6 +929,7 @@ fn affine_gradients<T: Float>(
 /// Through `ĉ = LN(c')` (`dc' = inv·(dĉ − mean(dĉ) − ĉ·mean(dĉ ⊙ ĉ))`) plus the incoming
 /// `dc'`, then `c' = f ⊙ c + i ⊙ g`: the gradients of the pre-activations of `i`, `f`, `g`,
 /// and `dc = dc' ⊙ f`, written over `dĉ` (which `d_c` holds on entry).
+#[inline(always)]
 fn cell_gradients<T: Float>(
     (dz_i, dz_f, dz_g): (&mut [T], &mut [T], &mut [T]),
     d_c: &mut [T],
@@ -944,6 +958,7 @@ fn cell_gradients<T: Float>(
 /// Through `z = α_ih ⊙ x̂_ih + β_ih + α_hh ⊙ x̂_hh + β_hh`, with `dz` in `d_p` on entry: adds
 /// `dz`, `dz ⊙ x̂_ih` and `dz ⊙ x̂_hh` to their sums and writes the gradients of the normalised
 /// values, `α_ih ⊙ dz` over `d_p` and `α_hh ⊙ dz` into `d_hp`.
+#[inline(always)]
 fn normalized_gradients<T: Float>(
     d_p: &mut [T],
     d_hp: &mut [T],
@@ -973,6 +988,7 @@ fn normalized_gradients<T: Float>(
 
 /// `d ← inv·(d − mean(d) − x̂·mean(d ⊙ x̂))`: the gradient of `v` from that of
 /// `x̂ = (v − mean(v))·inv`.
+#[inline(always)]
 fn layer_norm_backward<T: Float>(d: &mut [T], x_hat: &[T], inv: T) {
     let n = T::from_f64(d.len() as f64);
     let (sum, dot) = sum_and_dot(d, x_hat);
