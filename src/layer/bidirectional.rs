@@ -492,13 +492,26 @@ mod tests {
             .unwrap()
             .with_parallel_threshold(0);
         let x = Tensor::<f64>::zeros(&[3, 2, 1]);
-        let out = bi.forward_with_state(&x, None, None, Mode::Eval).unwrap();
+        let here = std::thread::current().id();
+        // the worker thread may be busy with another test's split, and then the reverse
+        // direction runs here: try until a forward pass has run on two threads
+        let mut attempts = 0;
+        let out = loop {
+            for layer in [bi.forward_layer(), bi.reverse_layer()] {
+                layer.threads.lock().unwrap().clear();
+            }
+            let out = bi.forward_with_state(&x, None, None, Mode::Eval).unwrap();
+            attempts += 1;
+            if bi.reverse_layer().threads.lock().unwrap()[0] != here || attempts == 1000 {
+                break out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
         crate::set_num_threads(1);
         let d = Tensor::zeros(&[3, 2, 2]);
         let grads = bi.backward_with_state(&out.trace, Some(&d), None);
         crate::set_num_threads(before);
         grads.unwrap();
-        let here = std::thread::current().id();
         let threads = |l: &Recorder| l.threads.lock().unwrap().clone();
         let (fwd, rev) = (threads(bi.forward_layer()), threads(bi.reverse_layer()));
         // forward: the reverse direction on a second thread; backward: both here
