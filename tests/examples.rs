@@ -91,10 +91,12 @@ fn compare_quick_prints_every_cell_and_mode_and_checks_its_timings() {
     // one line per workload, cell and mode, with this crate's time and share of the peak, and
     // no PyTorch time or speedup
     let workloads = ["tiny", "tiny_b1", "tiny_bi2"];
+    let cells = ["lstm", "gru", "rnn_tanh"];
     let lines: Vec<Vec<&str>> = stdout
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .filter(|w| w.first().is_some_and(|n| workloads.contains(n)))
+        .filter(|w| w.get(1).is_some_and(|c| cells.contains(c)))
         .collect();
     assert_eq!(lines.len(), 3 * 3 * 3, "{stdout}");
     let rows = report["rows"].as_array().expect("rows");
@@ -153,15 +155,79 @@ fn compare_quick_prints_every_cell_and_mode_and_checks_its_timings() {
         );
         assert!(stdout.contains(&quoted), "no `{quoted}` in:\n{stdout}");
     }
-    // 2 rounds of the peak, 3 × 3 product timings and 2 × 27 of this crate's
+    check_compare_variants(&stdout, &report, &workloads);
+    // 2 rounds of the peak, 3 × 3 product timings, 2 × 27 of this crate's, and 2 × 2 × 24 of
+    // the variants and the LSTM beside them
     assert!(
-        stdout.contains("quick check: 65 timings, all finite and positive"),
+        stdout.contains("quick check: 161 timings, all finite and positive"),
         "{stdout}"
     );
     assert!(
         stdout.contains(&format!("written to {json_arg}")),
         "{stdout}"
     );
+}
+
+/// The table of the LSTM variants in `compare --quick --no-pytorch --rounds 2`: one line and
+/// one JSON row per workload, variant and mode (no `infer` for the dropout, which never drops
+/// there), each time the median of its two rounds, the ratio to the LSTM the median of the
+/// rounds' ratios; and the summary line quoting each variant's worst ratio.
+fn check_compare_variants(stdout: &str, report: &serde_json::Value, workloads: &[&str]) {
+    let variants = ["peephole_lstm", "layernorm_lstm", "lstm_vd"];
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| w.first().is_some_and(|n| workloads.contains(n)))
+        .filter(|w| w.get(1).is_some_and(|v| variants.contains(v)))
+        .collect();
+    let rows = report["variants"].as_array().expect("variant rows");
+    assert_eq!((lines.len(), rows.len()), (24, 24), "{stdout}");
+    let rounds = |row: &serde_json::Value, key: &str| -> Vec<f64> {
+        let values = row[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}: {row}"));
+        values.iter().map(|v| v.as_f64().expect("a time")).collect()
+    };
+    let mut worst = std::collections::HashMap::new();
+    for row in rows {
+        let (ours, lstm) = (rounds(row, "ms_rounds"), rounds(row, "lstm_ms_rounds"));
+        assert_eq!((ours.len(), lstm.len()), (2, 2), "{row}");
+        let ms = row["ms"].as_f64().expect("a time");
+        assert!(close(ms, (ours[0] + ours[1]) / 2.0), "{row}");
+        let ratio = row["ratio"].as_f64().expect("a ratio");
+        assert!(
+            close(ratio, (ours[0] / lstm[0] + ours[1] / lstm[1]) / 2.0),
+            "{row}"
+        );
+        let (workload, variant, mode) = (
+            row["workload"].as_str().expect("a workload"),
+            row["variant"].as_str().expect("a variant"),
+            row["mode"].as_str().expect("a mode"),
+        );
+        assert!(!(variant == "lstm_vd" && mode == "infer"), "{row}");
+        let line = lines
+            .iter()
+            .find(|w| w[..3] == [workload, variant, mode])
+            .unwrap_or_else(|| panic!("no line {workload} {variant} {mode}:\n{stdout}"));
+        assert_eq!(line[3], format!("{ms:.3}"), "{line:?} {row}");
+        assert_eq!(line[7], format!("{ratio:.2}"), "{line:?} {row}");
+        let w: &mut f64 = worst.entry(variant).or_insert(0.0);
+        *w = w.max(ratio);
+    }
+    let summary = stdout
+        .lines()
+        .find(|l| l.contains("LSTM variants, time against this crate's LSTM"))
+        .unwrap_or_else(|| panic!("no variants summary:\n{stdout}"));
+    for (variant, ratio) in worst {
+        assert!(
+            summary.contains(&format!("{variant} {ratio:.2}")),
+            "{summary}"
+        );
+        assert_eq!(
+            report["variants_summary"][variant]["max"], ratio,
+            "{report}"
+        );
+    }
 }
 
 /// Whether `a` and `b` agree to 1e-9 relative.
