@@ -358,7 +358,9 @@ impl<T: Float, C: Cell<T>> SequenceLayer<T> for Recurrent<C> {
         self.batch_first
     }
 
-    /// Runs the cell over `input`; see [`SequenceLayer::forward_with_state`].
+    /// Runs the cell over `input`; see [`SequenceLayer::forward_with_state`]. In
+    /// [`Mode::Train`] the layer's [variational dropout](Recurrent::with_variational_dropout),
+    /// if any, drops with masks drawn from the mode's seed; in [`Mode::Eval`] nothing is dropped.
     ///
     /// # Shapes
     ///
