@@ -24,6 +24,11 @@ const GATES: usize = 4;
 /// PyTorch's default `eps` of `torch.nn.LayerNorm`.
 const DEFAULT_EPS: f64 = 1e-5;
 
+/// A row's element-wise work in units of an LSTM's (two layer norms over `4H` values, one over
+/// `H`, and the gates): [`kernels::split_rows`] is asked with this many values per gate value,
+/// so that a step's rows are split over two threads at a third of the LSTM's batch.
+const ROW_WORK: usize = 3;
+
 /// The gain `α_ih (4H)` of the layer norm of `W_ih x`.
 const LN_WEIGHT_IH: &str = "ln_weight_ih";
 /// The shift `β_ih (4H)` of the layer norm of `W_ih x`.
@@ -532,7 +537,7 @@ impl<T: Float> Cell<T> for LayerNormLstmCell<T> {
             forward_rows(eps, ln, batch, p, prev, next, saved)
         };
         // two halves of the rows side by side when the step is large
-        match kernels::split_rows(batch, gw) {
+        match kernels::split_rows(batch, ROW_WORK * gw) {
             Some(mid) => {
                 let (p_a, p_b) = p.split_at(mid * gw);
                 let (prev_a, prev_b) = prev.split_at(mid * width);
@@ -573,7 +578,7 @@ impl<T: Float> Cell<T> for LayerNormLstmCell<T> {
         };
         // the parameter-gradient sums of this step, added to `grads` below
         let mut sums = vec![T::zero(); SUM_UNITS * h];
-        match kernels::split_rows(batch, gw) {
+        match kernels::split_rows(batch, ROW_WORK * gw) {
             Some(mid) => {
                 let mut sums_b = vec![T::zero(); SUM_UNITS * h];
                 let (saved_a, saved_b) = saved.split_at(mid * sw);
