@@ -321,19 +321,18 @@ fn run<T: Float>(
         let first = block * base + block.min(extra);
         (first, base + usize::from(block < extra))
     };
-    // written once, in order (no zero-fill first: this runs at every time step); the rows of a
-    // short block past its height are padding that no tile reads
-    let packed_a: Vec<T> = (0..blocks)
-        .flat_map(|block| {
-            let (first, height) = block_rows(block);
-            (0..k).flat_map(move |p| {
-                (0..rows).map(move |r| match r < height {
-                    true => a.data[(first + r) * a.row_stride + p * a.col_stride],
-                    false => T::zero(),
-                })
-            })
-        })
-        .collect();
+    // block by block, column by column; the rows of a short block past its height are padding
+    // that no tile reads
+    let mut packed_a = vec![T::zero(); blocks * k * rows];
+    for (block, packed) in packed_a.chunks_exact_mut((k * rows).max(1)).enumerate() {
+        let (first, height) = block_rows(block);
+        for (r, row) in (first..first + height).enumerate() {
+            let at = row * a.row_stride;
+            for p in 0..k {
+                packed[p * rows + r] = a.data[at + p * a.col_stride];
+            }
+        }
+    }
     let packed_a = &packed_a;
     // the tiles of `panels` into `data` (strides `rs`, `cs`), whose column 0 is column
     // `origin` of C
@@ -562,6 +561,42 @@ mod tests {
             );
             assert_eq!(simd, portable, "{m}×{k}×{n}");
         }
+    }
+
+    /// `A` is read through its strides whatever they are: a transposed view, a column repeated
+    /// by a zero stride, and no columns at all (`k = 0`, `C ← β·C`).
+    #[test]
+    fn a_is_read_through_any_strides() {
+        let rng = &mut StdRng::seed_from_u64(3);
+        let (m, k, n) = (7, 5, 20);
+        let w = random::<f64>(k * n, rng);
+        let packed = PackedWeight::plain(&w, k, n);
+        let a_t = random::<f64>(k * m, rng);
+        let column = random::<f64>(m, rng);
+        let views = [
+            MatRef::new(&a_t, k, m).t(),
+            MatRef::strided(&column, m, k, 1, 0),
+        ];
+        for a in views {
+            let mut got = vec![0.0; m * n];
+            packed_gemm(a, &packed, 0.0, MatMut::new(&mut got, m, n));
+            for i in 0..m {
+                for j in 0..n {
+                    let at = |p: usize| a.data[i * a.row_stride + p * a.col_stride];
+                    let want: f64 = (0..k).map(|p| at(p) * w[p * n + j]).sum();
+                    assert!((got[i * n + j] - want).abs() < 1e-12, "({i}, {j})");
+                }
+            }
+        }
+        let mut c = vec![2.0; m * n];
+        let empty = PackedWeight::plain(&[], 0, n);
+        packed_gemm(
+            MatRef::new(&[], m, 0),
+            &empty,
+            0.5,
+            MatMut::new(&mut c, m, n),
+        );
+        assert!(c.iter().all(|&v| v == 1.0));
     }
 
     /// `β = 0` never reads `C`: NaN there does not leak.
