@@ -561,27 +561,11 @@ fn gradcheck_checks_a_layer_with_active_dropout() {
 /// Checks `how` built from layer-normalised LSTMs (random layer-norm gains and shifts, at the
 /// `eps` of [`layer_norm::GRADCHECK_EPS`]) over every drawn problem and asserts the bound.
 fn run_layer_norm_lstm(how: Composition) {
-    let (worst, checked) = (StdCell::new(0.0f64), StdCell::new(0));
-    let result = runner(48).run(&problems(), |p| {
-        let h = p.hidden_size;
-        let report = compose(how, &p, |i, rng| {
-            layer_norm::random_layer_norm_lstm(i, h, layer_norm::GRADCHECK_EPS, rng)
-        });
-        worst.set(worst.get().max(report.worst_error));
-        checked.set(checked.get() + report.checked);
-        prop_assert!(report.worst_error <= BOUND, "{how:?} {p:?}: {report}");
-        prop_assert_eq!(report.kinks, 0, "{:?} {:?}: {}", how, p, report);
-        Ok(())
+    run_with(&format!("{how:?} of LayerNormLstmCell"), |p| {
+        compose(how, p, |i, rng| {
+            layer_norm::random_layer_norm_lstm(i, p.hidden_size, layer_norm::GRADCHECK_EPS, rng)
+        })
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    println!(
-        "{how:?} of LayerNormLstmCell: worst error {:.3e} over {} problems, {} elements",
-        worst.get(),
-        runner(48).config().cases,
-        checked.get()
-    );
 }
 
 #[test]

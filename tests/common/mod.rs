@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use proptest::prelude::{any, Strategy};
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use recurrent::{
@@ -32,6 +33,35 @@ pub fn runner(cases: u32) -> TestRunner {
         ..Config::default()
     };
     TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
+
+/// Sizes and the seed of one random problem of a property test.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub seq_len: usize,
+    pub batch: usize,
+    pub input_size: usize,
+    pub hidden_size: usize,
+    pub seed: u64,
+}
+
+/// Problems of `1..=max_seq_len` steps, `1..=max_batch` samples, 1 to 6 input features and
+/// hidden units, and any seed.
+pub fn problems(max_seq_len: usize, max_batch: usize) -> impl Strategy<Value = Problem> {
+    (
+        1..=max_seq_len,
+        1..=max_batch,
+        1..=6usize,
+        1..=6usize,
+        any::<u64>(),
+    )
+        .prop_map(|(seq_len, batch, input_size, hidden_size, seed)| Problem {
+            seq_len,
+            batch,
+            input_size,
+            hidden_size,
+            seed,
+        })
 }
 
 /// `batch` random sequence lengths in `1..=seq_len`.
